@@ -1,0 +1,45 @@
+//! The typed view of an Entra access token's payload.
+
+/// The claims entragate reads. Unknown claims are ignored.
+///
+/// Decoding is strict about types of the claims listed here: e.g. `exp` as a
+/// string, or `roles` as a string instead of an array, makes the token invalid
+/// rather than silently dropping the claim.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims {
+    pub iss: Option<String>,
+    /// `aud`: Entra sends a string; an array is accepted (any element may match).
+    pub aud: Vec<String>,
+    /// Seconds since the epoch. Entra uses integers; fractional values are truncated.
+    pub exp: Option<i64>,
+    pub nbf: Option<i64>,
+    pub iat: Option<i64>,
+    /// Tenant id (GUID).
+    pub tid: Option<String>,
+    /// Token version: "1.0" or "2.0".
+    pub ver: Option<String>,
+    /// v2 caller application id.
+    pub azp: Option<String>,
+    /// v1 caller application id.
+    pub appid: Option<String>,
+    /// "app" for app-only (client credentials) tokens.
+    pub idtyp: Option<String>,
+    pub oid: Option<String>,
+    pub sub: Option<String>,
+    /// App roles (application permissions), from the `roles` array.
+    pub roles: Vec<String>,
+    /// Delegated scopes, split from the space-separated `scp` string.
+    pub scopes: Vec<String>,
+}
+
+impl Claims {
+    /// The calling application's client id: `azp` (v2) or `appid` (v1).
+    pub fn caller_app_id(&self) -> Option<&str> {
+        self.azp.as_deref().or(self.appid.as_deref())
+    }
+
+    /// True when Entra marks the token as app-only (`idtyp=app`).
+    pub fn is_app_token(&self) -> bool {
+        self.idtyp.as_deref() == Some("app")
+    }
+}

@@ -1,0 +1,24 @@
+//! entragate-core: everything the entragate filter decides, with no proxy-wasm import.
+//!
+//! Layout (one concern per module):
+//! - [`error`]: the single error enum and its status/RFC 6750/metric mapping.
+//! - [`options`]: verification options with secure defaults.
+//! - [`token`]: `Authorization` extraction, compact JWS decoding, signature check.
+//! - [`claims`]: typed claims and issuer/audience/lifetime/tenant validation.
+//! - [`jwks`]: JWKS parsing, the shared key record and the fetch state machine.
+//! - [`config`]: the plugin configuration (serde) and its compilation into a policy.
+//! - [`policy`]: route rules, authorization and claim headers.
+//! - [`engine`]: the per-request flow tying the above together.
+//! - [`response`]: turning a denial into status, headers and body.
+//! - [`host`]: the trait the proxy adapter implements.
+
+pub mod claims;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod host;
+pub mod jwks;
+pub mod options;
+pub mod policy;
+pub mod response;
+pub mod token;
