@@ -1,1 +1,271 @@
-//! (being written)
+//! The per-request verification flow, as an explicit state machine.
+//!
+//! Steps (named after Envoy `jwt_authn`'s authenticator):
+//!
+//! ```text
+//! start_verify ──► route rule? ── anonymous ─────────────────────────► Done(Allow)
+//!      │                └─ none & deny ──────────────────────────────► Done(Deny 403)
+//!      ▼
+//!  extract + decode token ── malformed ──────────────────────────────► Done(Deny 401)
+//!      ▼
+//!  verify_key(keys) ── keys Ready ── kid known ── signature, claims, authorize ──► Done(..)
+//!      │                               └─ kid unknown ── refresh allowed ─► AwaitKeys
+//!      │                                               └─ rate-limited ──► Done(Deny 401)
+//!      ├─ keys Pending (fetch in flight) ─────────────────────────────► AwaitKeys
+//!      └─ keys Unavailable ─────────────────────────────────────────► Done(Deny 503)
+//! AwaitKeys ── on_keys_changed ──► verify_key again (at most one forced refresh per request)
+//!           └─ on_wait_timeout ──► Done(Deny 503)
+//! ```
+//!
+//! The flow owns copies of the request data it needs, so it can be resumed from
+//! the root context after a JWKS fetch, and simply dropped if the request goes away.
+
+use crate::claims::validate::validate_claims;
+use crate::claims::Claims;
+use crate::config::{FilterPolicy, UnmatchedRequests};
+use crate::error::AuthError;
+use crate::jwks::KeySet;
+use crate::policy::authorize::{authorize, Denial};
+use crate::policy::routes::{RouteLookup, Rule};
+use crate::token::extract::bearer_token;
+use crate::token::jws::{decode, DecodedJws};
+use crate::token::signature::SignatureVerifier;
+
+/// The request data the flow needs, copied out of the host's header map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInput {
+    pub method: String,
+    pub path: String,
+    /// Every `Authorization` header value, in order (more than one is an error).
+    pub authorization: Vec<String>,
+}
+
+/// The outcome of a finished flow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Forward the request; set these headers (the adapter has already stripped
+    /// every configured claim header name from the incoming request).
+    Allow {
+        set_headers: Vec<(String, String)>,
+        /// Caller app id for the log line; `None` for anonymous routes.
+        caller: Option<String>,
+    },
+    Deny(Denial),
+}
+
+impl Decision {
+    fn deny(error: AuthError) -> Decision {
+        Decision::Deny(Denial {
+            error,
+            required_scope: None,
+        })
+    }
+}
+
+/// What the key store can offer right now (the adapter asks the JWKS coordinator).
+pub enum KeysView<'k> {
+    Ready(&'k KeySet),
+    /// A fetch is in flight (or about to start): wait for it.
+    Pending,
+    /// No usable keys and no fetch that could produce them soon.
+    Unavailable,
+}
+
+/// What the flow wants next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Done(Decision),
+    /// Wait for the JWKS to change. If `force_refresh`, the adapter must ask the
+    /// coordinator for an unknown-`kid` refresh; if that is refused (rate-limited)
+    /// it calls [`RequestFlow::on_refresh_refused`].
+    AwaitKeys {
+        force_refresh: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    AwaitingKeys,
+    Done,
+}
+
+/// One request's verification. Cheap to create; holds no host resources.
+#[derive(Debug, Clone)]
+pub struct RequestFlow {
+    input: RequestInput,
+    state: State,
+    /// A request triggers at most one forced (unknown-kid) refresh: after it, an
+    /// unknown kid is final. This bounds the work an attacker can cause.
+    forced_refresh_used: bool,
+}
+
+impl RequestFlow {
+    pub fn new(input: RequestInput) -> RequestFlow {
+        RequestFlow {
+            input,
+            state: State::Start,
+            forced_refresh_used: false,
+        }
+    }
+
+    pub fn input(&self) -> &RequestInput {
+        &self.input
+    }
+
+    /// Step 1: route lookup, token extraction and structural decoding, then the
+    /// first attempt at key lookup.
+    pub fn start_verify(
+        &mut self,
+        policy: &FilterPolicy,
+        keys: KeysView<'_>,
+        verifier: &dyn SignatureVerifier,
+        now_secs: i64,
+    ) -> Step {
+        self.state = State::Start;
+        self.verify_key(policy, keys, verifier, now_secs)
+    }
+
+    /// Resume after the shared key set changed (or the fetch this request waited
+    /// for finished, successfully or not).
+    pub fn on_keys_changed(
+        &mut self,
+        policy: &FilterPolicy,
+        keys: KeysView<'_>,
+        verifier: &dyn SignatureVerifier,
+        now_secs: i64,
+    ) -> Step {
+        if self.state != State::AwaitingKeys {
+            return Step::Done(Decision::deny(AuthError::KeysUnavailable));
+        }
+        self.verify_key(policy, keys, verifier, now_secs)
+    }
+
+    /// The forced refresh was refused (rate-limited): the `kid` is unknown.
+    pub fn on_refresh_refused(&mut self) -> Decision {
+        self.finish(Decision::deny(AuthError::SigningKeyUnknown))
+    }
+
+    /// The bounded wait for keys elapsed.
+    pub fn on_wait_timeout(&mut self) -> Decision {
+        self.finish(Decision::deny(AuthError::KeysWaitTimedOut))
+    }
+
+    fn finish(&mut self, decision: Decision) -> Decision {
+        self.state = State::Done;
+        decision
+    }
+
+    fn done(&mut self, decision: Decision) -> Step {
+        Step::Done(self.finish(decision))
+    }
+
+    fn verify_key(
+        &mut self,
+        policy: &FilterPolicy,
+        keys: KeysView<'_>,
+        verifier: &dyn SignatureVerifier,
+        now_secs: i64,
+    ) -> Step {
+        // Route first: an anonymous route needs no token, and an unmatched or
+        // ambiguous path (`..`, encoded slashes) is refused before any crypto.
+        let rule = match policy.routes.lookup(&self.input.method, &self.input.path) {
+            RouteLookup::Matched(rule) => Some(rule),
+            RouteLookup::AmbiguousPath => {
+                return self.done(Decision::deny(AuthError::RouteNotAllowed))
+            }
+            RouteLookup::Unmatched => match policy.unmatched {
+                UnmatchedRequests::Deny => {
+                    return self.done(Decision::deny(AuthError::RouteNotAllowed))
+                }
+                UnmatchedRequests::AllowAnyValidToken => None,
+            },
+        };
+        if rule.is_some_and(Rule::is_anonymous) {
+            return self.done(Decision::Allow {
+                set_headers: Vec::new(),
+                caller: None,
+            });
+        }
+
+        let values: Vec<&str> = self
+            .input
+            .authorization
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let token = match bearer_token(&values, policy.verify.max_token_bytes) {
+            Ok(token) => token,
+            Err(e) => return self.done(Decision::deny(e)),
+        };
+        let jws = match decode(token, &policy.verify) {
+            Ok(jws) => jws,
+            Err(e) => return self.done(Decision::deny(e)),
+        };
+
+        let key_set = match keys {
+            KeysView::Ready(key_set) => key_set,
+            KeysView::Pending => {
+                self.state = State::AwaitingKeys;
+                return Step::AwaitKeys {
+                    force_refresh: false,
+                };
+            }
+            KeysView::Unavailable => return self.done(Decision::deny(AuthError::KeysUnavailable)),
+        };
+        let Some(key) = key_set.find(jws.header.kid.as_deref(), jws.header.x5t.as_deref()) else {
+            if self.forced_refresh_used {
+                return self.done(Decision::deny(AuthError::SigningKeyUnknown));
+            }
+            self.forced_refresh_used = true;
+            self.state = State::AwaitingKeys;
+            return Step::AwaitKeys {
+                force_refresh: true,
+            };
+        };
+
+        let decision = match check_token(policy, &jws, key, verifier, now_secs) {
+            Ok(claims) => decide(policy, rule, &claims),
+            Err(e) => Decision::deny(e),
+        };
+        self.done(decision)
+    }
+}
+
+/// Signature first, then claims. The signature is checked before any claim so
+/// that nothing an attacker wrote into an unsigned token influences which error
+/// we report (e.g. no "expired" oracle for forged tokens).
+fn check_token(
+    policy: &FilterPolicy,
+    jws: &DecodedJws<'_>,
+    key: &crate::jwks::RsaPublicKey,
+    verifier: &dyn SignatureVerifier,
+    now_secs: i64,
+) -> Result<Claims, AuthError> {
+    verifier.verify(
+        jws.header.alg,
+        key,
+        jws.signing_input.as_bytes(),
+        &jws.signature,
+    )?;
+    validate_claims(&jws.claims, &policy.verify, now_secs)?;
+    Ok(jws.claims.clone())
+}
+
+fn decide(policy: &FilterPolicy, rule: Option<&Rule>, claims: &Claims) -> Decision {
+    if let Some(rule) = rule {
+        if let Err(denial) = authorize(rule, claims) {
+            return Decision::Deny(denial);
+        }
+    }
+    let set_headers = policy
+        .claim_headers
+        .values(claims)
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+    Decision::Allow {
+        set_headers,
+        caller: claims.caller_app_id().map(str::to_string),
+    }
+}

@@ -57,7 +57,8 @@ pub enum LogLevel {
 pub trait Host {
     fn now_ms(&self) -> UnixMillis;
     fn shared_get(&self, key: &str) -> SharedValue;
-    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedWriteError>;
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>)
+        -> Result<(), SharedWriteError>;
     fn dispatch(&mut self, request: &CalloutRequest) -> Result<CalloutToken, String>;
     fn log(&self, level: LogLevel, message: &str);
 }

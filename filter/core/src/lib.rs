@@ -16,6 +16,7 @@ pub mod claims;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fingerprint;
 pub mod host;
 pub mod jwks;
 pub mod options;

@@ -1,1 +1,27 @@
-//! (being written)
+//! entragate-filter: the thin proxy-wasm adapter around `entragate-core`.
+//!
+//! This crate only maps hostcalls onto the pure core:
+//! - [`root`]: the per-worker root context (configuration, ticks, JWKS callouts,
+//!   resuming requests that waited for keys).
+//! - [`http`]: the per-request context (copies headers in, applies the decision).
+//! - [`host`]: `entragate_core::host::Host` implemented with hostcalls.
+//! - [`worker`]: state shared by the root and request contexts of one worker VM.
+//! - [`apply`]: writing a decision back (headers, local replies).
+//! - [`metrics`]: counters visible on Envoy's `/stats`.
+
+pub mod apply;
+pub mod host;
+pub mod http;
+pub mod metrics;
+pub mod root;
+pub mod worker;
+
+use proxy_wasm::traits::RootContext;
+use proxy_wasm::types::LogLevel;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
+        Box::new(root::AuthRoot::new(context_id))
+    });
+}}

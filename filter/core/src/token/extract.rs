@@ -1,0 +1,231 @@
+//! Taking the bearer token out of the `Authorization` header (RFC 6750 section 2.1).
+//!
+//! This runs on every request before anything else touches the token, so it is
+//! deliberately strict and cheap:
+//!
+//! - Exactly one `Authorization` value. Two values are ambiguous (which one would
+//!   a backend or another filter look at?), so they are refused rather than
+//!   picking one.
+//! - The scheme is `Bearer`, compared case-insensitively (RFC 7235 section 2.1:
+//!   auth-scheme is case-insensitive), followed by one or more spaces
+//!   (RFC 6750: `"Bearer" 1*SP b64token`). Tabs are not accepted as separators.
+//! - The length limit is applied before the token is inspected any further, so
+//!   an oversized header costs one comparison.
+//! - The token must consist only of base64url characters and `.`: that is all a
+//!   compact JWS can contain. This is narrower than RFC 6750's `b64token`
+//!   (which also allows `~ + /` and trailing `=`), because those characters can
+//!   never appear in a valid JWT, and refusing them here also keeps control
+//!   characters (CR, LF, NUL) and spaces out of everything downstream.
+//!
+//! Empty credentials: a header value that is empty (or only spaces) counts as
+//! "no credentials" ([`AuthError::TokenMissing`], RFC 6750 section 3.1: no error
+//! code). `Bearer` followed by nothing is a client that tried to authenticate and
+//! sent a malformed token, so it is [`AuthError::TokenNotCompactJws`].
+
+use crate::error::AuthError;
+
+/// The authentication scheme, matched case-insensitively.
+const BEARER: &str = "Bearer";
+
+/// Returns the bearer token from the request's `Authorization` header values.
+///
+/// `authorization_values` holds every `Authorization` value of the request, in
+/// order. The returned slice borrows from the single value.
+///
+/// Errors: [`AuthError::TokenMissing`] (no header, or an empty value),
+/// [`AuthError::AuthorizationHeaderDuplicated`] (more than one value),
+/// [`AuthError::AuthorizationSchemeNotBearer`], [`AuthError::TokenTooLong`],
+/// [`AuthError::TokenNotCompactJws`] (`Bearer` without a token) and
+/// [`AuthError::TokenNotBase64Url`] (a character no JWS can contain).
+pub fn bearer_token<'a>(
+    authorization_values: &[&'a str],
+    max_token_bytes: usize,
+) -> Result<&'a str, AuthError> {
+    let value = match authorization_values {
+        [] => return Err(AuthError::TokenMissing),
+        [value] => *value,
+        _ => return Err(AuthError::AuthorizationHeaderDuplicated),
+    };
+    if value.bytes().all(|b| b == b' ') {
+        return Err(AuthError::TokenMissing);
+    }
+
+    // `split_once` keeps the scheme comparison independent of the token's length.
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case(BEARER) {
+        return Err(AuthError::AuthorizationSchemeNotBearer);
+    }
+    let token = rest.trim_start_matches(' ');
+
+    // Before any per-byte work on the token: bounds the cost of hostile input.
+    if token.len() > max_token_bytes {
+        return Err(AuthError::TokenTooLong);
+    }
+    if token.is_empty() {
+        return Err(AuthError::TokenNotCompactJws);
+    }
+    if !token.bytes().all(is_jws_byte) {
+        return Err(AuthError::TokenNotBase64Url);
+    }
+    Ok(token)
+}
+
+/// The base64url alphabet (RFC 4648 section 5) plus the JWS part separator.
+fn is_jws_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: usize = 16 * 1024;
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+
+    fn extract(values: &[&str]) -> Result<String, AuthError> {
+        bearer_token(values, MAX).map(str::to_string)
+    }
+
+    #[test]
+    fn accepts_a_single_bearer_value() {
+        assert_eq!(
+            extract(&[&format!("Bearer {TOKEN}")]),
+            Ok(TOKEN.to_string())
+        );
+    }
+
+    #[test]
+    fn the_token_borrows_from_the_header_value() {
+        let header = format!("Bearer {TOKEN}");
+        let token = bearer_token(&[header.as_str()], MAX).unwrap();
+        assert!(std::ptr::eq(token, &header[7..]));
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        for scheme in ["bearer", "BEARER", "bEaReR"] {
+            assert_eq!(
+                extract(&[&format!("{scheme} {TOKEN}")]),
+                Ok(TOKEN.to_string())
+            );
+        }
+    }
+
+    #[test]
+    fn several_spaces_after_the_scheme_are_accepted() {
+        assert_eq!(
+            extract(&[&format!("Bearer    {TOKEN}")]),
+            Ok(TOKEN.to_string())
+        );
+    }
+
+    #[test]
+    fn no_header_is_missing() {
+        assert_eq!(extract(&[]), Err(AuthError::TokenMissing));
+    }
+
+    #[test]
+    fn an_empty_value_is_missing() {
+        assert_eq!(extract(&[""]), Err(AuthError::TokenMissing));
+        assert_eq!(extract(&["   "]), Err(AuthError::TokenMissing));
+    }
+
+    #[test]
+    fn two_values_are_refused_even_if_both_are_valid() {
+        let v = format!("Bearer {TOKEN}");
+        assert_eq!(
+            extract(&[&v, &v]),
+            Err(AuthError::AuthorizationHeaderDuplicated)
+        );
+        assert_eq!(
+            extract(&[&v, "Basic abc"]),
+            Err(AuthError::AuthorizationHeaderDuplicated)
+        );
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        for value in [
+            "Basic dXNlcjpwYXNz",
+            "Digest username=x",
+            "DPoP abc",
+            "Bearerabc",
+            format!("Bearer\t{TOKEN}").as_str(),
+            format!(" Bearer {TOKEN}").as_str(),
+            TOKEN,
+            "Bear",
+        ] {
+            assert_eq!(
+                extract(&[value]),
+                Err(AuthError::AuthorizationSchemeNotBearer),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bearer_without_a_token_is_malformed() {
+        for value in ["Bearer", "Bearer ", "bearer    "] {
+            assert_eq!(
+                extract(&[value]),
+                Err(AuthError::TokenNotCompactJws),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn length_limit_is_inclusive() {
+        let token = "a".repeat(MAX);
+        assert_eq!(extract(&[&format!("Bearer {token}")]), Ok(token));
+        let token = "a".repeat(MAX + 1);
+        assert_eq!(
+            extract(&[&format!("Bearer {token}")]),
+            Err(AuthError::TokenTooLong)
+        );
+    }
+
+    #[test]
+    fn length_is_checked_before_the_characters() {
+        // Invalid characters in an oversized token still report the size: the
+        // character scan must not run on it at all.
+        let token = "\n".repeat(MAX + 1);
+        assert_eq!(
+            extract(&[&format!("Bearer {token}")]),
+            Err(AuthError::TokenTooLong)
+        );
+    }
+
+    #[test]
+    fn characters_outside_base64url_are_refused() {
+        for bad in [
+            "abc\r\ndef",
+            "abc\ndef",
+            "abc\0def",
+            "abc def",
+            "abc\tdef",
+            "abc=",
+            "abc==",
+            "ab+c",
+            "ab/c",
+            "ab~c",
+            "ab\"c",
+            "abc,def",
+            "abc ",
+            "abcé",
+        ] {
+            assert_eq!(
+                extract(&[&format!("Bearer {bad}")]),
+                Err(AuthError::TokenNotBase64Url),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn structure_is_not_judged_here() {
+        // Part counting belongs to the JWS decoder; this only extracts.
+        assert_eq!(extract(&["Bearer a.b.c.d.e"]), Ok("a.b.c.d.e".to_string()));
+        assert_eq!(extract(&["Bearer ..."]), Ok("...".to_string()));
+    }
+}

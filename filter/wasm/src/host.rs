@@ -1,0 +1,87 @@
+//! `Host` for the core, implemented with proxy-wasm hostcalls.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use entragate_core::host::{
+    CalloutRequest, CalloutToken, Host, LogLevel, SharedValue, SharedWriteError, UnixMillis,
+};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::Context;
+use proxy_wasm::types::Status;
+
+/// The hostcall-backed host. Only used from root-context callbacks: callouts
+/// dispatched through it are answered to the root context, which outlives any
+/// request (a request that goes away cannot cancel the shared JWKS fetch).
+pub struct ProxyWasmHost;
+
+/// Implementing `Context` gives us the SDK's `dispatch_http_call`, which also
+/// registers the callout token so the answer is routed to the active (root) context.
+impl Context for ProxyWasmHost {}
+
+pub fn now_ms() -> UnixMillis {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as UnixMillis)
+        .unwrap_or(0)
+}
+
+pub fn log(level: LogLevel, message: &str) {
+    let level = match level {
+        LogLevel::Debug => proxy_wasm::types::LogLevel::Debug,
+        LogLevel::Info => proxy_wasm::types::LogLevel::Info,
+        LogLevel::Warn => proxy_wasm::types::LogLevel::Warn,
+        LogLevel::Error => proxy_wasm::types::LogLevel::Error,
+    };
+    // Nothing useful can be done if logging itself fails.
+    let _ = hostcalls::log(level, message);
+}
+
+impl Host for ProxyWasmHost {
+    fn now_ms(&self) -> UnixMillis {
+        now_ms()
+    }
+
+    fn shared_get(&self, key: &str) -> SharedValue {
+        match hostcalls::get_shared_data(key) {
+            Ok((data, cas)) => SharedValue { data, cas },
+            Err(_) => SharedValue::default(),
+        }
+    }
+
+    fn shared_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<(), SharedWriteError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(SharedWriteError::CasMismatch),
+            Err(_) => Err(SharedWriteError::Failed),
+        }
+    }
+
+    fn dispatch(&mut self, request: &CalloutRequest) -> Result<CalloutToken, String> {
+        let headers = vec![
+            (":method", "GET"),
+            (":path", request.path.as_str()),
+            (":authority", request.authority.as_str()),
+            (":scheme", "https"),
+            ("accept", "application/json"),
+            ("user-agent", "entragate"),
+        ];
+        self.dispatch_http_call(
+            &request.cluster,
+            headers,
+            None,
+            vec![],
+            Duration::from_millis(request.timeout_ms),
+        )
+        .map_err(|status| format!("dispatch to cluster {} failed: {status:?}", request.cluster))
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        log(level, message)
+    }
+}

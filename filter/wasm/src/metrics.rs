@@ -1,0 +1,79 @@
+//! Counters and gauges on Envoy's `/stats` (prefixed `wasmcustom.` by Envoy).
+//!
+//! Metric ids are defined once per worker at configuration time; the request
+//! path only increments by id, never looks a metric up by name.
+
+use std::collections::HashMap;
+
+use entragate_core::error::AuthError;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    allowed: Option<u32>,
+    allowed_anonymous: Option<u32>,
+    denied: HashMap<&'static str, u32>,
+    jwks_fetch_ok: Option<u32>,
+    jwks_fetch_failed: Option<u32>,
+    jwks_keys_loaded: Option<u32>,
+}
+
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(kind, name).ok()
+}
+
+impl Metrics {
+    pub fn define() -> Metrics {
+        let mut denied = HashMap::new();
+        for error in AuthError::ALL {
+            let metric = error.metric();
+            if !denied.contains_key(metric) {
+                if let Some(id) = define(MetricType::Counter, &format!("entragate.denied.{metric}"))
+                {
+                    denied.insert(metric, id);
+                }
+            }
+        }
+        Metrics {
+            allowed: define(MetricType::Counter, "entragate.allowed"),
+            allowed_anonymous: define(MetricType::Counter, "entragate.allowed_anonymous"),
+            denied,
+            jwks_fetch_ok: define(MetricType::Counter, "entragate.jwks.fetch_ok"),
+            jwks_fetch_failed: define(MetricType::Counter, "entragate.jwks.fetch_failed"),
+            jwks_keys_loaded: define(MetricType::Gauge, "entragate.jwks.keys_loaded"),
+        }
+    }
+
+    fn bump(id: Option<u32>) {
+        if let Some(id) = id {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    pub fn allowed(&self, anonymous: bool) {
+        Self::bump(if anonymous {
+            self.allowed_anonymous
+        } else {
+            self.allowed
+        });
+    }
+
+    pub fn denied(&self, error: AuthError) {
+        Self::bump(self.denied.get(error.metric()).copied());
+    }
+
+    pub fn jwks_fetch(&self, ok: bool) {
+        Self::bump(if ok {
+            self.jwks_fetch_ok
+        } else {
+            self.jwks_fetch_failed
+        });
+    }
+
+    pub fn keys_loaded(&self, count: usize) {
+        if let Some(id) = self.jwks_keys_loaded {
+            let _ = hostcalls::record_metric(id, count as u64);
+        }
+    }
+}

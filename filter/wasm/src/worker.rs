@@ -1,0 +1,110 @@
+//! State shared by the root context and the request contexts of one worker VM.
+//!
+//! Envoy runs one VM per worker thread, so this is single-threaded: an
+//! `Rc<RefCell<..>>` is enough. Cross-worker state (the JWKS) lives in shared
+//! data and is managed by the core's `JwksCoordinator`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use entragate_core::config::FilterPolicy;
+use entragate_core::engine::{Decision, KeysView, RequestFlow, Step};
+use entragate_core::jwks::coordinator::{JwksCoordinator, KeyAvailability};
+use entragate_core::token::signature::SignatureVerifier;
+
+use crate::host::{now_ms, ProxyWasmHost};
+use crate::metrics::Metrics;
+
+/// A request paused until the JWKS changes (or its wait bound elapses).
+pub struct Waiter {
+    pub flow: RequestFlow,
+    pub deadline_ms: u64,
+    /// Waiting for an unknown-kid refresh: only a key-set change (or the end of
+    /// the fetch) may resume it, otherwise it would be denied before the refresh.
+    pub forced_refresh: bool,
+}
+
+pub struct Worker {
+    pub policy: Rc<FilterPolicy>,
+    pub coordinator: JwksCoordinator,
+    pub verifier: Box<dyn SignatureVerifier>,
+    /// Paused requests by context id. Entries are removed when resumed or when
+    /// the request context is destroyed (client went away).
+    pub waiters: BTreeMap<u32, Waiter>,
+    pub metrics: Metrics,
+}
+
+pub type SharedWorker = Rc<RefCell<Option<Worker>>>;
+
+/// What a verification attempt produced.
+pub enum Outcome {
+    Decided(Decision),
+    /// Keep (or start) waiting; `forced_refresh` as in [`Waiter`].
+    Wait {
+        forced_refresh: bool,
+    },
+}
+
+impl Worker {
+    /// Runs the request flow one step against the current key availability.
+    /// `resume` selects `on_keys_changed` (a waiter) over `start_verify`.
+    pub fn run(&mut self, flow: &mut RequestFlow, resume: bool) -> Outcome {
+        let host = ProxyWasmHost;
+        let now_secs = (now_ms() / 1000) as i64;
+        let availability = self.coordinator.keys(&host);
+        let view = match &availability {
+            KeyAvailability::Ready(keys) => KeysView::Ready(keys),
+            KeyAvailability::Pending => KeysView::Pending,
+            KeyAvailability::Unavailable => KeysView::Unavailable,
+        };
+        let policy = Rc::clone(&self.policy);
+        let step = if resume {
+            flow.on_keys_changed(&policy, view, self.verifier.as_ref(), now_secs)
+        } else {
+            flow.start_verify(&policy, view, self.verifier.as_ref(), now_secs)
+        };
+        match step {
+            Step::Done(decision) => Outcome::Decided(decision),
+            Step::AwaitKeys { force_refresh } => {
+                if force_refresh && !self.coordinator.request_refresh_for_unknown_kid(&host) {
+                    Outcome::Decided(flow.on_refresh_refused())
+                } else {
+                    Outcome::Wait {
+                        forced_refresh: force_refresh,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides every waiter that can be decided now: timed out, or resumable
+    /// because the keys changed / the fetch finished (`keys_settled`).
+    pub fn drain_waiters(&mut self, keys_settled: bool) -> Vec<(u32, RequestFlow, Decision)> {
+        let now = now_ms();
+        let ids: Vec<u32> = self.waiters.keys().copied().collect();
+        let mut decided = Vec::new();
+        for id in ids {
+            let Some(mut waiter) = self.waiters.remove(&id) else {
+                continue;
+            };
+            if now >= waiter.deadline_ms {
+                let decision = waiter.flow.on_wait_timeout();
+                decided.push((id, waiter.flow, decision));
+                continue;
+            }
+            if waiter.forced_refresh && !keys_settled {
+                self.waiters.insert(id, waiter);
+                continue;
+            }
+            match self.run(&mut waiter.flow, true) {
+                Outcome::Decided(decision) => decided.push((id, waiter.flow, decision)),
+                Outcome::Wait { forced_refresh } => {
+                    waiter.forced_refresh = forced_refresh;
+                    self.waiters.insert(id, waiter);
+                }
+            }
+        }
+        decided
+    }
+}
