@@ -6,7 +6,10 @@
 //! start_verify ──► route rule? ── anonymous ─────────────────────────► Done(Allow)
 //!      │                └─ none & deny ──────────────────────────────► Done(Deny 403)
 //!      ▼
-//!  extract + decode token ── malformed ──────────────────────────────► Done(Deny 401)
+//!  extract token ── keys Ready & verified-token cache hit ── key still in JWKS,
+//!      │                  claims still valid now, authorize ─────────────────► Done(..)
+//!      ▼
+//!  decode token ── malformed ──────────────────────────────────────────► Done(Deny 401)
 //!      ▼
 //!  verify_key(keys) ── keys Ready ── kid known ── signature, claims, authorize ──► Done(..)
 //!      │                               └─ kid unknown ── refresh allowed ─► AwaitKeys
@@ -19,12 +22,18 @@
 //!
 //! The flow owns copies of the request data it needs, so it can be resumed from
 //! the root context after a JWKS fetch, and simply dropped if the request goes away.
+//!
+//! A cache hit replaces only decoding and the signature check: the key that
+//! verified the token must still be in the current key set, the claims are
+//! validated again against the current time, and route authorization runs as
+//! on a miss. A token is cached only after it passed both signature and claims.
 
+use crate::cache::{TokenDigest, VerifiedTokenCache};
 use crate::claims::validate::validate_claims;
 use crate::claims::Claims;
 use crate::config::{FilterPolicy, UnmatchedRequests};
 use crate::error::AuthError;
-use crate::jwks::KeySet;
+use crate::jwks::{KeySet, RsaPublicKey};
 use crate::policy::authorize::{authorize, Denial};
 use crate::policy::routes::{RouteLookup, Rule};
 use crate::token::extract::bearer_token;
@@ -120,10 +129,11 @@ impl RequestFlow {
         policy: &FilterPolicy,
         keys: KeysView<'_>,
         verifier: &dyn SignatureVerifier,
+        cache: &mut VerifiedTokenCache,
         now_secs: i64,
     ) -> Step {
         self.state = State::Start;
-        self.verify_key(policy, keys, verifier, now_secs)
+        self.verify_key(policy, keys, verifier, cache, now_secs)
     }
 
     /// Resume after the shared key set changed (or the fetch this request waited
@@ -133,12 +143,13 @@ impl RequestFlow {
         policy: &FilterPolicy,
         keys: KeysView<'_>,
         verifier: &dyn SignatureVerifier,
+        cache: &mut VerifiedTokenCache,
         now_secs: i64,
     ) -> Step {
         if self.state != State::AwaitingKeys {
             return Step::Done(Decision::deny(AuthError::KeysUnavailable));
         }
-        self.verify_key(policy, keys, verifier, now_secs)
+        self.verify_key(policy, keys, verifier, cache, now_secs)
     }
 
     /// The forced refresh was refused (rate-limited): the `kid` is unknown.
@@ -165,6 +176,7 @@ impl RequestFlow {
         policy: &FilterPolicy,
         keys: KeysView<'_>,
         verifier: &dyn SignatureVerifier,
+        cache: &mut VerifiedTokenCache,
         now_secs: i64,
     ) -> Step {
         // Route first: an anonymous route needs no token, and an unmatched or
@@ -198,6 +210,13 @@ impl RequestFlow {
             Ok(token) => token,
             Err(e) => return self.done(Decision::deny(e)),
         };
+        // Hashing costs about as much as a lookup saves when the cache is off.
+        let digest = cache.is_enabled().then(|| TokenDigest::of(token));
+        if let (Some(digest), KeysView::Ready(key_set)) = (&digest, &keys) {
+            if let Some(decision) = from_cache(policy, rule, cache, digest, key_set, now_secs) {
+                return self.done(decision);
+            }
+        }
         let jws = match decode(token, &policy.verify) {
             Ok(jws) => jws,
             Err(e) => return self.done(Decision::deny(e)),
@@ -225,11 +244,60 @@ impl RequestFlow {
         };
 
         let decision = match check_token(policy, &jws, key, verifier, now_secs) {
-            Ok(claims) => decide(policy, rule, &claims),
+            Ok(claims) => {
+                let decision = decide(policy, rule, &claims);
+                if let Some(digest) = digest {
+                    remember(policy, cache, digest, claims, key, now_secs);
+                }
+                decision
+            }
             Err(e) => Decision::deny(e),
         };
         self.done(decision)
     }
+}
+
+/// The decision for a token verified earlier, or `None` to verify it in full
+/// (not cached, or verified with a key that is no longer in `key_set`).
+fn from_cache(
+    policy: &FilterPolicy,
+    rule: Option<&Rule>,
+    cache: &mut VerifiedTokenCache,
+    digest: &TokenDigest,
+    key_set: &KeySet,
+    now_secs: i64,
+) -> Option<Decision> {
+    let entry = cache.get(digest)?;
+    // Compared in full (kid and material), so a key re-published under the
+    // same kid with other material does not keep old tokens alive.
+    if !key_set.keys.iter().any(|key| *key == *entry.key) {
+        cache.remove(digest);
+        return None;
+    }
+    match validate_claims(&entry.claims, &policy.verify, now_secs) {
+        Ok(()) => Some(decide(policy, rule, &entry.claims)),
+        Err(e) => {
+            cache.remove(digest);
+            Some(Decision::deny(e))
+        }
+    }
+}
+
+/// Caches a fully verified token until `exp` plus leeway (hits still re-check
+/// the claims; this bound only decides what eviction drops first).
+fn remember(
+    policy: &FilterPolicy,
+    cache: &mut VerifiedTokenCache,
+    digest: TokenDigest,
+    claims: Claims,
+    key: &RsaPublicKey,
+    now_secs: i64,
+) {
+    let Some(exp) = claims.exp else {
+        return; // validate_claims requires exp; never cache without one
+    };
+    let leeway = i64::try_from(policy.verify.leeway_secs).unwrap_or(i64::MAX);
+    cache.insert(digest, claims, key, exp.saturating_add(leeway), now_secs);
 }
 
 /// Signature first, then claims. The signature is checked before any claim so
@@ -238,7 +306,7 @@ impl RequestFlow {
 fn check_token(
     policy: &FilterPolicy,
     jws: &DecodedJws<'_>,
-    key: &crate::jwks::RsaPublicKey,
+    key: &RsaPublicKey,
     verifier: &dyn SignatureVerifier,
     now_secs: i64,
 ) -> Result<Claims, AuthError> {
@@ -269,3 +337,8 @@ fn decide(policy: &FilterPolicy, rule: Option<&Rule>, claims: &Claims) -> Decisi
         caller: claims.caller_app_id().map(str::to_string),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic)] // a failed expectation in a test is a test failure
+#[path = "engine_cache_tests.rs"]
+mod cache_tests;

@@ -2,6 +2,7 @@
 //!
 //! Layout (one concern per module):
 //! - [`error`]: the single error enum and its status/RFC 6750/metric mapping.
+//! - [`cache`]: the per-worker cache of verified tokens.
 //! - [`options`]: verification options with secure defaults.
 //! - [`token`]: `Authorization` extraction, compact JWS decoding, signature check.
 //! - [`claims`]: typed claims and issuer/audience/lifetime/tenant validation.
@@ -12,6 +13,7 @@
 //! - [`response`]: turning a denial into status, headers and body.
 //! - [`host`]: the trait the proxy adapter implements.
 
+pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod engine;

@@ -29,6 +29,31 @@ impl Algorithm {
     }
 }
 
+/// Which implementation checks RSA signatures (`signature_verifier` in the
+/// configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignatureBackend {
+    /// The host's native verifier when it has one that passes a self-test at
+    /// start-up (Envoy's `verify_signature`, BoringSSL), else pure Rust.
+    #[default]
+    Auto,
+    /// The host's native verifier or nothing: the configuration is refused on
+    /// a host without it (for operators who want the fast path guaranteed).
+    Host,
+    /// Pure Rust only (hosts whose foreign function misbehaves; tests).
+    Pure,
+}
+
+impl SignatureBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            SignatureBackend::Auto => "auto",
+            SignatureBackend::Host => "host",
+            SignatureBackend::Pure => "pure",
+        }
+    }
+}
+
 /// Which tenants' tokens are accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TenantPolicy {

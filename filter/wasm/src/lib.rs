@@ -8,12 +8,16 @@
 //! - [`worker`]: state shared by the root and request contexts of one worker VM.
 //! - [`apply`]: writing a decision back (headers, local replies).
 //! - [`metrics`]: counters visible on Envoy's `/stats`.
+//! - [`signatures`]: choosing the signature verifier (host native or pure Rust).
+//! - [`foreign`]: calling host foreign functions (`verify_signature`).
 
 pub mod apply;
+pub mod foreign;
 pub mod host;
 pub mod http;
 pub mod metrics;
 pub mod root;
+pub mod signatures;
 pub mod worker;
 
 use proxy_wasm::traits::RootContext;

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use entragate_core::cache::CacheStats;
 use entragate_core::error::AuthError;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
@@ -17,6 +18,12 @@ pub struct Metrics {
     jwks_fetch_ok: Option<u32>,
     jwks_fetch_failed: Option<u32>,
     jwks_keys_loaded: Option<u32>,
+    token_cache_hits: Option<u32>,
+    token_cache_misses: Option<u32>,
+    token_cache_evictions: Option<u32>,
+    signature_native: Option<u32>,
+    /// Cache counters already added to the metrics (they are flushed as deltas).
+    token_cache_flushed: CacheStats,
 }
 
 fn define(kind: MetricType, name: &str) -> Option<u32> {
@@ -42,6 +49,11 @@ impl Metrics {
             jwks_fetch_ok: define(MetricType::Counter, "entragate.jwks.fetch_ok"),
             jwks_fetch_failed: define(MetricType::Counter, "entragate.jwks.fetch_failed"),
             jwks_keys_loaded: define(MetricType::Gauge, "entragate.jwks.keys_loaded"),
+            token_cache_hits: define(MetricType::Counter, "entragate.token_cache.hits"),
+            token_cache_misses: define(MetricType::Counter, "entragate.token_cache.misses"),
+            token_cache_evictions: define(MetricType::Counter, "entragate.token_cache.evictions"),
+            signature_native: define(MetricType::Gauge, "entragate.signature.native"),
+            token_cache_flushed: CacheStats::default(),
         }
     }
 
@@ -69,6 +81,30 @@ impl Metrics {
         } else {
             self.jwks_fetch_failed
         });
+    }
+
+    /// Gauge: 1 when signatures are checked by the host's native verifier.
+    pub fn signature_native(&self, native: bool) {
+        if let Some(id) = self.signature_native {
+            let _ = hostcalls::record_metric(id, u64::from(native));
+        }
+    }
+
+    /// Adds what the cache counted since the last call.
+    pub fn token_cache(&mut self, stats: CacheStats) {
+        let last = self.token_cache_flushed;
+        for (id, now, before) in [
+            (self.token_cache_hits, stats.hits, last.hits),
+            (self.token_cache_misses, stats.misses, last.misses),
+            (self.token_cache_evictions, stats.evictions, last.evictions),
+        ] {
+            if let (Some(id), Ok(delta)) = (id, i64::try_from(now.saturating_sub(before))) {
+                if delta > 0 {
+                    let _ = hostcalls::increment_metric(id, delta);
+                }
+            }
+        }
+        self.token_cache_flushed = stats;
     }
 
     pub fn keys_loaded(&self, count: usize) {

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use entragate_core::cache::VerifiedTokenCache;
 use entragate_core::config::FilterPolicy;
 use entragate_core::host::{CalloutResponse, LogLevel};
 use entragate_core::jwks::coordinator::JwksCoordinator;
-use entragate_core::token::signature::PureRustVerifier;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, MapType};
@@ -17,6 +17,7 @@ use crate::apply::{apply_decision, LogContext};
 use crate::host::{log, ProxyWasmHost};
 use crate::http::AuthRequest;
 use crate::metrics::Metrics;
+use crate::signatures;
 use crate::worker::{SharedWorker, Worker};
 
 /// Tick period while requests of this worker wait for keys: they are resumed
@@ -167,14 +168,38 @@ impl RootContext for AuthRoot {
                 return false;
             }
         };
+        // Probed once per configuration: a host without a working
+        // verify_signature gets the pure-Rust verifier (or, with
+        // `signature_verifier: host`, a refused configuration).
+        let selected = match signatures::select(policy.signature_verifier) {
+            Ok(selected) => selected,
+            Err(reason) => {
+                log(
+                    LogLevel::Error,
+                    &format!("entragate: rejected plugin configuration: {reason}"),
+                );
+                return false;
+            }
+        };
         let worker_id = Self::allocate_worker_id();
         let coordinator = JwksCoordinator::new(policy.jwks.clone(), worker_id);
+        let metrics = Metrics::define();
+        metrics.signature_native(selected.native);
+        log(
+            LogLevel::Info,
+            &format!(
+                "entragate: signatures checked by {}; token cache {} entries (worker {worker_id})",
+                selected.description, policy.token_cache_size
+            ),
+        );
         let worker = Worker {
+            token_cache: VerifiedTokenCache::new(policy.token_cache_size),
+            cache_generation: None,
             policy: Rc::new(policy),
             coordinator,
-            verifier: Box::new(PureRustVerifier),
+            verifier: selected.verifier,
             waiters: BTreeMap::new(),
-            metrics: Metrics::define(),
+            metrics,
         };
         if let Ok(mut guard) = self.worker.try_borrow_mut() {
             *guard = Some(worker);
@@ -202,6 +227,8 @@ impl RootContext for AuthRoot {
                 worker.metrics.jwks_fetch(false);
             }
             worker.metrics.keys_loaded(worker.coordinator.keys_loaded());
+            // Cache counters are batched here rather than bumped per request.
+            worker.metrics.token_cache(worker.token_cache.stats());
             (
                 outcome.keys_changed || outcome.recheck_waiters,
                 outcome.next_tick_ms,

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use entragate_core::cache::VerifiedTokenCache;
 use entragate_core::config::FilterPolicy;
 use entragate_core::engine::{Decision, KeysView, RequestFlow, Step};
 use entragate_core::jwks::coordinator::{JwksCoordinator, KeyAvailability};
@@ -29,6 +30,11 @@ pub struct Worker {
     pub policy: Rc<FilterPolicy>,
     pub coordinator: JwksCoordinator,
     pub verifier: Box<dyn SignatureVerifier>,
+    /// Tokens this worker verified. Per worker on purpose: a hit costs no
+    /// hostcall (see docs/performance.md for the shared-data measurement).
+    pub token_cache: VerifiedTokenCache,
+    /// Key-set generation the cache was last pruned for.
+    pub cache_generation: Option<u64>,
     /// Paused requests by context id. Entries are removed when resumed or when
     /// the request context is destroyed (client went away).
     pub waiters: BTreeMap<u32, Waiter>,
@@ -58,11 +64,21 @@ impl Worker {
             KeyAvailability::Pending => KeysView::Pending,
             KeyAvailability::Unavailable => KeysView::Unavailable,
         };
+        // A new key set drops the entries of keys that left it (hits check
+        // membership anyway; this frees their memory at once).
+        if let KeyAvailability::Ready(keys) = &availability {
+            let generation = self.coordinator.local_generation();
+            if generation != self.cache_generation {
+                self.token_cache.retain_keys(keys);
+                self.cache_generation = generation;
+            }
+        }
         let policy = Rc::clone(&self.policy);
+        let cache = &mut self.token_cache;
         let step = if resume {
-            flow.on_keys_changed(&policy, view, self.verifier.as_ref(), now_secs)
+            flow.on_keys_changed(&policy, view, self.verifier.as_ref(), cache, now_secs)
         } else {
-            flow.start_verify(&policy, view, self.verifier.as_ref(), now_secs)
+            flow.start_verify(&policy, view, self.verifier.as_ref(), cache, now_secs)
         };
         match step {
             Step::Done(decision) => Outcome::Decided(decision),

@@ -10,8 +10,9 @@ use std::ops::RangeInclusive;
 use super::error::ConfigError;
 use super::raw::{RawClaimHeaders, RawConfig, RawJwks, RawPathMatch, RawRequirement, RawRule};
 use super::FilterPolicy;
+use crate::cache::DEFAULT_CAPACITY as DEFAULT_TOKEN_CACHE_SIZE;
 use crate::jwks::JwksSettings;
-use crate::options::{Algorithm, IssuerPolicy, TenantPolicy, VerifyOptions};
+use crate::options::{Algorithm, IssuerPolicy, SignatureBackend, TenantPolicy, VerifyOptions};
 use crate::policy::headers::check_header_name;
 use crate::policy::routes::is_valid_method;
 use crate::policy::{
@@ -32,6 +33,8 @@ const UNKNOWN_KID_INTERVAL_SECS_RANGE: RangeInclusive<u64> = 1..=86_400;
 const MAX_STALE_SECS_RANGE: RangeInclusive<u64> = 1..=604_800;
 const REQUEST_WAIT_MS_RANGE: RangeInclusive<u64> = 1..=60_000;
 const RETRY_MS_RANGE: RangeInclusive<u64> = 1..=3_600_000;
+/// Up to 64 Ki entries (tens of MB per worker at most); 0 disables the cache.
+const TOKEN_CACHE_SIZE_RANGE: RangeInclusive<u64> = 0..=65_536;
 /// Longest rule name / realm: they end up in logs and headers.
 const MAX_LABEL_CHARS: usize = 128;
 
@@ -70,6 +73,8 @@ impl TryFrom<RawConfig> for FilterPolicy {
         let unmatched = compile_unmatched(raw.unmatched_requests)?;
         let routes = compile_rules(raw.rules.unwrap_or_default())?;
         let claim_headers = compile_claim_headers(raw.claim_headers)?;
+        let token_cache_size = compile_token_cache_size(raw.token_cache_size)?;
+        let signature_verifier = compile_signature_verifier(raw.signature_verifier)?;
 
         let verify = VerifyOptions {
             algorithms,
@@ -91,6 +96,8 @@ impl TryFrom<RawConfig> for FilterPolicy {
             routes,
             unmatched,
             claim_headers,
+            token_cache_size,
+            signature_verifier,
         })
     }
 }
@@ -329,6 +336,31 @@ fn compile_max_token_bytes(value: Option<u64>) -> Result<usize> {
     let bytes = number(value, "max_token_bytes", default, TOKEN_BYTES_RANGE)?;
     usize::try_from(bytes)
         .map_err(|_| ConfigError::new("max_token_bytes", "is too large for this platform"))
+}
+
+// ----- performance -----
+
+fn compile_token_cache_size(value: Option<u64>) -> Result<usize> {
+    let size = number(
+        value,
+        "token_cache_size",
+        DEFAULT_TOKEN_CACHE_SIZE as u64,
+        TOKEN_CACHE_SIZE_RANGE,
+    )?;
+    usize::try_from(size)
+        .map_err(|_| ConfigError::new("token_cache_size", "is too large for this platform"))
+}
+
+fn compile_signature_verifier(value: Option<String>) -> Result<SignatureBackend> {
+    match value.as_deref() {
+        None | Some("auto") => Ok(SignatureBackend::Auto),
+        Some("host") => Ok(SignatureBackend::Host),
+        Some("pure") => Ok(SignatureBackend::Pure),
+        Some(_) => fail(
+            "signature_verifier",
+            "must be \"auto\", \"host\" or \"pure\"",
+        ),
+    }
 }
 
 // ----- JWKS -----

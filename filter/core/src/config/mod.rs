@@ -19,7 +19,7 @@ pub use error::ConfigError;
 pub use raw::RawConfig;
 
 use crate::jwks::JwksSettings;
-use crate::options::VerifyOptions;
+use crate::options::{SignatureBackend, VerifyOptions};
 use crate::policy::{ClaimHeaders, RouteTable};
 
 /// Everything the filter needs at request time, validated and precomputed
@@ -35,6 +35,9 @@ pub struct FilterPolicy {
     pub routes: RouteTable,
     pub unmatched: UnmatchedRequests,
     pub claim_headers: ClaimHeaders,
+    /// Entries of each worker's verified-token cache; 0 disables it.
+    pub token_cache_size: usize,
+    pub signature_verifier: SignatureBackend,
 }
 
 impl FilterPolicy {

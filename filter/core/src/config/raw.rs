@@ -47,6 +47,10 @@ pub struct RawConfig {
     /// Headers set from claims. Default
     /// `{"x-entra-caller": "caller", "x-entra-roles": "roles", "x-entra-tenant": "tid"}`.
     pub claim_headers: Option<RawClaimHeaders>,
+    /// Verified tokens remembered per worker; 0 disables the cache. Default 4096.
+    pub token_cache_size: Option<u64>,
+    /// `"auto"`, `"host"` or `"pure"`. Default `"auto"`.
+    pub signature_verifier: Option<String>,
 }
 
 /// Issuer base URLs (`authority` object).

@@ -804,3 +804,41 @@ fn claim_headers() {
     );
     rejected(&config(json!({"x-a": "Roles"})), "claim_headers.x-a");
 }
+
+#[test]
+fn performance_settings() {
+    use crate::options::SignatureBackend;
+
+    let policy = accepted(&minimal());
+    assert_eq!(policy.token_cache_size, 4096);
+    assert_eq!(policy.signature_verifier, SignatureBackend::Auto);
+
+    let policy = accepted(&with(&minimal(), "/token_cache_size", json!(0)));
+    assert_eq!(policy.token_cache_size, 0);
+    let policy = accepted(&with(&minimal(), "/token_cache_size", json!(65536)));
+    assert_eq!(policy.token_cache_size, 65536);
+    rejected(
+        &with(&minimal(), "/token_cache_size", json!(65537)),
+        "token_cache_size",
+    );
+    rejected(
+        &with(&minimal(), "/token_cache_size", json!(-1)),
+        "token_cache_size",
+    );
+
+    for (name, backend) in [
+        ("auto", SignatureBackend::Auto),
+        ("host", SignatureBackend::Host),
+        ("pure", SignatureBackend::Pure),
+    ] {
+        let policy = accepted(&with(&minimal(), "/signature_verifier", json!(name)));
+        assert_eq!(policy.signature_verifier, backend);
+        assert_eq!(backend.name(), name);
+    }
+    for bad in [json!("Pure"), json!("boringssl"), json!("")] {
+        rejected(
+            &with(&minimal(), "/signature_verifier", bad),
+            "signature_verifier",
+        );
+    }
+}

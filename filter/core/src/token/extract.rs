@@ -49,6 +49,12 @@ pub fn bearer_token<'a>(
     if value.bytes().all(|b| b == b' ') {
         return Err(AuthError::TokenMissing);
     }
+    // Proxies (Envoy included) may fold repeated headers into one value joined
+    // by commas (RFC 9110 5.3). A comma can never appear in a bearer token, so
+    // a folded value is the duplicate-header case, reported as such.
+    if value.contains(',') {
+        return Err(AuthError::AuthorizationHeaderDuplicated);
+    }
 
     // `split_once` keeps the scheme comparison independent of the token's length.
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
@@ -78,6 +84,18 @@ fn is_jws_byte(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folded_duplicate_headers_are_reported_as_duplicates() {
+        assert_eq!(
+            bearer_token(&["Bearer a.b.c, Bearer a.b.c"], 16384),
+            Err(AuthError::AuthorizationHeaderDuplicated)
+        );
+        assert_eq!(
+            bearer_token(&["Bearer a.b.c,Bearer x.y.z"], 16384),
+            Err(AuthError::AuthorizationHeaderDuplicated)
+        );
+    }
 
     const MAX: usize = 16 * 1024;
     const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";

@@ -13,14 +13,23 @@
 //! 3. [`signature::SignatureVerifier::verify`]: the signature, under a key the
 //!    caller looked up by `kid` (or `x5t`) in the trusted JWKS.
 //!
+//! Step 3 has two implementations: [`signature::PureRustVerifier`] and
+//! [`host_verifier::HostVerifier`], which asks the proxy (Envoy's BoringSSL)
+//! through a foreign function and is used when the host passes a self-test.
+//!
 //! Only after step 3 may anything in the claims be trusted; claim validation
 //! (issuer, audience, lifetime, tenant) lives in [`crate::claims`].
 
 pub mod extract;
+pub mod host_verifier;
 pub mod jws;
+pub mod self_test;
 pub mod signature;
+pub mod spki;
+pub mod verify_proto;
 
 pub use extract::bearer_token;
+pub use host_verifier::{ForeignFunction, HostVerifier, VERIFY_SIGNATURE};
 pub use jws::{decode, DecodedJws, JoseHeader};
 pub use signature::{PureRustVerifier, SignatureVerifier};
 
