@@ -50,9 +50,9 @@ pub fn bearer_token<'a>(
         return Err(AuthError::TokenMissing);
     }
     // Proxies (Envoy included) may fold repeated headers into one value joined
-    // by commas (RFC 9110 5.3). A comma can never appear in a bearer token, so
-    // a folded value is the duplicate-header case, reported as such.
-    if value.contains(',') {
+    // by commas (RFC 9110 5.3): `Bearer a.b.c, Bearer x.y.z`. A second
+    // `scheme credentials` element after a comma is the duplicate-header case.
+    if is_folded_credential_list(value) {
         return Err(AuthError::AuthorizationHeaderDuplicated);
     }
 
@@ -74,6 +74,14 @@ pub fn bearer_token<'a>(
         return Err(AuthError::TokenNotBase64Url);
     }
     Ok(token)
+}
+
+/// True for `cred1, cred2` where a later element has the `scheme SP token` shape.
+fn is_folded_credential_list(value: &str) -> bool {
+    value
+        .split(',')
+        .skip(1)
+        .any(|element| element.trim_start_matches(' ').contains(' '))
 }
 
 /// The base64url alphabet (RFC 4648 section 5) plus the JWS part separator.
