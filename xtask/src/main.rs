@@ -1,0 +1,50 @@
+//! `cargo xtask <task>`: the project's developer and CI entry points.
+//!
+//! Plain Rust instead of shell scripts so the same steps run identically on a
+//! developer machine and in CI, and so the lookup rules (where Envoy lives,
+//! where the wasm lands) are written down once.
+//!
+//! Tasks:
+//! - `setup`      install the wasm target and Envoy 1.40.0 (cached in `.cache/`)
+//! - `build-wasm` build the filter for `wasm32-wasip1` and report its size
+//! - `test`       setup, fmt, clippy, build-wasm, then the whole test suite
+//! - `demo`       the callee side on loopback: IdP + Envoy with the filter + app, one allowed and two refused calls
+//! - `bench`      entragate vs Envoy's jwt_authn (`--smoke` for CI); see docs/performance.md
+
+mod bench;
+mod cmd;
+mod demo;
+mod envoy;
+mod setup;
+mod test;
+mod wasm;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <setup|build-wasm|test|demo|bench [--smoke]>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run().map(|_| ()),
+        Some("build-wasm") => {
+            println!("== build-wasm");
+            wasm::build().map(|_| ())
+        }
+        Some("test") => test::run(),
+        Some("bench") => bench::run(args.get(1..).unwrap_or_default()),
+        Some("demo") => demo::run(),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

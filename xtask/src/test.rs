@@ -1,0 +1,131 @@
+//! `cargo xtask test`: everything CI checks, in order, with a summary.
+//!
+//! Steps after setup keep running when one fails so a single run reports every
+//! problem (a fmt nit should not hide a failing test); the exit code is
+//! non-zero if any step failed.
+
+use std::process::Command;
+use std::time::Instant;
+
+use crate::{cmd, setup, wasm};
+
+struct Step {
+    name: &'static str,
+    ok: bool,
+    seconds: f64,
+}
+
+pub fn run() -> Result<(), String> {
+    let started = Instant::now();
+    let setup = setup::run()?;
+    let mut steps = Vec::new();
+
+    step(&mut steps, "fmt", || {
+        cmd::run(cmd::cargo().args(["fmt", "--all", "--check"]))
+    });
+    step(&mut steps, "clippy", || {
+        cmd::run(cmd::cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    });
+    step(&mut steps, "build-wasm", || wasm::build().map(|_| ()));
+    // The pure core runs inside Envoy's V8 as wasm: run its unit tests compiled
+    // to wasm32-wasip1 too (under Wasmtime), not only natively.
+    step(&mut steps, "core tests as wasm", || {
+        let runner = format!(
+            "{} {}",
+            setup.wasmtime_python.display(),
+            cmd::repo_root()
+                .join("xtask/scripts/wasi-runner.py")
+                .display()
+        );
+        cmd::run(
+            cmd::cargo()
+                .args([
+                    "test",
+                    "-p",
+                    "entragate-core",
+                    "--target",
+                    setup::WASM_TARGET,
+                ])
+                .env("CARGO_TARGET_WASM32_WASIP1_RUNNER", runner),
+        )
+    });
+
+    // Tests get explicit paths so they never guess; Envoy is required here
+    // because setup just installed it, so a missing binary is a failure, not
+    // a skip.
+    let wasm_path = wasm::artifact_path()?;
+    let with_env = |command: &mut Command| {
+        command
+            .env("ENTRAGATE_WASM", &wasm_path)
+            .env("ENTRAGATE_ENVOY", &setup.envoy)
+            .env("ENTRAGATE_REQUIRE_ENVOY", "1");
+    };
+    if nextest_available() {
+        // nextest does not run doctests. They go first so that nextest's
+        // summary is the last test-runner output (CI reads closing lines).
+        step(&mut steps, "doctests", || {
+            let mut command = cmd::cargo();
+            command.args(["test", "--workspace", "--doc"]);
+            with_env(&mut command);
+            cmd::run(&mut command)
+        });
+        step(&mut steps, "test (nextest)", || {
+            let mut command = cmd::cargo();
+            command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+            with_env(&mut command);
+            cmd::run(&mut command)
+        });
+    } else {
+        step(&mut steps, "test", || {
+            let mut command = cmd::cargo();
+            command.args(["test", "--workspace", "--no-fail-fast"]);
+            with_env(&mut command);
+            cmd::run(&mut command)
+        });
+    }
+
+    println!();
+    println!("== summary");
+    for s in &steps {
+        let verdict = if s.ok { "ok    " } else { "FAILED" };
+        println!("{verdict} {:<16} {:>7.1}s", s.name, s.seconds);
+    }
+    println!("total {:.1}s", started.elapsed().as_secs_f64());
+    let failed: Vec<&str> = steps.iter().filter(|s| !s.ok).map(|s| s.name).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed steps: {}", failed.join(", ")))
+    }
+}
+
+fn step(steps: &mut Vec<Step>, name: &'static str, body: impl FnOnce() -> Result<(), String>) {
+    println!();
+    println!("== {name}");
+    let started = Instant::now();
+    let result = body();
+    if let Err(message) = &result {
+        eprintln!("xtask: {name}: {message}");
+    }
+    steps.push(Step {
+        name,
+        ok: result.is_ok(),
+        seconds: started.elapsed().as_secs_f64(),
+    });
+}
+
+fn nextest_available() -> bool {
+    cmd::cargo()
+        .args(["nextest", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
