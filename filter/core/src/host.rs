@@ -23,7 +23,7 @@ pub enum SharedWriteError {
     Failed,
 }
 
-/// An outbound HTTP GET through an Envoy cluster.
+/// An HTTP GET through an Envoy cluster (a callout).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalloutRequest {
     pub cluster: String,
@@ -31,6 +31,9 @@ pub struct CalloutRequest {
     pub authority: String,
     pub path: String,
     pub timeout_ms: u64,
+    /// Extra request headers, e.g. the outbound role's credential for the
+    /// local agent. Values may be secrets: never log them.
+    pub headers: Vec<(String, String)>,
 }
 
 /// What came back from a callout. `status == None` means no HTTP response at all

@@ -12,6 +12,8 @@
 //! - [`engine`]: the per-request flow tying the above together.
 //! - [`response`]: turning a denial into status, headers and body.
 //! - [`host`]: the trait the proxy adapter implements.
+//! - [`outbound`]: the caller-side role (tokens from the local agent, shared per Envoy).
+//! - [`retry`]: jittered exponential backoff shared by every fetch.
 
 pub mod cache;
 pub mod claims;
@@ -22,6 +24,8 @@ pub mod fingerprint;
 pub mod host;
 pub mod jwks;
 pub mod options;
+pub mod outbound;
 pub mod policy;
 pub mod response;
+pub mod retry;
 pub mod token;

@@ -63,7 +63,7 @@ impl Host for ProxyWasmHost {
     }
 
     fn dispatch(&mut self, request: &CalloutRequest) -> Result<CalloutToken, String> {
-        let headers = vec![
+        let mut headers = vec![
             (":method", "GET"),
             (":path", request.path.as_str()),
             (":authority", request.authority.as_str()),
@@ -71,6 +71,12 @@ impl Host for ProxyWasmHost {
             ("accept", "application/json"),
             ("user-agent", "entragate"),
         ];
+        headers.extend(
+            request
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
         self.dispatch_http_call(
             &request.cluster,
             headers,

@@ -42,18 +42,6 @@ impl Context for AuthRequest {}
 impl HttpContext for AuthRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
-        let mut method = String::new();
-        let mut path = String::new();
-        let mut authorization = Vec::new();
-        for (name, value) in headers {
-            match name.as_str() {
-                ":method" => method = value,
-                ":path" => path = value,
-                // Envoy lower-cases header names; keep every value to detect duplicates.
-                "authorization" => authorization.push(value),
-                _ => {}
-            }
-        }
 
         let Ok(mut guard) = self.worker.try_borrow_mut() else {
             return refuse_unavailable("filter busy");
@@ -61,9 +49,30 @@ impl HttpContext for AuthRequest {
         let Some(worker) = guard.as_mut() else {
             return refuse_unavailable("filter not configured");
         };
+        let mut method = String::new();
+        let mut path = String::new();
+        let mut authorization = Vec::new();
+        let mut spoofed: Vec<String> = Vec::new();
+        for (name, value) in headers {
+            match name.as_str() {
+                ":method" => method = value,
+                ":path" => path = value,
+                // Envoy lower-cases header names; keep every value to detect duplicates.
+                "authorization" => authorization.push(value),
+                other => {
+                    if worker.policy.claim_headers.names().any(|n| n == other)
+                        && !spoofed.iter().any(|seen| seen == other)
+                    {
+                        spoofed.push(name);
+                    }
+                }
+            }
+        }
         // Strip claim headers first, on every route: a caller must never be able
-        // to inject what the upstream treats as verified identity.
-        for name in worker.policy.claim_headers.names() {
+        // to inject what the upstream treats as verified identity. The map above
+        // is complete (every name, lower-cased), so only names it holds need a
+        // hostcall; the usual request has none.
+        for name in &spoofed {
             let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
         }
 

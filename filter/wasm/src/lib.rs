@@ -10,13 +10,19 @@
 //! - [`metrics`]: counters visible on Envoy's `/stats`.
 //! - [`signatures`]: choosing the signature verifier (host native or pure Rust).
 //! - [`foreign`]: calling host foreign functions (`verify_signature`).
+//! - [`role`]: choosing the role by Envoy `root_id` (callee validation or outbound).
+//! - [`outbound`]: the caller-side role (attach the agent's token to requests).
 
 pub mod apply;
 pub mod foreign;
 pub mod host;
 pub mod http;
 pub mod metrics;
+pub mod outbound;
+pub mod role;
 pub mod root;
+#[cfg(feature = "shared-cache-experiment")]
+pub mod shared_memo;
 pub mod signatures;
 pub mod worker;
 
@@ -26,6 +32,6 @@ use proxy_wasm::types::LogLevel;
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(root::AuthRoot::new(context_id))
+        Box::new(role::RoleRoot::new(context_id))
     });
 }}

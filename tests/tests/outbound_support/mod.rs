@@ -17,7 +17,6 @@ pub mod agent;
 pub mod moto;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use entragate_tests::{decode_jwt, ids, repo_root, Envoy, TemplateVars};

@@ -172,7 +172,15 @@ impl<'de> Deserialize<'de> for RawClaimHeaders {
 /// Parses the configuration document. Errors carry serde_json's message (with
 /// line and column) and the path of the field being read when it failed.
 pub fn parse(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
-    serde_json::from_slice::<RawConfig>(bytes).map_err(|error| {
+    parse_document(bytes)
+}
+
+/// [`parse`] for any configuration document (the outbound role's too), with
+/// the same field paths in its errors.
+pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, ConfigError> {
+    serde_json::from_slice::<T>(bytes).map_err(|error| {
         let offset = byte_offset(bytes, error.line(), error.column());
         ConfigError::new(path_at(bytes, offset), error.to_string())
     })

@@ -595,6 +595,7 @@ impl JwksCoordinator {
             authority: self.settings.authority.clone(),
             path,
             timeout_ms: self.settings.fetch_timeout_ms,
+            headers: Vec::new(),
         };
         let token = host
             .dispatch(&request)
@@ -878,30 +879,16 @@ fn clamp_tick(ms: u64) -> u64 {
 }
 
 /// Delay before attempt `failures + 1`: `retry_initial_ms * 2^(failures-1)`,
-/// capped at `retry_max_ms`, minus up to 10% jitter. The jitter is derived from
-/// the worker id, the attempt and the clock (no RNG in the VM), so Envoys that
-/// failed together drift apart while tests stay deterministic; it only ever
-/// shortens the delay, so `retry_max_ms` stays an upper bound.
+/// capped at `retry_max_ms`, minus up to 10% jitter (see
+/// [`crate::retry::jittered_backoff_ms`], shared with the outbound role).
 pub fn backoff_ms(settings: &JwksSettings, worker_id: u32, failures: u32, now: UnixMillis) -> u64 {
-    let exponent = failures.saturating_sub(1).min(63);
-    let factor = 1u64.checked_shl(exponent).unwrap_or(u64::MAX);
-    let base = settings
-        .retry_initial_ms
-        .saturating_mul(factor)
-        .min(settings.retry_max_ms);
-    let spread = base / 10;
-    if spread == 0 {
-        return base;
-    }
-    let seed = u64::from(worker_id) ^ (u64::from(failures) << 32) ^ now;
-    base - splitmix64(seed) % (spread + 1)
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+    crate::retry::jittered_backoff_ms(
+        settings.retry_initial_ms,
+        settings.retry_max_ms,
+        worker_id,
+        failures,
+        now,
+    )
 }
 
 #[cfg(test)]

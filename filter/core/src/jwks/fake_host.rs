@@ -251,6 +251,7 @@ mod tests {
             authority: "a".into(),
             path: "/p".into(),
             timeout_ms: 1,
+            headers: Vec::new(),
         };
         let t1 = h.dispatch(&req).unwrap();
         h.fail_dispatch = Some("no cluster".into());

@@ -101,6 +101,7 @@ fn self_test_catches_missing_erroring_and_lying_hosts() {
 
 /// Valid and tampered tokens get the same answer from both paths.
 #[test]
+#[allow(clippy::type_complexity)] // a table of cases
 fn host_and_pure_paths_agree() {
     let host = HostVerifier::new(EmulatedEnvoy::default());
     let key = test_keys::primary();

@@ -1,0 +1,241 @@
+//! The per-request decisions of the outbound role, free of hostcalls.
+//!
+//! ```text
+//! plan(authority, cluster, has Authorization)
+//!   ├─ no destination ── unmatched_requests=pass ─► Forward(Unmatched)
+//!   │                  └─ deny ───────────────────► Refuse 403
+//!   ├─ Authorization present, overwrite off ──────► Forward(KeptAuthorization)
+//!   └─ Token { destination, source } ── step(availability)
+//!         ├─ Ready ────────► Inject (replace every Authorization with `Bearer …`)
+//!         ├─ Pending ──────► Wait (bounded by request_wait_ms; then wait_timeout → 503)
+//!         └─ Unavailable ──► Refuse 503 with the reason
+//! ```
+
+use std::rc::Rc;
+
+use serde_json::json;
+
+use super::coordinator::{CachedToken, TokenAvailability};
+use super::policy::{OutboundPolicy, UnmatchedOutbound};
+
+/// What to do with a request before any token is looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Send it on unchanged.
+    Forward(ForwardReason),
+    /// It needs the token of `source` (index into the policy's sources).
+    Token {
+        destination: usize,
+        source: usize,
+    },
+    Refuse(Refusal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardReason {
+    /// No destination matched and `unmatched_requests` is `pass`.
+    Unmatched,
+    /// The application set its own `Authorization` and overwriting is off.
+    KeptAuthorization,
+}
+
+/// What to do once the token's availability is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Inject(Rc<CachedToken>),
+    Wait,
+    Refuse(Refusal),
+}
+
+/// A local reply instead of forwarding (fail closed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    /// `error` member of the JSON body and suffix of the refusal metric.
+    pub error: &'static str,
+    /// Human-readable reason; never a token or the agent key.
+    pub description: String,
+}
+
+impl Refusal {
+    pub const TOKEN_UNAVAILABLE: &'static str = "token_unavailable";
+    pub const DESTINATION_NOT_CONFIGURED: &'static str = "destination_not_configured";
+
+    pub fn token_unavailable(description: impl Into<String>) -> Refusal {
+        Refusal {
+            status: 503,
+            error: Self::TOKEN_UNAVAILABLE,
+            description: description.into(),
+        }
+    }
+
+    /// `{"error": ..., "error_description": ...}`, the shape the callee role uses.
+    pub fn body(&self) -> String {
+        json!({ "error": self.error, "error_description": self.description }).to_string()
+    }
+
+    pub fn headers(&self) -> [(&'static str, &'static str); 2] {
+        [
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+        ]
+    }
+}
+
+/// Routes a request: `authority` is `:authority`, `cluster` the upstream
+/// cluster (when the adapter looked it up), `has_authorization` whether the
+/// application sent any `Authorization` header.
+pub fn plan(
+    policy: &OutboundPolicy,
+    authority: &str,
+    cluster: Option<&str>,
+    has_authorization: bool,
+) -> Plan {
+    let Some(destination) = policy.select(authority, cluster) else {
+        return match policy.unmatched {
+            UnmatchedOutbound::Pass => Plan::Forward(ForwardReason::Unmatched),
+            UnmatchedOutbound::Deny => Plan::Refuse(Refusal {
+                status: 403,
+                error: Refusal::DESTINATION_NOT_CONFIGURED,
+                description: format!(
+                    "no outbound destination is configured for {}",
+                    printable(authority)
+                ),
+            }),
+        };
+    };
+    if has_authorization && !policy.overwrite_authorization {
+        return Plan::Forward(ForwardReason::KeptAuthorization);
+    }
+    let source = policy.destinations.get(destination).map_or(0, |d| d.source);
+    Plan::Token {
+        destination,
+        source,
+    }
+}
+
+/// The next step for a request that needs a token.
+pub fn step(availability: TokenAvailability) -> Step {
+    match availability {
+        TokenAvailability::Ready(token) => Step::Inject(token),
+        TokenAvailability::Pending => Step::Wait,
+        TokenAvailability::Unavailable(reason) => Step::Refuse(Refusal::token_unavailable(reason)),
+    }
+}
+
+/// A waiting request's bound elapsed.
+pub fn wait_timeout(waited_ms: u64) -> Refusal {
+    Refusal::token_unavailable(format!("no token from the agent within {waited_ms} ms"))
+}
+
+/// `:authority` as it may appear in a reply: printable ASCII, bounded.
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(128)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::policy::{AgentKey, AgentSettings, Destination, FetchPolicy};
+    use crate::outbound::timing::TokenTiming;
+
+    fn policy(unmatched: UnmatchedOutbound, overwrite: bool) -> OutboundPolicy {
+        OutboundPolicy {
+            agent: AgentSettings {
+                cluster: "a".into(),
+                authority: "a".into(),
+                token_path: "/v1/token".into(),
+                key: AgentKey::parse(&"cd".repeat(32)).unwrap(),
+                timeout_ms: 1,
+            },
+            sources: vec![],
+            destinations: vec![
+                Destination {
+                    name: "x".into(),
+                    hosts: vec!["x".into()],
+                    clusters: vec![],
+                    source: 0,
+                },
+                Destination {
+                    name: "y".into(),
+                    hosts: vec![],
+                    clusters: vec!["y".into()],
+                    source: 1,
+                },
+            ],
+            overwrite_authorization: overwrite,
+            unmatched,
+            timing: TokenTiming::default(),
+            fetch: FetchPolicy {
+                request_wait_ms: 1,
+                retry_initial_ms: 1,
+                retry_max_ms: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn routing() {
+        let p = policy(UnmatchedOutbound::Pass, false);
+        assert_eq!(
+            plan(&p, "x:80", None, false),
+            Plan::Token {
+                destination: 0,
+                source: 0
+            }
+        );
+        assert_eq!(
+            plan(&p, "z", Some("y"), false),
+            Plan::Token {
+                destination: 1,
+                source: 1
+            }
+        );
+        assert_eq!(
+            plan(&p, "z", None, false),
+            Plan::Forward(ForwardReason::Unmatched)
+        );
+        assert_eq!(
+            plan(&p, "x", None, true),
+            Plan::Forward(ForwardReason::KeptAuthorization),
+            "the application's own Authorization is not overwritten by default"
+        );
+        let p = policy(UnmatchedOutbound::Deny, true);
+        assert_eq!(
+            plan(&p, "x", None, true),
+            Plan::Token {
+                destination: 0,
+                source: 0
+            }
+        );
+        let Plan::Refuse(r) = plan(&p, "evil\r\nhost", None, false) else {
+            panic!("unmatched must be refused");
+        };
+        assert_eq!((r.status, r.error), (403, "destination_not_configured"));
+        assert_eq!(
+            r.description,
+            "no outbound destination is configured for evilhost"
+        );
+    }
+
+    #[test]
+    fn steps_and_bodies() {
+        assert_eq!(step(TokenAvailability::Pending), Step::Wait);
+        let Step::Refuse(r) = step(TokenAvailability::Unavailable("agent down".into())) else {
+            panic!("must refuse");
+        };
+        assert_eq!(r.status, 503);
+        let body: serde_json::Value = serde_json::from_str(&r.body()).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": "token_unavailable", "error_description": "agent down"})
+        );
+        assert_eq!(
+            wait_timeout(250).description,
+            "no token from the agent within 250 ms"
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! State shared by the outbound root context and its request contexts (one
+//! worker VM, single-threaded). The token itself is shared across workers
+//! through shared data by the core's `TokenCoordinator`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use entragate_core::host::LogLevel;
+use entragate_core::outbound::{
+    step, wait_timeout, OutboundPolicy, Refusal, Step, TokenCoordinator,
+};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MapType;
+
+use super::metrics::OutboundMetrics;
+use crate::host::{log, now_ms, ProxyWasmHost};
+
+/// A request paused until its destination's token is available.
+pub struct Waiter {
+    pub source: usize,
+    pub destination: usize,
+    pub started_ms: u64,
+    pub deadline_ms: u64,
+}
+
+pub struct OutboundWorker {
+    pub policy: Rc<OutboundPolicy>,
+    /// One per token source (`policy.sources`), same order.
+    pub coordinators: Vec<TokenCoordinator>,
+    /// Paused requests by context id; removed when resumed or destroyed.
+    pub waiters: BTreeMap<u32, Waiter>,
+    pub metrics: OutboundMetrics,
+}
+
+pub type SharedOutbound = Rc<RefCell<Option<OutboundWorker>>>;
+
+impl OutboundWorker {
+    /// The step for a request needing the token of `source`.
+    pub fn step_for(&mut self, source: usize) -> Step {
+        match self.coordinators.get_mut(source) {
+            Some(coordinator) => step(coordinator.token(&ProxyWasmHost)),
+            None => Step::Refuse(Refusal::token_unavailable("no token source")),
+        }
+    }
+
+    /// Decides every waiter that can be decided now (token ready, refused,
+    /// or waited too long); the others stay.
+    pub fn drain_waiters(&mut self) -> Vec<(u32, usize, Step)> {
+        let now = now_ms();
+        let ids: Vec<u32> = self.waiters.keys().copied().collect();
+        let mut decided = Vec::new();
+        for id in ids {
+            let Some(waiter) = self.waiters.remove(&id) else {
+                continue;
+            };
+            let step = if now >= waiter.deadline_ms {
+                Step::Refuse(wait_timeout(now.saturating_sub(waiter.started_ms)))
+            } else {
+                self.step_for(waiter.source)
+            };
+            match step {
+                Step::Wait => {
+                    self.waiters.insert(id, waiter);
+                }
+                step => decided.push((id, waiter.destination, step)),
+            }
+        }
+        decided
+    }
+
+    /// Label of a destination for log lines.
+    pub fn destination_name(&self, destination: usize) -> &str {
+        self.policy
+            .destinations
+            .get(destination)
+            .map_or("?", |d| d.name.as_str())
+    }
+}
+
+/// Writes a decided step to the current (effective) request context. Returns
+/// true when the request may continue upstream.
+pub fn apply_step(step: &Step, destination: &str, metrics: &OutboundMetrics) -> bool {
+    match step {
+        Step::Inject(token) => {
+            // Remove every value first: a request must leave with exactly one
+            // Authorization header, ours.
+            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "authorization");
+            if hostcalls::add_map_value(
+                MapType::HttpRequestHeaders,
+                "authorization",
+                &token.header_value,
+            )
+            .is_err()
+            {
+                let refusal = Refusal::token_unavailable("could not set the Authorization header");
+                return refuse(&refusal, destination, metrics);
+            }
+            metrics.injected();
+            true
+        }
+        Step::Refuse(refusal) => refuse(refusal, destination, metrics),
+        // Not a decision: callers only apply decided steps.
+        Step::Wait => false,
+    }
+}
+
+/// Sends the refusal as a local reply (fail closed: if even that fails, the
+/// stream is reset rather than forwarded without credentials).
+pub fn refuse(refusal: &Refusal, destination: &str, metrics: &OutboundMetrics) -> bool {
+    metrics.refused(refusal);
+    log(
+        LogLevel::Info,
+        &format!(
+            "entragate outbound: refused request to {} status={} reason={}: {}",
+            destination.escape_debug(),
+            refusal.status,
+            refusal.error,
+            refusal.description
+        ),
+    );
+    let body = refusal.body();
+    if hostcalls::send_http_response(
+        u32::from(refusal.status),
+        refusal.headers().to_vec(),
+        Some(body.as_bytes()),
+    )
+    .is_err()
+    {
+        let _ = hostcalls::reset_http_request();
+    }
+    false
+}
