@@ -17,7 +17,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     ensure_apt_package("wrk", "wrk")?;
     let mut command = cmd::cargo();
     command
-        .args(["run", "--quiet", "-p", "entragate-tests", "--bin", "bench", "--"])
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "entragate-tests",
+            "--bin",
+            "bench",
+            "--",
+        ])
         .args(args)
         .env("ENTRAGATE_ENVOY", &setup.envoy);
     // `--wasm FILE` measures a given build (an experiment); otherwise the

@@ -32,9 +32,16 @@ async fn main() -> ExitCode {
 async fn run() -> anyhow::Result<bool> {
     let started = Instant::now();
     let idp = Idp::start()?;
-    println!("[ready] local Entra-compatible IdP on {} (tenant {})", idp.base_url(), idp.tenant_id());
+    println!(
+        "[ready] local Entra-compatible IdP on {} (tenant {})",
+        idp.base_url(),
+        idp.tenant_id()
+    );
     let echo = Echo::start()?;
-    println!("[ready] Fraud Detector stand-in (echo) on 127.0.0.1:{}", echo.port());
+    println!(
+        "[ready] Fraud Detector stand-in (echo) on 127.0.0.1:{}",
+        echo.port()
+    );
 
     let policy = json!({
         "realm": "fraud-detector",
@@ -55,8 +62,15 @@ async fn run() -> anyhow::Result<bool> {
     let envoy_started = Instant::now();
     let envoy = Envoy::start(&template, vars).await?;
     let envoy_ready = envoy_started.elapsed();
-    println!("[ready] Envoy 1.40 with entragate on {} (admin {})", envoy.listener(), envoy.admin());
-    println!("        policy: POST /fraud/analyze needs app role Fraud.Scan from caller {}", ids::CLIENT_ID);
+    println!(
+        "[ready] Envoy 1.40 with entragate on {} (admin {})",
+        envoy.listener(),
+        envoy.admin()
+    );
+    println!(
+        "        policy: POST /fraud/analyze needs app role Fraud.Scan from caller {}",
+        ids::CLIENT_ID
+    );
 
     let client = entragate_tests::http_client();
     let url = envoy.url("/fraud/analyze");
@@ -65,7 +79,12 @@ async fn run() -> anyhow::Result<bool> {
     println!("\n1. Transaction Processor calls with a valid token (role Fraud.Scan)");
     let token = idp.app_token_v2().build();
     let first = Instant::now();
-    let response = client.post(&url).bearer_auth(&token).body("{}").send().await?;
+    let response = client
+        .post(&url)
+        .bearer_auth(&token)
+        .body("{}")
+        .send()
+        .await?;
     ok &= report(response, 200, Some(first)).await;
     println!(
         "      Envoy start -> ready {:.0} ms; start -> first allowed request {:.0} ms (includes the JWKS fetch)",
@@ -79,7 +98,12 @@ async fn run() -> anyhow::Result<bool> {
         .claim("azp", "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")
         .roles(["Fraud.Read"])
         .build();
-    let response = client.post(&url).bearer_auth(&impostor).body("{}").send().await?;
+    let response = client
+        .post(&url)
+        .bearer_auth(&impostor)
+        .body("{}")
+        .send()
+        .await?;
     ok &= report(response, 403, None).await;
 
     println!("\n3. A call without any token");
@@ -104,8 +128,14 @@ async fn report(response: reqwest::Response, expected: u16, timed: Option<Instan
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    let verdict = if status == expected { "as expected" } else { "UNEXPECTED" };
-    let latency = timed.map(|t| format!(" in {:.1} ms", t.elapsed().as_secs_f64() * 1000.0)).unwrap_or_default();
+    let verdict = if status == expected {
+        "as expected"
+    } else {
+        "UNEXPECTED"
+    };
+    let latency = timed
+        .map(|t| format!(" in {:.1} ms", t.elapsed().as_secs_f64() * 1000.0))
+        .unwrap_or_default();
     println!("   -> HTTP {status}{latency} ({verdict})");
     if let Some(challenge) = challenge {
         println!("      WWW-Authenticate: {challenge}");

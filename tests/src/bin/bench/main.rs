@@ -136,7 +136,11 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
     let cold_script = dir.join("cold.lua");
     std::fs::write(&cold_script, wrk::cold_script(&pool_path, THREADS))?;
 
-    let template = std::fs::read_to_string(entragate_tests::repo_root().join("envoy").join("bench.yaml"))?;
+    let template = std::fs::read_to_string(
+        entragate_tests::repo_root()
+            .join("envoy")
+            .join("bench.yaml"),
+    )?;
     let vars = template_vars(&idp, wasm);
     let envoy_options = EnvoyOptions {
         log_level: "warning".into(),
