@@ -46,7 +46,13 @@ pub fn run() -> Result<Setup, String> {
     println!("setup: envoy {} at {}", envoy::VERSION, envoy.display());
     println!("setup: (the tests find it there, or via ENTRAGATE_ENVOY=<path>)");
     let wasmtime_python = ensure_pip_tool(&root, &WASMTIME)?;
-    ensure_pip_tool(&root, &MOTO)?;
+    let moto_python = ensure_pip_tool(&root, &MOTO)?;
+    // The caller-side test support checks this marker before installing moto
+    // itself (see bootstrap/tests/support/moto.rs); write it so tests skip pip.
+    if let Some(venv) = moto_python.parent().and_then(Path::parent) {
+        let marker = venv.join(".installed-moto-5.2.5");
+        std::fs::write(&marker, "").map_err(|e| format!("writing {}: {e}", marker.display()))?;
+    }
     Ok(Setup {
         envoy,
         wasmtime_python,
