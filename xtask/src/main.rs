@@ -18,6 +18,7 @@ mod envoy;
 mod setup;
 mod test;
 mod wasm;
+mod wasm_opt;
 
 use std::process::ExitCode;
 

@@ -12,6 +12,7 @@ pub const ARTIFACT: &str = "entragate_filter.wasm";
 pub fn build() -> Result<PathBuf, String> {
     cmd::run(cmd::cargo().args(["build", "--release", "--target", WASM_TARGET, "-p", PACKAGE]))?;
     let wasm = artifact_path()?;
+    crate::wasm_opt::optimize(&wasm)?;
     let size = std::fs::metadata(&wasm)
         .map_err(|e| format!("built, but cannot read {}: {e}", wasm.display()))?
         .len();
