@@ -1,7 +1,8 @@
-//! Shrinking the built filter with binaryen's `wasm-opt -Oz` (Debian package
-//! `binaryen`, installed on first use). It removes about a fifth of the module
+//! Shrinking the built filter with binaryen (Debian package `binaryen`,
+//! installed on first use): `wasm-opt -Oz` removes about a fifth of the module
 //! (docs/performance.md, "Size"); a smaller module compiles faster in each
-//! worker's V8 and uses less memory per VM.
+//! worker's V8 and uses less memory per VM. Then `wasm-metadce` drops the
+//! proxy-wasm callbacks the filter does not implement (see [`KEPT_EXPORTS`]).
 
 use std::path::Path;
 use std::process::Command;
@@ -14,6 +15,28 @@ const FEATURES: [&str; 4] = [
     "--enable-sign-ext",
     "--enable-mutable-globals",
     "--enable-nontrapping-float-to-int",
+];
+
+/// The exports Envoy needs from this filter. The proxy-wasm Rust SDK exports
+/// every callback of the ABI, and Envoy calls each exported one on every
+/// stream (response headers, body, trailers, log...), a V8 entry and a context
+/// lookup each time for nothing: the filter only acts on request headers.
+/// Envoy treats a missing callback as "continue", so removing the unused ones
+/// is safe; the integration tests run the pruned module. A new callback the
+/// filter starts to implement must be added here.
+const KEPT_EXPORTS: [&str; 12] = [
+    "memory",
+    "_initialize",
+    "proxy_abi_version_0_2_1",
+    "proxy_on_memory_allocate",
+    "proxy_on_vm_start",
+    "proxy_on_configure",
+    "proxy_on_tick",
+    "proxy_on_context_create",
+    "proxy_on_request_headers",
+    "proxy_on_http_call_response",
+    "proxy_on_done",
+    "proxy_on_delete",
 ];
 
 /// Optimises `wasm` in place, unless it already is (a marker next to it
@@ -45,11 +68,43 @@ pub fn optimize(wasm: &Path) -> Result<(), String> {
             .arg("-o")
             .arg(&optimized),
     )?;
+    prune_exports(&optimized)?;
     std::fs::rename(&optimized, wasm).map_err(|e| format!("replacing {}: {e}", wasm.display()))?;
     if let Some(stamp) = stamp(wasm) {
         let _ = std::fs::write(&marker, stamp);
     }
     Ok(())
+}
+
+/// Removes every export not in [`KEPT_EXPORTS`] (and the code only they
+/// reached) with `wasm-metadce`, whose graph lists what stays reachable.
+fn prune_exports(wasm: &Path) -> Result<(), String> {
+    let names: Vec<String> = KEPT_EXPORTS.iter().map(|e| format!("export:{e}")).collect();
+    let mut graph = vec![serde_json::json!({ "name": "envoy", "root": true, "reaches": names })];
+    for (export, name) in KEPT_EXPORTS.iter().zip(&names) {
+        graph.push(serde_json::json!({ "name": name, "export": export }));
+    }
+    let graph_path = wasm.with_extension("metadce.json");
+    std::fs::write(&graph_path, serde_json::Value::Array(graph).to_string())
+        .map_err(|e| format!("writing {}: {e}", graph_path.display()))?;
+    let pruned = wasm.with_extension("pruned.wasm");
+    // metadce prints the removed items on stdout; only failures matter.
+    let output = Command::new("wasm-metadce")
+        .args(FEATURES)
+        .arg("-f")
+        .arg(&graph_path)
+        .arg(wasm)
+        .arg("-o")
+        .arg(&pruned)
+        .output()
+        .map_err(|e| format!("running wasm-metadce: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "wasm-metadce failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    std::fs::rename(&pruned, wasm).map_err(|e| format!("replacing {}: {e}", wasm.display()))
 }
 
 fn available() -> bool {
