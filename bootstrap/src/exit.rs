@@ -11,7 +11,8 @@ Exit codes:
   2  usage or configuration error (bad flag, unreadable config file, invalid scope)
   3  secret error (credentials, region, not found, denied, not JSON, missing field, unreachable)
   4  identity provider error (token request rejected or failing after retries)
-  5  serve error (cannot bind the listen address, cannot write the agent key file)";
+  5  serve error (cannot bind the listen address, cannot write the agent key file)
+  6  mesh policy error (render/check: the policy is invalid; every error is listed)";
 
 /// A failure that ends the command, with its exit code.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub enum Failure {
     Secret(SecretError),
     Idp(String),
     Serve(String),
+    /// The mesh policy is invalid; the errors themselves were already printed.
+    Policy(String),
 }
 
 impl Failure {
@@ -31,6 +34,7 @@ impl Failure {
             Failure::Secret(_) => 3,
             Failure::Idp(_) => 4,
             Failure::Serve(_) => 5,
+            Failure::Policy(_) => 6,
         }
     }
 }
@@ -43,6 +47,7 @@ impl fmt::Display for Failure {
             Failure::Secret(e) => write!(f, "secret error: {e}"),
             Failure::Idp(m) => write!(f, "identity provider error: {m}"),
             Failure::Serve(m) => write!(f, "serve error: {m}"),
+            Failure::Policy(m) => write!(f, "mesh policy error: {m}"),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod exit;
 pub mod log;
+pub mod mesh;
 pub mod secret;
 pub mod text;
 pub mod token;

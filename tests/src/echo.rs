@@ -136,4 +136,12 @@ impl Echo {
     pub fn last_request(&self) -> Option<EchoedRequest> {
         self.received().pop()
     }
+
+    /// Forgets the requests received so far (long runs keep memory flat).
+    pub fn clear(&self) {
+        self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
 }

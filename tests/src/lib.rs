@@ -58,6 +58,8 @@ mod echo;
 mod envoy;
 mod idp;
 mod inspect;
+pub mod moto;
+pub mod process;
 mod server;
 mod util;
 

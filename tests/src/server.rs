@@ -112,7 +112,18 @@ impl Server {
     /// Binds `127.0.0.1:0` and starts serving. The socket is listening when
     /// this returns, so no readiness wait is needed.
     pub fn start<H: Handler>(name: &str, handler: H) -> anyhow::Result<Server> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+        Server::start_on(name, SocketAddr::from(([127, 0, 0, 1], 0)), handler)
+    }
+
+    /// Like [`Server::start`] on a chosen address. Only the standalone IdP
+    /// binary (for docker-compose) uses a non-loopback one; tests never do.
+    pub fn start_on<H: Handler>(
+        name: &str,
+        bind: SocketAddr,
+        handler: H,
+    ) -> anyhow::Result<Server> {
+        let listener =
+            std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (commands, receiver) = mpsc::unbounded_channel();

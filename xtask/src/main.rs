@@ -8,21 +8,26 @@
 //! - `setup`      install the wasm target and Envoy 1.40.0 (cached in `.cache/`)
 //! - `build-wasm` build the filter for `wasm32-wasip1` and report its size
 //! - `test`       setup, fmt, clippy, build-wasm, then the whole test suite
-//! - `demo`       the callee side on loopback: IdP + Envoy with the filter + app, one allowed and two refused calls
+//! - `demo`       the FinTech story on loopback (`--keep-running` to keep it up until Ctrl-C)
 //! - `bench`      entragate vs Envoy's jwt_authn (`--smoke` for CI); see docs/performance.md
+//! - `fuzz`       libFuzzer targets of `fuzz/` (`--smoke` for CI); see docs/security.md
+//! - `soak`       long mixed-traffic run with key rotations (`--minutes N`); see docs/security.md
 
 mod bench;
 mod cmd;
 mod demo;
 mod envoy;
+mod fuzz;
 mod setup;
+mod soak;
 mod test;
 mod wasm;
 mod wasm_opt;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <setup|build-wasm|test|demo|bench [--smoke]>";
+const USAGE: &str =
+    "usage: cargo xtask <setup|build-wasm|test|demo|bench [--smoke]|fuzz [--smoke]|soak [--minutes N]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,7 +39,9 @@ fn main() -> ExitCode {
         }
         Some("test") => test::run(),
         Some("bench") => bench::run(args.get(1..).unwrap_or_default()),
-        Some("demo") => demo::run(),
+        Some("demo") => demo::run(args.get(1..).unwrap_or_default()),
+        Some("fuzz") => fuzz::run(args.get(1..).unwrap_or_default()),
+        Some("soak") => soak::run(args.get(1..).unwrap_or_default()),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use crate::{cmd, setup, wasm};
+use crate::{cmd, fuzz, setup, wasm};
 
 struct Step {
     name: &'static str,
@@ -90,6 +90,34 @@ pub fn run() -> Result<(), String> {
             cmd::run(&mut command)
         });
     }
+
+    // The README's first command, non-interactive: the FinTech story must
+    // behave (the demo exits non-zero if any step does not).
+    step(&mut steps, "demo", || crate::demo::run(&[]));
+
+    // 20 s of mixed valid/invalid traffic across a key rotation (the
+    // `cargo xtask soak` criteria, shortened): no wrong decision, no 5xx.
+    step(&mut steps, "soak (smoke)", || {
+        let mut command = cmd::cargo();
+        command.args([
+            "run",
+            "--quiet",
+            "-p",
+            "entragate-tests",
+            "--bin",
+            "soak",
+            "--",
+            "--smoke",
+        ]);
+        with_env(&mut command);
+        cmd::run(&mut command)
+    });
+
+    // Bounded fuzzing of every target (`fuzz::SMOKE_SECONDS` each, or
+    // ENTRAGATE_FUZZ_SECONDS): a crash fails the step with its reproducer.
+    step(&mut steps, "fuzz (smoke)", || {
+        fuzz::run(&["--smoke".to_string()])
+    });
 
     println!();
     println!("== summary");

@@ -3,7 +3,9 @@
 //! variant and one match arm in [`run`].
 
 pub mod agent;
+pub mod check;
 pub mod common;
+pub mod render;
 pub mod secret_check;
 pub mod token;
 
@@ -48,6 +50,12 @@ pub enum Command {
     /// Read and validate the secret; print which fields were found (never their values).
     #[command(name = "secret-check", after_help = EXIT_CODES_HELP)]
     SecretCheck(secret_check::SecretCheckArgs),
+    /// Render one service's sidecar configuration (Envoy, Istio or Envoy Gateway) from the mesh policy.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Render(render::RenderArgs),
+    /// Validate the mesh policy and print who may call whom, with warnings about risky choices.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Check(check::CheckArgs),
 }
 
 /// Parses the command line, runs the subcommand, and maps failures to exit codes.
@@ -88,6 +96,8 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::Agent(args) => agent::run(args).await,
         Command::Token(args) => token::run(args).await,
         Command::SecretCheck(args) => secret_check::run(args).await,
+        Command::Render(args) => render::run(args),
+        Command::Check(args) => check::run(args),
     }
 }
 

@@ -17,6 +17,22 @@ pub fn fingerprint(secret: &str) -> String {
     out
 }
 
+/// Marks, in a logged path, where a query string (or fragment) was removed.
+pub const QUERY_REDACTED: &str = "?<redacted>";
+
+/// The request path as it may be logged: without its query string and fragment.
+///
+/// A query string can carry credentials: `?access_token=` (RFC 6750 section
+/// 2.3, which the filter does not accept but clients still send), signed URLs,
+/// API keys. Decisions do not depend on it (rules match the path alone), so
+/// it is left out entirely; [`QUERY_REDACTED`] shows that there was one.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.find(['?', '#']) {
+        Some(end) => std::borrow::Cow::Owned(format!("{}{QUERY_REDACTED}", &path[..end])),
+        None => std::borrow::Cow::Borrowed(path),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,5 +44,26 @@ mod tests {
         assert_eq!(a, fingerprint("eyJhbGciOiJSUzI1NiJ9.payload.signature"));
         assert_ne!(a, fingerprint("eyJhbGciOiJSUzI1NiJ9.payload.signaturf"));
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn loggable_path_drops_the_query_string_and_fragment() {
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        let path = format!("/fraud/analyze?access_token={token}");
+        let logged = loggable_path(&path);
+        assert_eq!(logged, "/fraud/analyze?<redacted>");
+        assert!(!logged.contains("eyJ"));
+        assert_eq!(loggable_path("/a#access_token=x"), "/a?<redacted>");
+        assert_eq!(loggable_path("/a?"), "/a?<redacted>");
+        assert_eq!(loggable_path("?x=1"), "?<redacted>");
+    }
+
+    #[test]
+    fn loggable_path_keeps_a_path_without_query_as_is() {
+        assert!(matches!(
+            loggable_path("/fraud/reports/daily"),
+            std::borrow::Cow::Borrowed("/fraud/reports/daily")
+        ));
+        assert_eq!(loggable_path(""), "");
     }
 }

@@ -1,7 +1,7 @@
 //! Writes a decision back to the (effective) request context.
 
 use entragate_core::engine::Decision;
-use entragate_core::fingerprint::fingerprint;
+use entragate_core::fingerprint::{fingerprint, loggable_path};
 use entragate_core::host::LogLevel;
 use entragate_core::response::denial_response;
 use proxy_wasm::hostcalls;
@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 /// Request details for the decision log line. Never the token itself.
 pub struct LogContext<'a> {
     pub method: &'a str,
+    /// The full `:path`; only its [`loggable_path`] part is ever logged.
     pub path: &'a str,
     /// First `Authorization` value, hashed before logging.
     pub authorization: Option<&'a str>,
@@ -54,7 +55,8 @@ pub fn apply_decision(
                 &format!(
                     "entragate: denied {} {} status={} reason={} token_sha256={}",
                     ctx.method.escape_debug(),
-                    ctx.path.escape_debug(),
+                    // Never the query string: it may carry a credential.
+                    loggable_path(ctx.path).escape_debug(),
                     response.status,
                     denial.error.metric(),
                     token_hash

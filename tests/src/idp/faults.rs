@@ -32,6 +32,9 @@ pub enum Fault {
     CloseConnection,
     /// `429` with `Retry-After: <seconds>`.
     TooManyRequests { retry_after_secs: u64 },
+    /// `200` with a JSON body of at least this many bytes: the normal JWKS
+    /// (or `{}`) plus a `padding` member, so only its size is wrong.
+    Oversized { bytes: usize },
 }
 
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use rsa::pkcs1::EncodeRsaPublicKey as _;
 use rsa::pkcs1v15::SigningKey as Pkcs1v15SigningKey;
-use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
+use rsa::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
 use rsa::signature::{SignatureEncoding as _, Signer as _};
 use rsa::traits::PublicKeyParts as _;
 use rsa::{RsaPrivateKey, RsaPublicKey};
@@ -73,6 +73,15 @@ impl SigningKey {
     pub fn public_key_pem(&self) -> String {
         self.public_key()
             .to_public_key_pem(LineEnding::LF)
+            .unwrap_or_default()
+    }
+
+    /// The private key as PKCS#8 DER. Only for tests that prove the key
+    /// never appears anywhere it should not (log hygiene).
+    pub fn private_key_pkcs8_der(&self) -> Vec<u8> {
+        self.private
+            .to_pkcs8_der()
+            .map(|d| d.as_bytes().to_vec())
             .unwrap_or_default()
     }
 

@@ -73,6 +73,7 @@ pub struct Counters {
 pub struct IdpBuilder {
     tenant: String,
     standby_keys: usize,
+    bind: std::net::SocketAddr,
 }
 
 impl IdpBuilder {
@@ -86,6 +87,13 @@ impl IdpBuilder {
     /// key. Default 1.
     pub fn standby_keys(mut self, n: usize) -> Self {
         self.standby_keys = n;
+        self
+    }
+
+    /// The address to listen on. Default `127.0.0.1:0`; only the standalone
+    /// `idp` binary (docker-compose) binds elsewhere.
+    pub fn bind(mut self, bind: std::net::SocketAddr) -> Self {
+        self.bind = bind;
         self
     }
 
@@ -103,10 +111,12 @@ impl IdpBuilder {
             faults: Mutex::default(),
             counters: RequestCounters::default(),
             token_log: Mutex::default(),
+            issued: Mutex::default(),
             base_url: OnceLock::new(),
         });
-        let server = Server::start(
+        let server = Server::start_on(
             "idp",
+            self.bind,
             routes::IdpHandler {
                 state: Arc::clone(&state),
             },
@@ -140,6 +150,7 @@ impl Idp {
         IdpBuilder {
             tenant: ids::TENANT_ID.to_string(),
             standby_keys: 1,
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 
@@ -386,6 +397,12 @@ impl Idp {
     /// Every token-endpoint call so far (secrets are not recorded).
     pub fn token_requests(&self) -> Vec<TokenRequest> {
         lock(&self.state.token_log).clone()
+    }
+
+    /// Every access token the token endpoint has issued, oldest first (kept
+    /// across [`reset_counters`](Self::reset_counters); for leak checks).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.state.issued).clone()
     }
 
     /// Waits until the JWKS endpoint has been hit at least `n` times.

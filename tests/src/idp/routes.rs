@@ -151,6 +151,16 @@ impl IdpHandler {
                     json!({})
                 },
             )),
+            Fault::Oversized { bytes } => {
+                let mut body = if endpoint == Endpoint::Jwks {
+                    let tenant = lock(&self.state.directory).default_tenant().to_string();
+                    jwks_document(&self.state, &tenant)
+                } else {
+                    json!({})
+                };
+                body["padding"] = Value::String("x".repeat(*bytes));
+                Some(Reply::json(StatusCode::OK, &body))
+            }
             Fault::TooManyRequests { retry_after_secs } => {
                 let headers = [("retry-after", retry_after_secs.to_string())];
                 Some(if endpoint == Endpoint::Token {

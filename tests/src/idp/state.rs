@@ -77,6 +77,8 @@ pub(crate) struct State {
     pub faults: Mutex<Faults>,
     pub counters: RequestCounters,
     pub token_log: Mutex<Vec<TokenRequest>>,
+    /// Every access token the token endpoint issued (for leak checks).
+    pub issued: Mutex<Vec<String>>,
     /// `http://127.0.0.1:<port>`, set once the socket is bound.
     pub base_url: OnceLock<String>,
 }

@@ -161,6 +161,7 @@ fn issue(
         .ok_or_else(|| EntraError::unknown_resource(resource, tenant))?;
 
     let token = mint(state, directory, tenant, client, api).build();
+    lock(&state.issued).push(token.clone());
     let lifetime = directory.token_lifetime.as_secs();
     let mut body = json!({
         "token_type": "Bearer",

@@ -48,6 +48,19 @@ async fn jwks_faults_change_the_answer() {
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "7");
 
+    idp.set_fault(Endpoint::Jwks, Fault::Oversized { bytes: 600_000 });
+    let text = http_client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.len() > 600_000);
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["keys"], idp.jwks()["keys"], "only the size is wrong");
+
     idp.set_fault(Endpoint::Jwks, Fault::None);
     assert_eq!(status_of(&url).await, 200);
 }

@@ -7,12 +7,12 @@
 
 use std::fs::File;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
+use entragate_tests::process::{hermetic_aws_env, kill_with_parent};
 use entragate_tests::wait_for;
 
 /// Env var naming another `bootstrap` binary to test.
@@ -37,6 +37,8 @@ pub struct AgentSpec {
     pub scope: String,
     /// Holds the agent key (reused across restarts), address file and logs.
     pub dir: PathBuf,
+    /// More `agent` arguments (e.g. `--idp-timeout 1s`).
+    pub extra_args: Vec<String>,
 }
 
 /// A running agent; killed when dropped.
@@ -76,9 +78,11 @@ impl Agent {
             .arg("--listen-addr-file")
             .arg(&addr_file)
             .args(["--retry-initial", "100ms", "--retry-max", "1s"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log)?);
+            .args(&spec.extra_args)
+            .stdin(Stdio::null());
+        // stdout and stderr share one file (and its offset): both are the agent's output.
+        let output = File::create(&log)?;
+        command.stdout(output.try_clone()?).stderr(output);
         hermetic_aws_env(&mut command);
         kill_with_parent(&mut command);
         let mut child = command
@@ -155,56 +159,4 @@ impl Drop for Agent {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// Fixed test credentials (moto accepts any), and nothing from the developer's
-/// AWS setup.
-fn hermetic_aws_env(command: &mut Command) {
-    for var in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-        "AWS_SESSION_TOKEN",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "ENTRAGATE_CONFIG",
-        "ENTRAGATE_SECRET_ID",
-        "ENTRAGATE_AUTHORITY",
-        "ENTRAGATE_AGENT_KEY_FILE",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-    ] {
-        command.env_remove(var);
-    }
-    command
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_CONFIG_FILE", "/nonexistent/entragate-test/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/entragate-test/credentials",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-}
-
-/// SIGKILL the agent if the test thread that started it dies.
-fn kill_with_parent(command: &mut Command) {
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // prctl(2), which is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
 }

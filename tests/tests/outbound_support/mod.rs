@@ -79,6 +79,10 @@ pub struct ChainOptions {
     pub adjust: Box<dyn FnOnce(&mut Value) + Send>,
     /// Wait for the agent's `/healthz` before starting the caller Envoy.
     pub wait_agent_ready: bool,
+    /// More `bootstrap agent` arguments.
+    pub agent_args: Vec<String>,
+    /// Secrets Manager endpoint (default: the moto shared by the test binary).
+    pub moto_endpoint: Option<String>,
 }
 
 impl ChainOptions {
@@ -88,7 +92,20 @@ impl ChainOptions {
             prepare_idp: Box::new(|_| {}),
             adjust: Box::new(|_| {}),
             wait_agent_ready: true,
+            agent_args: Vec::new(),
+            moto_endpoint: None,
         }
+    }
+
+    pub fn agent_args(mut self, args: &[&str]) -> Self {
+        self.agent_args = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// Use this Secrets Manager (e.g. a moto the test stops and restarts).
+    pub fn moto(mut self, endpoint: &str) -> Self {
+        self.moto_endpoint = Some(endpoint.to_string());
+        self
     }
 
     pub fn idp(mut self, prepare: impl FnOnce(&entragate_tests::Idp) + Send + 'static) -> Self {
@@ -123,11 +140,19 @@ impl Chain {
         let permit = CHAINS.acquire().await.expect("semaphore");
         let callee = Callee::start().await;
         (options.prepare_idp)(&callee.idp);
-        let moto = moto::shared();
+        let moto_endpoint = options
+            .moto_endpoint
+            .clone()
+            .unwrap_or_else(|| moto::shared().endpoint.clone());
         let secret_id = format!("{SECRET_ID}-{}", options.tag);
-        moto.put_secret(REGION, &secret_id, &secret_json(ids::CLIENT_SECRET))
-            .await
-            .expect("seeding the secret");
+        moto::put_secret_at(
+            &moto_endpoint,
+            REGION,
+            &secret_id,
+            &secret_json(ids::CLIENT_SECRET),
+        )
+        .await
+        .expect("seeding the secret");
         let dir = tempfile::Builder::new()
             .prefix("entragate-chain-")
             .tempdir()
@@ -135,10 +160,11 @@ impl Chain {
         let spec = AgentSpec {
             secret_id,
             region: REGION.into(),
-            moto_endpoint: moto.endpoint.clone(),
+            moto_endpoint,
             authority: callee.idp.base_url(),
             scope: format!("fraud={SCOPE}"),
             dir: dir.path().to_path_buf(),
+            extra_args: options.agent_args.clone(),
         };
         let agent = Agent::start(&spec, "127.0.0.1:0").await.expect("agent");
         if options.wait_agent_ready {

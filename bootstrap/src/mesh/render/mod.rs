@@ -1,0 +1,14 @@
+//! Rendering a service's sidecar configuration from the policy.
+//!
+//! - [`envoy`]: a complete Envoy bootstrap (inbound validating listener, outbound token-attaching listener,
+//!   JWKS and agent clusters, admin on loopback);
+//! - [`istio`]: a `WasmPlugin` and the `ServiceEntry`/`DestinationRule` for the Entra host;
+//! - [`envoy_gateway`]: an `EnvoyExtensionPolicy` and the `EnvoyPatchPolicy` adding the JWKS cluster.
+//!
+//! Output is deterministic: document order, no timestamps, the same bytes for the same inputs.
+
+pub mod envoy;
+pub mod envoy_gateway;
+pub mod istio;
+pub mod wasm;
+pub mod yaml;

@@ -1,0 +1,144 @@
+//! `bootstrap check` and `bootstrap render` as a user runs them: output, files written, exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/fintech/mesh.yaml")
+}
+
+fn bootstrap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(args)
+        .env_remove("ENTRAGATE_POLICY")
+        .env_remove("ENTRAGATE_WASM")
+        .output()
+        .expect("running bootstrap")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn check_prints_the_table_and_exits_zero() {
+    let policy = example();
+    let out = bootstrap(&["check", "--policy", policy.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(
+            "transaction-processor -> fraud-detector  POST     /fraud/analyze     role Fraud.Scan"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warning: services.fraud-detector.rules[0]: anonymous route"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_lists_every_error_and_exits_6() {
+    let dir = support::temp_dir("mesh-check");
+    let bad = dir.join("mesh.yaml");
+    let text_in = std::fs::read_to_string(example())
+        .unwrap()
+        .replace(
+            "allowed_callers: [reporting]",
+            "allowed_callers: [reportin]",
+        )
+        .replace("roles: [Fraud.Scan]", "roles: [Fraud.Scan, Fraud.Admin]");
+    std::fs::write(&bad, text_in).unwrap();
+    let out = bootstrap(&["check", "--policy", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let file = bad.display();
+    assert!(
+        stderr.contains(&format!(
+            "error: {file}: services.fraud-detector.rules[1].roles[1]: role `Fraud.Admin`"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("error: {file}: services.fraud-detector.rules[2].allowed_callers[0]: unknown caller `reportin`")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mesh policy error: 2 error(s)"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no table for an invalid policy");
+}
+
+#[test]
+fn render_writes_the_sidecar_the_agent_config_and_a_private_agent_key() {
+    let dir = support::temp_dir("mesh-render");
+    let wasm = dir.join("entragate_filter.wasm");
+    std::fs::write(&wasm, b"\0asm\x01\0\0\0").unwrap();
+    let key_file = dir.join("agent-key");
+    let out_dir = dir.join("out");
+    let policy = example();
+    let args = [
+        "render",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--service",
+        "transaction-processor",
+        "--format",
+        "envoy",
+        "--wasm",
+        wasm.to_str().unwrap(),
+        "--agent-key-file",
+        key_file.to_str().unwrap(),
+        "--set",
+        "services.transaction-processor.ports.outbound=16001",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = bootstrap(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sidecar = out_dir.join("transaction-processor.envoy.yaml");
+    let rendered = std::fs::read_to_string(&sidecar).unwrap();
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(mode(&key_file), 0o600, "the agent key file is private");
+    assert_eq!(
+        mode(&sidecar),
+        0o600,
+        "the sidecar config carries the key: private"
+    );
+    assert!(
+        rendered.contains(key.trim()),
+        "the sidecar carries the agent key"
+    );
+    assert!(rendered.contains("port_value: 16001"), "--set applies");
+    let agent =
+        entragate_bootstrap::config::load(&out_dir.join("transaction-processor.bootstrap.toml"))
+            .unwrap();
+    assert_eq!(
+        agent.secret_id.as_deref(),
+        Some("fintech/transaction-processor/identity")
+    );
+    assert_eq!(agent.listen.as_deref(), Some("127.0.0.1:15901"));
+    // Rendering again reuses the key and gives the same bytes.
+    assert!(bootstrap(&args).status.success());
+    assert_eq!(std::fs::read_to_string(&sidecar).unwrap(), rendered);
+
+    // An unknown service is a usage error (2).
+    let out = bootstrap(&[
+        "render",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--service",
+        "nope",
+        "--wasm",
+        wasm.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no service `nope`"));
+}

@@ -1,0 +1,322 @@
+//! Rendering from the FinTech example: golden files for the Istio and Envoy Gateway output (regenerate with
+//! `ENTRAGATE_BLESS=1`), checked structurally as well, and the plugin configurations the filter accepts.
+//! That Envoy accepts the rendered bootstraps (with the real `.wasm`) is tested in `tests/tests/mesh_e2e.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+use entragate_bootstrap::mesh::render::envoy::{self, EnvoyOptions};
+use entragate_bootstrap::mesh::render::envoy_gateway::{self, GatewayOptions};
+use entragate_bootstrap::mesh::render::istio::{self, KubeOptions};
+use entragate_bootstrap::mesh::render::wasm::{sha256_hex, WasmModule};
+use entragate_bootstrap::mesh::{self, plugin, MeshPolicy};
+use entragate_core::config::FilterPolicy;
+use entragate_core::outbound::OutboundPolicy;
+use serde_yaml_ng::Value;
+use std::path::PathBuf;
+
+const EXAMPLE: &str = include_str!("../../examples/fintech/mesh.yaml");
+const BLESS_ENV: &str = "ENTRAGATE_BLESS";
+const AGENT_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn policy() -> MeshPolicy {
+    mesh::from_str(EXAMPLE, "mesh.yaml", &[]).unwrap()
+}
+
+/// A stand-in module: only its hash goes into the output.
+fn module(reference: &str) -> WasmModule {
+    WasmModule {
+        reference: reference.into(),
+        sha256: sha256_hex(b"\0asm\x01\0\0\0"),
+    }
+}
+
+/// Compares `actual` with `tests/golden/<name>`, or rewrites it when `ENTRAGATE_BLESS` is set.
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os(BLESS_ENV).is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with {BLESS_ENV}=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{} differs from the rendered output (run with {BLESS_ENV}=1 to accept):\n{actual}",
+        path.display()
+    );
+}
+
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+}
+
+fn get<'a>(value: &'a Value, path: &str) -> &'a Value {
+    path.split('.')
+        .fold(value, |v, key| match key.parse::<usize>() {
+            Ok(i) => &v[i],
+            Err(_) => &v[key],
+        })
+}
+
+fn str_at<'a>(value: &'a Value, path: &str) -> &'a str {
+    get(value, path)
+        .as_str()
+        .unwrap_or_else(|| panic!("{path} is not a string in {value:?}"))
+}
+
+/// The plugin configuration embedded in a resource, compiled by the filter.
+fn compiled(config: &Value) -> FilterPolicy {
+    let json = serde_json::to_vec(config).unwrap();
+    FilterPolicy::from_json(&json).unwrap()
+}
+
+#[test]
+fn istio_output_matches_the_golden_file_and_its_structure() {
+    let policy = policy();
+    let fraud = policy.service("fraud-detector").unwrap();
+    let options = KubeOptions {
+        namespace: "fintech".into(),
+        wasm: module("oci://registry.example.com/entragate/filter:0.1.0"),
+    };
+    let text = istio::render(&policy, fraud, &options).unwrap();
+    assert_eq!(
+        text,
+        istio::render(&policy, fraud, &options).unwrap(),
+        "deterministic"
+    );
+    golden("fraud-detector.istio.yaml", &text);
+
+    let docs = documents(&text);
+    assert_eq!(docs.len(), 3);
+    let plugin_doc = &docs[0];
+    assert_eq!(
+        str_at(plugin_doc, "apiVersion"),
+        "extensions.istio.io/v1alpha1"
+    );
+    assert_eq!(str_at(plugin_doc, "kind"), "WasmPlugin");
+    assert_eq!(str_at(plugin_doc, "metadata.namespace"), "fintech");
+    assert_eq!(
+        str_at(plugin_doc, "spec.selector.matchLabels.app"),
+        "fraud-detector"
+    );
+    assert!(str_at(plugin_doc, "spec.url").starts_with("oci://"));
+    assert_eq!(str_at(plugin_doc, "spec.sha256"), options.wasm.sha256);
+    assert_eq!(str_at(plugin_doc, "spec.phase"), "AUTHN");
+    assert_eq!(str_at(plugin_doc, "spec.failStrategy"), "FAIL_CLOSE");
+    assert_eq!(str_at(plugin_doc, "spec.match.0.mode"), "SERVER");
+    let config = get(plugin_doc, "spec.pluginConfig");
+    assert_eq!(
+        str_at(config, "jwks.cluster"),
+        "outbound|443||login.microsoftonline.com"
+    );
+    let filter = compiled(config);
+    let analyze = filter.routes.find("POST", "/fraud/analyze").unwrap();
+    assert_eq!(analyze.name(), "analyze");
+    assert!(
+        filter.routes.find("POST", "/fraud/other").is_none(),
+        "deny what no rule allows"
+    );
+
+    let entry = &docs[1];
+    assert_eq!(str_at(entry, "apiVersion"), "networking.istio.io/v1");
+    assert_eq!(str_at(entry, "kind"), "ServiceEntry");
+    assert_eq!(str_at(entry, "spec.hosts.0"), "login.microsoftonline.com");
+    assert_eq!(get(entry, "spec.ports.0.number").as_u64(), Some(443));
+    assert_eq!(str_at(entry, "spec.ports.0.protocol"), "TLS");
+    assert_eq!(str_at(entry, "spec.location"), "MESH_EXTERNAL");
+    let rule = &docs[2];
+    assert_eq!(str_at(rule, "kind"), "DestinationRule");
+    assert_eq!(
+        str_at(rule, "spec.trafficPolicy.portLevelSettings.0.tls.mode"),
+        "SIMPLE"
+    );
+
+    // A plain path becomes a file:// URL; a caller-only service has no istio output.
+    let local = KubeOptions {
+        namespace: "fintech".into(),
+        wasm: module("/opt/entragate/entragate_filter.wasm"),
+    };
+    let text = istio::render(&policy, fraud, &local).unwrap();
+    assert_eq!(
+        str_at(&documents(&text)[0], "spec.url"),
+        "file:///opt/entragate/entragate_filter.wasm"
+    );
+    let caller = policy.service("transaction-processor").unwrap();
+    assert!(istio::render(&policy, caller, &local)
+        .unwrap_err()
+        .contains("callee"));
+}
+
+#[test]
+fn envoy_gateway_output_matches_the_golden_file_and_its_structure() {
+    let policy = policy();
+    let fraud = policy.service("fraud-detector").unwrap();
+    let options = GatewayOptions {
+        kube: KubeOptions {
+            namespace: "fintech".into(),
+            wasm: module("https://artifacts.example.com/entragate/0.1.0/entragate_filter.wasm"),
+        },
+        gateway: "eg".into(),
+    };
+    let text = envoy_gateway::render(&policy, fraud, &options).unwrap();
+    golden("fraud-detector.envoy-gateway.yaml", &text);
+
+    let docs = documents(&text);
+    assert_eq!(docs.len(), 2);
+    let policy_doc = &docs[0];
+    assert_eq!(
+        str_at(policy_doc, "apiVersion"),
+        "gateway.envoyproxy.io/v1alpha1"
+    );
+    assert_eq!(str_at(policy_doc, "kind"), "EnvoyExtensionPolicy");
+    assert_eq!(str_at(policy_doc, "spec.targetRefs.0.kind"), "HTTPRoute");
+    assert_eq!(
+        str_at(policy_doc, "spec.targetRefs.0.name"),
+        "fraud-detector"
+    );
+    let wasm = get(policy_doc, "spec.wasm.0");
+    assert_eq!(str_at(wasm, "name"), "entragate");
+    assert_eq!(str_at(wasm, "rootID"), "entragate");
+    assert_eq!(str_at(wasm, "code.type"), "HTTP");
+    assert_eq!(str_at(wasm, "code.http.sha256"), options.kube.wasm.sha256);
+    assert_eq!(get(wasm, "failOpen").as_bool(), Some(false));
+    let filter = compiled(get(wasm, "config"));
+    assert_eq!(filter.realm, "fraud-detector");
+    let patch = &docs[1];
+    assert_eq!(str_at(patch, "kind"), "EnvoyPatchPolicy");
+    assert_eq!(
+        str_at(patch, "spec.jsonPatches.0.name"),
+        plugin::JWKS_CLUSTER
+    );
+    assert_eq!(
+        str_at(
+            patch,
+            "spec.jsonPatches.0.operation.value.transport_socket.typed_config.sni"
+        ),
+        "login.microsoftonline.com"
+    );
+
+    // OCI images are `type: Image`; a local file is refused (Envoy Gateway fetches modules itself).
+    let mut image = options.clone();
+    image.kube.wasm = module("oci://registry.example.com/entragate/filter:0.1.0");
+    let text = envoy_gateway::render(&policy, fraud, &image).unwrap();
+    let wasm = get(&documents(&text)[0], "spec.wasm.0").clone();
+    assert_eq!(str_at(&wasm, "code.type"), "Image");
+    assert_eq!(
+        str_at(&wasm, "code.image.url"),
+        "registry.example.com/entragate/filter:0.1.0"
+    );
+    let mut file = options;
+    file.kube.wasm = module("/opt/entragate_filter.wasm");
+    assert!(envoy_gateway::render(&policy, fraud, &file)
+        .unwrap_err()
+        .contains("HTTP(S) or from an OCI"));
+}
+
+#[test]
+fn envoy_bootstraps_carry_both_roles_and_compile_in_the_filter() {
+    let policy = policy();
+    let wasm = module("/opt/entragate/entragate_filter.wasm");
+    let fraud = policy.service("fraud-detector").unwrap();
+    let options = EnvoyOptions {
+        wasm: wasm.clone(),
+        agent_key: None,
+    };
+    let text = envoy::render(&policy, fraud, &options).unwrap();
+    assert!(text.contains(&format!("# entragate_filter.wasm sha256: {}", wasm.sha256)));
+    let doc = &documents(&text)[0];
+    assert_eq!(
+        str_at(doc, "admin.address.socket_address.address"),
+        "127.0.0.1"
+    );
+    let inbound = get(doc, "static_resources.listeners.0");
+    assert_eq!(str_at(inbound, "name"), "inbound");
+    let hcm = get(inbound, "filter_chains.0.filters.0.typed_config");
+    assert_eq!(get(hcm, "normalize_path").as_bool(), Some(true));
+    let wasm_config = get(hcm, "http_filters.0.typed_config.config");
+    assert_eq!(str_at(wasm_config, "root_id"), "entragate");
+    assert_eq!(str_at(wasm_config, "failure_policy"), "FAIL_CLOSED");
+    assert_eq!(
+        str_at(wasm_config, "vm_config.code.local.filename"),
+        wasm.reference
+    );
+    let json = str_at(wasm_config, "configuration.value");
+    FilterPolicy::from_json(json.as_bytes()).unwrap();
+    let clusters: Vec<&str> = get(doc, "static_resources.clusters")
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| str_at(c, "name"))
+        .collect();
+    assert_eq!(clusters, ["local_app", "entra_idp"]);
+    let idp = get(doc, "static_resources.clusters.1");
+    assert_eq!(
+        str_at(idp, "transport_socket.typed_config.sni"),
+        "login.microsoftonline.com"
+    );
+
+    // The caller: outbound listener, a cluster per callee, the agent cluster and the agent key.
+    let tp = policy.service("transaction-processor").unwrap();
+    assert!(envoy::render(&policy, tp, &options)
+        .unwrap_err()
+        .contains("agent key"));
+    let with_key = EnvoyOptions {
+        wasm,
+        agent_key: Some(AGENT_KEY.into()),
+    };
+    let text = envoy::render(&policy, tp, &with_key).unwrap();
+    let doc = &documents(&text)[0];
+    let outbound = get(doc, "static_resources.listeners.0");
+    assert_eq!(str_at(outbound, "name"), "outbound");
+    assert_eq!(
+        str_at(outbound, "address.socket_address.address"),
+        "127.0.0.1"
+    );
+    let hcm = get(outbound, "filter_chains.0.filters.0.typed_config");
+    assert_eq!(
+        str_at(hcm, "route_config.virtual_hosts.0.domains.0"),
+        "fraud-detector"
+    );
+    assert_eq!(
+        str_at(hcm, "route_config.virtual_hosts.0.routes.0.route.cluster"),
+        "fraud_detector"
+    );
+    let config = get(hcm, "http_filters.0.typed_config.config");
+    assert_eq!(str_at(config, "root_id"), "entragate_outbound");
+    let outbound_policy =
+        OutboundPolicy::from_json(str_at(config, "configuration.value").as_bytes()).unwrap();
+    assert_eq!(
+        outbound_policy.select("fraud-detector", Some("fraud_detector")),
+        Some(0)
+    );
+    let clusters: Vec<&str> = get(doc, "static_resources.clusters")
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| str_at(c, "name"))
+        .collect();
+    assert_eq!(clusters, ["fraud_detector", "entragate_agent"]);
+    assert_eq!(
+        get(doc, "static_resources.clusters.1.load_assignment.endpoints.0.lb_endpoints.0.endpoint.address.socket_address.port_value")
+            .as_u64(),
+        Some(15901)
+    );
+
+    let toml = envoy::agent_config(&policy, tp, "/run/entragate/agent-key").unwrap();
+    assert!(
+        toml.contains("secret_id = \"fintech/transaction-processor/identity\""),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("scopes = [\"fraud-detector=api://fintech-fraud-detector/.default\"]"),
+        "{toml}"
+    );
+    assert!(envoy::agent_config(&policy, fraud, "/run/entragate/agent-key").is_none());
+}

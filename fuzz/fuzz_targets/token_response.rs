@@ -1,0 +1,75 @@
+//! The bootstrap agent's parser for Entra's token endpoint responses
+//! (`bootstrap/src/token/parse.rs`), compiled into this target from its
+//! source file (see the note below).
+//!
+//! Input: the HTTP status on the first line, then the body. Oracles: no
+//! panic; an accepted response has a b64token `access_token`, a non-zero
+//! lifetime of at most two days and a `refresh_in` below it; an error's text
+//! never contains the `access_token` of a 2xx body.
+//!
+//! Why `#[path]` modules instead of a dependency on `entragate-bootstrap`:
+//! that crate pulls in the AWS SDK, axum, reqwest and rustls/aws-lc (a C
+//! build), several minutes of sanitizer-instrumented compilation for a
+//! parser whose own dependencies are serde, serde_json, secrecy and sha2.
+//! The parser is written to be standalone (its only crate-internal use is
+//! `crate::text::sanitize`), so the target compiles the two files as they
+//! are: what is fuzzed is exactly what ships, with no copy to drift.
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../../bootstrap/src/text.rs"]
+mod text;
+
+#[allow(dead_code)]
+#[path = "../../bootstrap/src/token/parse.rs"]
+mod parse;
+
+use libfuzzer_sys::fuzz_target;
+use secrecy::ExposeSecret as _;
+use std::time::Duration;
+
+fuzz_target!(|data: &[u8]| {
+    let split = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
+    let (status, body) = data.split_at(split);
+    let body = body.get(1..).unwrap_or_default();
+    let status = std::str::from_utf8(status)
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .unwrap_or(200);
+    match parse::parse_response(status, body) {
+        Ok(response) => {
+            let token = response.access_token.expose_secret();
+            assert!(!token.is_empty());
+            assert!(
+                token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)),
+                "a token with header-unsafe characters was accepted"
+            );
+            assert!(!response.expires_in.is_zero());
+            assert!(response.expires_in <= Duration::from_secs(2 * 24 * 3600));
+            assert!(response
+                .refresh_in
+                .is_none_or(|r| !r.is_zero() && r < response.expires_in));
+            assert_eq!(response.token_type, "Bearer");
+            let debug = format!("{response:?}");
+            assert!(
+                token.len() < 8 || !debug.contains(token),
+                "Debug shows the token"
+            );
+        }
+        Err(error) => {
+            let text = error.to_string();
+            let token = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| {
+                    v.get("access_token")
+                        .and_then(|t| t.as_str())
+                        .map(str::to_string)
+                });
+            if let Some(token) = token.filter(|t| t.len() > 40 && (200..300).contains(&status)) {
+                assert!(!text.contains(&token), "an error quotes the token: {text}");
+            }
+        }
+    }
+});

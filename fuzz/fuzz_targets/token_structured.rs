@@ -1,0 +1,76 @@
+//! Correctly signed tokens with fuzzed JOSE header and claims JSON.
+//!
+//! Input: one mode byte (the route; see `Mode`), then the header JSON up to
+//! the first newline, then the claims JSON. The harness base64url-encodes
+//! both and signs them with the digest signature its verifier accepts (a real
+//! RS256 signature costs seconds in an instrumented build; the RSA path is
+//! `token_verify`'s, whose seeds are RS256-signed), so every input
+//! passes the signature check and exercises header checks (alg allow-list,
+//! crit, kid/x5t), claim typing and validation (ver, iss, aud, tid, exp/nbf
+//! with leeway) and authorization (roles, scp, azp/appid, idtyp).
+//!
+//! Oracles: no panic; the cache answers like a full verification; the same
+//! token with one signature character changed is never allowed on a
+//! protected route; claims are checked against time: the decision at `NOW`
+//! cannot be "allow" if the token is refused as expired 10 years later.
+#![no_main]
+
+use entragate_core::cache::VerifiedTokenCache;
+use entragate_core::engine::Decision;
+use entragate_core::error::AuthError;
+use entragate_fuzz_fixtures::{self as fx, Mode, Verifier, ANONYMOUS_ROUTE};
+use libfuzzer_sys::fuzz_target;
+
+fn bearer(token: &str) -> Vec<String> {
+    vec![format!("Bearer {token}")]
+}
+
+fuzz_target!(
+    init: {
+        // JWKS and policy once, before the first input (and its timeout).
+        fx::key_set();
+        fx::policy();
+    },
+    |data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mode = Mode::from_byte(mode);
+    let split = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+    let (header, claims) = rest.split_at(split);
+    let claims = claims.get(1..).unwrap_or_default();
+    let token = fx::sign_digest(header, claims);
+    let policy = fx::policy();
+    let keys = fx::key_set();
+    let verifier = Verifier::Digest.get();
+
+    let mut cache = VerifiedTokenCache::new(16);
+    let first = fx::decide(policy, keys, verifier, &mut cache, mode.route, bearer(&token), fx::NOW);
+    let again = fx::decide(policy, keys, verifier, &mut cache, mode.route, bearer(&token), fx::NOW);
+    assert_eq!(first, again, "a cached decision differs from the verified one");
+
+    if mode.route != ANONYMOUS_ROUTE {
+        // Change one character in the middle of the signature.
+        let mut tampered = token.clone().into_bytes();
+        let at = tampered.len().saturating_sub(40);
+        if let Some(c) = tampered.get_mut(at) {
+            *c = if *c == b'A' { b'B' } else { b'A' };
+        }
+        let tampered = String::from_utf8_lossy(&tampered).into_owned();
+        let mut fresh = VerifiedTokenCache::new(16);
+        let forged = fx::decide(policy, keys, verifier, &mut fresh, mode.route, bearer(&tampered), fx::NOW);
+        assert!(!fx::allowed(&forged), "a tampered signature was accepted: {forged:?}");
+    }
+
+    if fx::allowed(&first) && mode.route != ANONYMOUS_ROUTE {
+        // Allowed now: then the token must have an `exp`, so far in the future
+        // it is expired (or was never valid), never allowed.
+        let later = fx::NOW.saturating_add(10 * 365 * 24 * 3600);
+        let mut fresh = VerifiedTokenCache::new(16);
+        let decision = fx::decide(policy, keys, verifier, &mut fresh, mode.route, bearer(&token), later);
+        assert!(
+            matches!(&decision, Decision::Deny(d) if d.error == AuthError::Expired),
+            "a token allowed now is not refused as expired 10 years later: {decision:?}"
+        );
+    }
+});

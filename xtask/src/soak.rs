@@ -1,0 +1,31 @@
+//! `cargo xtask soak [--minutes N] [--smoke] [--rate R]`: a long run of mixed
+//! valid and invalid traffic through one callee Envoy while the IdP rotates
+//! its signing key every minute (docs/security.md, "Soak").
+//!
+//! Like `bench`, this task only prepares (Envoy, the release filter) and
+//! launches: the soak itself is the `soak` binary of the harness crate
+//! (`tests/src/bin/soak.rs`), which needs the test IdP and the Envoy runner.
+//! It exits non-zero when a criterion fails (a wrong decision, a 5xx for a
+//! valid token after warm-up, Envoy RSS growth of 10 % or more).
+
+use crate::{cmd, setup, wasm};
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let setup = setup::run()?;
+    let wasm = wasm::build()?;
+    cmd::run(
+        cmd::cargo()
+            .args([
+                "run",
+                "--quiet",
+                "-p",
+                "entragate-tests",
+                "--bin",
+                "soak",
+                "--",
+            ])
+            .args(args)
+            .env("ENTRAGATE_WASM", &wasm)
+            .env("ENTRAGATE_ENVOY", &setup.envoy),
+    )
+}
