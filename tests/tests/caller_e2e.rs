@@ -195,11 +195,14 @@ async fn tokens_are_refreshed_ahead_of_expiry_without_a_failed_call() {
     if !require_envoy("refresh_ahead") {
         return;
     }
-    let lifetime = Duration::from_secs(8);
+    // 15 s: the agent stops serving a token lifetime/10 = 1.5 s before its
+    // end, which must cover the IdP's whole-second `exp` (up to 1 s earlier
+    // than receipt + expires_in) plus request transit on a loaded machine.
+    let lifetime = Duration::from_secs(15);
     let chain =
         Chain::start(ChainOptions::new("refresh").idp(move |idp| idp.set_token_lifetime(lifetime)))
             .await;
-    let calls = call_steadily(&chain, Duration::from_secs(20), Duration::from_millis(25)).await;
+    let calls = call_steadily(&chain, Duration::from_secs(32), Duration::from_millis(25)).await;
 
     let mut margins_ms = Vec::new();
     for pair in calls.windows(2) {
@@ -225,7 +228,7 @@ async fn tokens_are_refreshed_ahead_of_expiry_without_a_failed_call() {
     );
     assert!(
         margins_ms.len() >= 2,
-        "20 s of 8 s tokens: at least two refreshes"
+        "32 s of 15 s tokens: at least two refreshes"
     );
     assert!(margins_ms.iter().all(|m| *m > 0), "{margins_ms:?}");
     let requests = chain.callee.idp.counters().token;
@@ -353,7 +356,10 @@ async fn the_agent_restarted_while_envoy_runs_keeps_serving_it() {
     if !require_envoy("agent_restart") {
         return;
     }
-    let lifetime = Duration::from_secs(8);
+    // 15 s: the agent stops serving a token lifetime/10 = 1.5 s before its
+    // end, which must cover the IdP's whole-second `exp` (up to 1 s earlier
+    // than receipt + expires_in) plus request transit on a loaded machine.
+    let lifetime = Duration::from_secs(15);
     let mut chain =
         Chain::start(ChainOptions::new("restart").idp(move |idp| idp.set_token_lifetime(lifetime)))
             .await;
