@@ -356,10 +356,7 @@ async fn the_agent_restarted_while_envoy_runs_keeps_serving_it() {
     if !require_envoy("agent_restart") {
         return;
     }
-    // 15 s: the agent stops serving a token lifetime/10 = 1.5 s before its
-    // end, which must cover the IdP's whole-second `exp` (up to 1 s earlier
-    // than receipt + expires_in) plus request transit on a loaded machine.
-    let lifetime = Duration::from_secs(15);
+    let lifetime = Duration::from_secs(8);
     let mut chain =
         Chain::start(ChainOptions::new("restart").idp(move |idp| idp.set_token_lifetime(lifetime)))
             .await;
