@@ -1,10 +1,11 @@
 //! What the demo needs to know from `examples/fintech/mesh.yaml`: the tenant
 //! and the applications, so that the local identity provider registers
-//! exactly the apps the policy names (the policy itself is rendered by
-//! `bootstrap render`, like a user would).
+//! exactly the apps the policy names. Read with the same validating loader
+//! `bootstrap check`/`render` use (the sidecars themselves are rendered by
+//! the `bootstrap render` binary, like a user would).
 
 use anyhow::{anyhow, Context as _};
-use serde_yaml_ng::Value;
+use entragate_bootstrap::mesh;
 
 pub struct FintechIds {
     pub tenant: String,
@@ -17,63 +18,30 @@ pub struct FintechIds {
     pub impostor_client_id: String,
 }
 
-fn text<'a>(root: &'a Value, path: &[&str]) -> anyhow::Result<&'a str> {
-    let mut node = root;
-    for key in path {
-        node = node
-            .get(*key)
-            .ok_or_else(|| anyhow!("mesh.yaml: `{}` is missing", path.join(".")))?;
-    }
-    node.as_str()
-        .ok_or_else(|| anyhow!("mesh.yaml: `{}` is not a string", path.join(".")))
-}
-
 pub fn read(path: &std::path::Path) -> anyhow::Result<FintechIds> {
-    let source =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let root: Value =
-        serde_yaml_ng::from_str(&source).with_context(|| format!("parsing {}", path.display()))?;
-    let secret = text(
-        &root,
-        &["services", "transaction-processor", "identity", "secret"],
-    )?;
+    let policy = mesh::load(path, &[]).map_err(|e| anyhow!("{e}"))?;
+    let service = |name: &str| {
+        policy
+            .service(name)
+            .with_context(|| format!("mesh.yaml: no service `{name}`"))
+    };
+    let api = service("fraud-detector")?;
+    let processor = service("transaction-processor")?;
+    let identity = processor
+        .identity
+        .as_ref()
+        .context("mesh.yaml: transaction-processor has no identity")?;
     Ok(FintechIds {
-        tenant: text(&root, &["identity_provider", "tenant_id"])?.to_string(),
-        api_client_id: text(
-            &root,
-            &["services", "fraud-detector", "application", "client_id"],
-        )?
-        .to_string(),
-        api_app_id_uri: text(
-            &root,
-            &["services", "fraud-detector", "application", "app_id_uri"],
-        )?
-        .to_string(),
-        processor_client_id: text(
-            &root,
-            &[
-                "services",
-                "transaction-processor",
-                "application",
-                "client_id",
-            ],
-        )?
-        .to_string(),
-        processor_secret_id: secret
-            .strip_prefix("aws-secretsmanager:")
-            .ok_or_else(|| {
-                anyhow!("mesh.yaml: transaction-processor's secret is not aws-secretsmanager:")
-            })?
-            .to_string(),
-        processor_region: text(
-            &root,
-            &["services", "transaction-processor", "identity", "region"],
-        )?
-        .to_string(),
-        impostor_client_id: text(
-            &root,
-            &["services", "reporting", "application", "client_id"],
-        )?
-        .to_string(),
+        tenant: policy.identity_provider().tenant_id.clone(),
+        api_client_id: api.application.client_id.clone(),
+        api_app_id_uri: api
+            .application
+            .app_id_uri
+            .clone()
+            .context("mesh.yaml: fraud-detector has no app_id_uri")?,
+        processor_client_id: processor.application.client_id.clone(),
+        processor_secret_id: identity.secret_id.clone(),
+        processor_region: identity.region.clone(),
+        impostor_client_id: service("reporting")?.application.client_id.clone(),
     })
 }
