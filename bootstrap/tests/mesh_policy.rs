@@ -163,6 +163,21 @@ fn a_caller_without_a_secret_is_an_error() {
     );
 }
 
+/// Found by the `mesh_policy` fuzz target: a service with no rules that calls nobody used to
+/// validate and then fail in `render`.
+#[test]
+fn a_service_with_nothing_to_do_is_an_error() {
+    let text = format!(
+        "{EXAMPLE}\n  audit:\n    application:\n      name: Audit\n      \
+         client_id: 0f1e2d3c-4b5a-4678-9abc-def012345678\n    ports:\n      admin: 15030\n"
+    );
+    assert_single_error(
+        &text,
+        "mesh.yaml: services.audit: `audit` has no rules and calls no service: its sidecar would have \
+         nothing to do (add `rules`, name it in another service's `allowed_callers` or `calls`, or remove it)",
+    );
+}
+
 #[test]
 fn a_tenant_that_is_not_a_guid_is_an_error() {
     assert_single_error(

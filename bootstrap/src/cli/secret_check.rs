@@ -2,8 +2,8 @@
 
 use super::common::{self, SecretArgs};
 use crate::exit::Failure;
-use crate::secret::parse::is_guid;
 use clap::Args;
+use entragate_core::guid::is_guid;
 use std::io::Write;
 
 #[derive(Clone, Debug, Args)]

@@ -13,7 +13,7 @@ use super::policy::{
     Ports, Service, Sidecar, Unmatched,
 };
 use super::rules;
-use crate::secret::parse::is_guid;
+use entragate_core::guid::is_guid;
 use std::collections::BTreeSet;
 
 pub const DEFAULT_INBOUND_PORT: u16 = 15006;
@@ -105,6 +105,7 @@ impl TryFrom<RawMesh> for MeshPolicy {
             }
         }
         resolve_destinations(&mut services, &mut f);
+        check_every_service_has_a_role(&services, &mut f);
         check_unique_client_ids(&services, &mut f);
         check_ports(&services, &mut f);
 
@@ -607,6 +608,28 @@ fn resolve_destinations(services: &mut [Service], f: &mut Findings) {
                 );
             }
         }
+    }
+}
+
+/// A service with no rules that calls nobody would get a sidecar with nothing to do: almost always
+/// rules forgotten or misplaced (e.g. indented under another key), so it is refused rather than
+/// rendered as an Envoy that passes everything through unchecked. (Found by the `mesh_policy`
+/// fuzz target: such a policy validated, then `render` refused it.) Reported only when nothing else is
+/// wrong: a misspelt name in another service's `allowed_callers` also leaves its service with nothing to do,
+/// and that error (unknown caller) is the one to fix.
+fn check_every_service_has_a_role(services: &[Service], f: &mut Findings) {
+    if !f.errors.is_empty() {
+        return;
+    }
+    for s in services.iter().filter(|s| !s.is_callee() && !s.is_caller()) {
+        f.error(
+            format!("services.{}", s.name),
+            format!(
+                "`{}` has no rules and calls no service: its sidecar would have nothing to do \
+                 (add `rules`, name it in another service's `allowed_callers` or `calls`, or remove it)",
+                s.name
+            ),
+        );
     }
 }
 

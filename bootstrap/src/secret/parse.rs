@@ -172,16 +172,6 @@ fn zeroize_value(v: &mut Value) {
     }
 }
 
-/// Whether `s` looks like a GUID (for `secret-check`'s format hints).
-pub fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,12 +306,5 @@ mod tests {
             let e = parse_secret_json(json).unwrap_err().to_string();
             assert!(!e.contains("TOPSECRET"), "{e}");
         }
-    }
-
-    #[test]
-    fn guid_check() {
-        assert!(is_guid("72f988bf-86f1-41af-91ab-2d7cd011db47"));
-        assert!(!is_guid("contoso.onmicrosoft.com"));
-        assert!(!is_guid("72f988bf-86f1-41af-91ab-2d7cd011db4"));
     }
 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fingerprint;
+pub mod guid;
 pub mod host;
 pub mod jwks;
 pub mod options;

@@ -11,6 +11,7 @@ use super::error::ConfigError;
 use super::raw::{RawClaimHeaders, RawConfig, RawJwks, RawPathMatch, RawRequirement, RawRule};
 use super::FilterPolicy;
 use crate::cache::DEFAULT_CAPACITY as DEFAULT_TOKEN_CACHE_SIZE;
+use crate::guid::is_guid;
 use crate::jwks::JwksSettings;
 use crate::options::{Algorithm, IssuerPolicy, SignatureBackend, TenantPolicy, VerifyOptions};
 use crate::policy::headers::check_header_name;
@@ -147,14 +148,6 @@ fn list(
         }
     }
     Ok(checked)
-}
-
-fn is_guid(value: &str) -> bool {
-    value.len() == 36
-        && value.bytes().enumerate().all(|(index, byte)| match index {
-            8 | 13 | 18 | 23 => byte == b'-',
-            _ => byte.is_ascii_hexdigit(),
-        })
 }
 
 /// A GUID in canonical 8-4-4-4-12 form, returned lower-case: Entra emits

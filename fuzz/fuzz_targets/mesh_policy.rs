@@ -1,0 +1,103 @@
+//! The mesh-wide policy (`mesh.yaml`): YAML text -> validated `MeshPolicy`
+//! -> every sidecar's rendered configuration, compiled into this target from
+//! `bootstrap/src/mesh/` (see the note below).
+//!
+//! Oracles: no panic on any input; a rejected policy has at least one error
+//! and every error has a message; a policy that validates renders, for every
+//! service, as an Envoy bootstrap and, for a callee, as Istio and Envoy
+//! Gateway resources (a validated policy that cannot be rendered
+//! means validation let something through that the renderer refuses); each
+//! rendering is valid YAML and identical when repeated (deterministic,
+//! diff-friendly output); the who-can-call-whom table renders.
+//!
+//! Why `#[path]` modules instead of a dependency on `entragate-bootstrap`:
+//! as in `token_response.rs`, that crate pulls in the AWS SDK and a C TLS
+//! build. `bootstrap/src/mesh/` imports nothing from the rest of the crate
+//! (the GUID syntax it shares with the filter lives in `entragate-core`), so
+//! what is fuzzed is exactly what ships.
+#![no_main]
+
+#[allow(dead_code, unused_imports)]
+#[path = "../../bootstrap/src/mesh/mod.rs"]
+mod mesh;
+
+use libfuzzer_sys::fuzz_target;
+use mesh::render::envoy::{self, EnvoyOptions};
+use mesh::render::envoy_gateway::{self, GatewayOptions};
+use mesh::render::istio::{self, KubeOptions};
+use mesh::render::wasm::WasmModule;
+
+/// Renders `f` twice and checks the text is YAML and stable.
+fn rendered(what: &str, service: &str, f: impl Fn() -> Result<String, String>) {
+    let first = f().unwrap_or_else(|e| {
+        panic!("validated policy, but `{service}` does not render as {what}: {e}")
+    });
+    assert_eq!(
+        Some(&first),
+        f().ok().as_ref(),
+        "{what} rendering of `{service}` is not deterministic"
+    );
+    for document in serde_yaml_ng::Deserializer::from_str(&first) {
+        if let Err(e) = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(document) {
+            panic!("{what} rendering of `{service}` is not YAML: {e}\n{first}");
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let policy = match mesh::from_str(&text, "mesh.yaml", &[]) {
+        Ok(policy) => policy,
+        Err(errors) => {
+            let lines = errors.lines();
+            assert!(!lines.is_empty(), "rejected without an error");
+            for line in lines {
+                assert!(line.len() > "mesh.yaml:".len(), "an empty error: {line:?}");
+            }
+            return;
+        }
+    };
+    // Where each format loads the module from, as `bootstrap render` requires: a file for
+    // Envoy, a registry for Kubernetes (Envoy Gateway fetches only over HTTP(S) or OCI).
+    let module = |reference: &str| WasmModule {
+        reference: reference.into(),
+        sha256: "0".repeat(64),
+    };
+    let wasm = module("/etc/envoy/entragate_filter.wasm");
+    let kube = KubeOptions {
+        namespace: "default".into(),
+        wasm: module("oci://registry.example/entragate-filter:1.0.0"),
+    };
+    for service in policy.services() {
+        let name = service.name.as_str();
+        let envoy_options = EnvoyOptions {
+            wasm: wasm.clone(),
+            agent_key: service.is_caller().then(|| "ab".repeat(32)),
+        };
+        rendered("envoy", name, || {
+            envoy::render(&policy, service, &envoy_options)
+        });
+        let gateway = GatewayOptions {
+            kube: kube.clone(),
+            gateway: "eg".into(),
+        };
+        if service.is_callee() {
+            rendered("istio", name, || istio::render(&policy, service, &kube));
+            rendered("envoy-gateway", name, || {
+                envoy_gateway::render(&policy, service, &gateway)
+            });
+        } else {
+            // The Kubernetes formats render the validating (callee) side only
+            // (docs/mesh-policy.md); a pure caller must get an error, not an
+            // empty policy that validates nothing.
+            assert!(istio::render(&policy, service, &kube).is_err());
+            assert!(envoy_gateway::render(&policy, service, &gateway).is_err());
+        }
+        if let Some(agent) = envoy::agent_config(&policy, service, "/run/entragate/agent.key") {
+            if let Err(e) = toml::from_str::<toml::Table>(&agent) {
+                panic!("agent config of `{name}` is not TOML: {e}\n{agent}");
+            }
+        }
+    }
+    let _ = mesh::table::render(&policy);
+});
