@@ -19,7 +19,7 @@
 mod outbound_support;
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -597,8 +597,10 @@ async fn plugin_configuration_replaced_while_serving_applies_without_breaking_tr
         .roles(["Fraud.Scan", "Fraud.Admin"])
         .build();
     let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
     let traffic = tokio::spawn({
-        let (stop, url, both) = (Arc::clone(&stop), url.clone(), both.clone());
+        let (stop, sent) = (Arc::clone(&stop), Arc::clone(&sent));
+        let (url, both) = (url.clone(), both.clone());
         let fresh = fresh.clone();
         async move {
             let pooled = entragate_tests::http_client();
@@ -614,11 +616,23 @@ async fn plugin_configuration_replaced_while_serving_applies_without_breaking_tr
                         .await
                         .map_or(0, |r| r.status().as_u16());
                     statuses.push(status);
+                    sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
             statuses
         }
     });
+
+    // Requests before, during and after the reload, counted rather than
+    // timed: how long Envoy takes to apply the update varies with load.
+    let at_least = |n: usize| {
+        let sent = Arc::clone(&sent);
+        wait_until(Duration::from_secs(15), "in-flight traffic", move || {
+            let sent = Arc::clone(&sent);
+            async move { sent.load(Ordering::Relaxed) >= n }
+        })
+    };
+    at_least(10).await.unwrap();
 
     // The new policy: /fraud/analyze now requires Fraud.Admin.
     plugin["rules"][1]["app_roles"] = json!({ "any_of": ["Fraud.Admin"] });
@@ -646,6 +660,7 @@ async fn plugin_configuration_replaced_while_serving_applies_without_breaking_tr
     .await
     .unwrap();
     let applied = envoy.stats().await.unwrap();
+    at_least(sent.load(Ordering::Relaxed) + 10).await.unwrap();
     stop.store(true, Ordering::Relaxed);
     let statuses = traffic.await.unwrap();
     let failed: Vec<&u16> = statuses.iter().filter(|s| **s != 200).collect();
@@ -655,7 +670,7 @@ async fn plugin_configuration_replaced_while_serving_applies_without_breaking_tr
         failed.len(),
         statuses.len()
     );
-    assert!(statuses.len() >= 10, "traffic flowed: {}", statuses.len());
+    assert!(statuses.len() >= 20, "traffic flowed: {}", statuses.len());
     eprintln!(
         "config reload: {} in-flight requests across the reload, all 200; listener_modified={:?}, JWKS fetches {}",
         statuses.len(),

@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod cache;
 pub mod client;
+pub mod exp;
 pub mod parse;
 pub mod timing;
 
@@ -30,7 +31,8 @@ pub struct Token {
 }
 
 impl Token {
-    /// Builds a token from a response received at (`received_at`, `received_wall`).
+    /// Builds a token from a response received at (`received_at`, `received_wall`). Its lifetime is
+    /// `expires_in`, shortened to the token's own `exp` if that comes first ([`timing::effective_lifetime`]).
     pub fn from_response(
         scope: &str,
         response: TokenResponse,
@@ -38,14 +40,25 @@ impl Token {
         received_wall: SystemTime,
     ) -> Self {
         let fingerprint = crate::text::fingerprint(response.access_token.expose_secret());
+        let exp = exp::jwt_exp(response.access_token.expose_secret());
+        let (lifetime, skewed) =
+            timing::effective_lifetime(response.expires_in, exp, received_wall);
+        if skewed {
+            crate::warn!(
+                "token sha256:{fingerprint} for {scope}: its exp comes more than 5 s before receipt + \
+                 expires_in; serving it for {}s of {}s. Is this machine's clock ahead of the issuer's?",
+                lifetime.as_secs(),
+                response.expires_in.as_secs()
+            );
+        }
         Token {
             value: response.access_token,
             token_type: response.token_type,
             scope: scope.to_string(),
             received_at,
-            lifetime: response.expires_in,
-            refresh_in_hint: response.refresh_in,
-            expires_at_unix: crate::text::unix_secs(received_wall + response.expires_in),
+            lifetime,
+            refresh_in_hint: response.refresh_in.filter(|hint| *hint < lifetime),
+            expires_at_unix: crate::text::unix_secs(received_wall + lifetime),
             fingerprint,
         }
     }

@@ -11,7 +11,10 @@
 //!   so Envoy never attaches a token that expires in flight. Between "refresh at" and "serve until" there
 //!   is at least 10% of the lifetime (4 minutes for an hour-long token) to retry a failing refresh.
 
-use std::time::Duration;
+//! * **lifetime** = `expires_in`, shortened to the token's own `exp` when that comes first (see
+//!   [`effective_lifetime`]), so the serve margin is measured against what the callee will check.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Upper bound of the refresh margin (the "5 minutes before expiry" rule).
 pub const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -19,6 +22,34 @@ pub const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 pub const MAX_SERVE_MARGIN: Duration = Duration::from_secs(60);
 /// No refresh sooner than this after receipt (unless the token itself is shorter-lived than twice this).
 pub const MIN_REFRESH_AFTER: Duration = Duration::from_secs(1);
+
+/// The lifetime the agent schedules by, counted from `received`: `expires_in`, or less if the token's own
+/// `exp` comes first.
+///
+/// Why: `expires_in` counts from when the agent received the response, but the issuer computes `exp` from when
+/// it minted the token (in whole seconds, before the round trip), so receipt + `expires_in` can lie a second
+/// or more after `exp`. The callee checks `exp`, so a token must stop being served before it, not after.
+/// Never shortened below half of `expires_in`: a token whose `exp` is already past by this machine's clock
+/// means clock skew, and a lifetime near zero would make the agent refresh back to back; the callee's own
+/// clock decides such tokens anyway. Returns the lifetime and whether `exp` shortened it by more than 5 s
+/// (worth a warning: clocks disagree).
+pub fn effective_lifetime(
+    expires_in: Duration,
+    exp_unix: Option<u64>,
+    received: SystemTime,
+) -> (Duration, bool) {
+    let Some(exp) = exp_unix else {
+        return (expires_in, false);
+    };
+    let until_exp = (UNIX_EPOCH + Duration::from_secs(exp))
+        .duration_since(received)
+        .unwrap_or(Duration::ZERO);
+    if until_exp >= expires_in {
+        return (expires_in, false);
+    }
+    let skewed = expires_in - until_exp > Duration::from_secs(5);
+    (until_exp.max(expires_in / 2), skewed)
+}
 
 /// How long before expiry a refresh starts.
 pub fn refresh_margin(lifetime: Duration) -> Duration {
@@ -50,6 +81,40 @@ mod tests {
 
     const fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    #[test]
+    fn exp_earlier_than_receipt_plus_expires_in_shortens_the_lifetime() {
+        let received = UNIX_EPOCH + Duration::from_millis(1_000_900);
+        // Minted at 1000 s with expires_in 15: exp 1015, received 0.9 s later.
+        assert_eq!(
+            effective_lifetime(secs(15), Some(1015), received),
+            (Duration::from_millis(14_100), false)
+        );
+        // exp later than receipt + expires_in, or absent: expires_in stands.
+        assert_eq!(
+            effective_lifetime(secs(15), Some(1020), received),
+            (secs(15), false)
+        );
+        assert_eq!(
+            effective_lifetime(secs(15), None, received),
+            (secs(15), false)
+        );
+    }
+
+    #[test]
+    fn skewed_clock_never_shortens_below_half_the_lifetime() {
+        let received = UNIX_EPOCH + secs(10_000);
+        // exp already past by this clock.
+        assert_eq!(
+            effective_lifetime(secs(3599), Some(9_000), received),
+            (secs(3599) / 2, true)
+        );
+        // 10 minutes short: shortened, and flagged.
+        assert_eq!(
+            effective_lifetime(secs(3600), Some(10_000 + 3000), received),
+            (secs(3000), true)
+        );
     }
 
     #[test]
