@@ -14,6 +14,8 @@
 //! - [`host`]: the trait the proxy adapter implements.
 //! - [`outbound`]: the caller-side role (tokens from the local agent, shared per Envoy).
 //! - [`retry`]: jittered exponential backoff shared by every fetch.
+//! - [`shared`]: the lease/backoff state record and its CAS steps, shared by
+//!   the JWKS and outbound coordinators.
 
 pub mod cache;
 pub mod claims;
@@ -29,4 +31,5 @@ pub mod outbound;
 pub mod policy;
 pub mod response;
 pub mod retry;
+pub mod shared;
 pub mod token;

@@ -5,6 +5,8 @@
 //! shared-data records (see [`super::record`]): a lease taken by CAS decides who
 //! fetches, the key record carries the result, and a tiny generation key lets
 //! every request notice a new key set cheaply.
+//! The lease steps themselves (take, settle, back off) are shared with the
+//! outbound token coordinator: see [`crate::shared::leased_state`].
 //!
 //! ```text
 //! per request:  keys() ── sync_local_copy ── fresh local keys ──────────────► Ready
@@ -12,11 +14,11 @@
 //!               request_refresh_for_unknown_kid() ── granted (sets refresh_requested) ─► true
 //!                                                  └─ rate-limited / backing off ──────► false
 //!
-//! root tick:    on_tick ── sync_local_copy ── abandon_expired_fetch ── fetch_due?
+//! root tick:    on_tick ── sync_local_copy ── abandon_expired ── fetch_due?
 //!                 ├─ Busy (a lease is active) / NotBefore(t) ──────────► wait (next_tick_ms)
-//!                 └─ Now ── create_state (first ever) ─► retry next tick
-//!                        └─ acquire_lease (CAS) ── lost ─► retry next tick
-//!                                └─ won ── dispatch(discovery | keys)
+//!                 └─ Now ── take_lease: create the record (first ever) ─► retry next tick
+//!                                   └─ acquire (CAS) ── lost ─► retry next tick
+//!                                          └─ won ── dispatch(discovery | keys)
 //!
 //! callout:      on_callout_response ── not our token ─────────────────────► Ignored
 //!                 ├─ discovery ok ── renew lease, dispatch(keys) ─────────► Continuing
@@ -34,24 +36,21 @@ use std::rc::Rc;
 use super::keyset::KeySet;
 use super::parse::{parse_discovery, parse_jwks, JwksError, ParsedJwks};
 use super::record::{
-    decode_generation, encode_generation, KeysRecord, RecordError, RecordNames, StateRecord,
+    decode_generation, encode_generation, ForcedRefresh, KeysRecord, RecordError, RecordNames,
+    StateRecord,
 };
 use super::settings::JwksSettings;
 use crate::host::{
     CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, SharedWriteError, UnixMillis,
 };
-
-/// Tick period while something is about to change (another worker's fetch in
-/// flight, a lost CAS race): short, so waiting requests resume promptly.
-pub const FAST_TICK_MS: u64 = 20;
-/// Tick period when nothing is pending.
-pub const SLOW_TICK_MS: u64 = 1_000;
-/// Added to the callout timeout to form the lease: Envoy answers a timed-out
-/// callout itself, so a lease still held this long after dispatch belongs to a
-/// worker that will never answer (reloaded VM, cancelled callout).
-pub const LEASE_MARGIN_MS: u64 = 2_000;
-/// Attempts of one read-modify-write on shared data before giving up for now.
-const CAS_ATTEMPTS: usize = 4;
+use crate::shared::leased_state::{
+    clamp_tick, store_next_generation, tick_plan, InFlight, LeasedState, SettleError,
+    StateSnapshot, TickPlan, CAS_ATTEMPTS,
+};
+// Re-exported: the tick periods and lease margin are common to both roles
+// but have always been reached through this module.
+pub use crate::shared::leased_state::{FAST_TICK_MS, LEASE_MARGIN_MS, SLOW_TICK_MS};
+use crate::shared::state_record::Due;
 
 /// What a request can use right now.
 ///
@@ -176,40 +175,12 @@ enum Phase {
     Keys,
 }
 
-/// The callout this worker is waiting for.
-#[derive(Debug, Clone)]
-struct InFlight {
-    token: CalloutToken,
-    phase: Phase,
-    lease_id: String,
-    lease_until_ms: UnixMillis,
-}
-
 /// This worker's copy of the shared key set.
 #[derive(Debug, Clone)]
 struct LocalKeys {
     generation: u64,
     fetched_at_ms: UnixMillis,
     keys: Rc<KeySet>,
-}
-
-/// The shared state as read, with the CAS to write it back (`None`: key absent).
-struct StateSnapshot {
-    record: StateRecord,
-    cas: Option<u32>,
-}
-
-enum Due {
-    /// A lease is active: someone is fetching.
-    Busy,
-    /// Nothing to do before this instant.
-    NotBefore(UnixMillis),
-    Now(&'static str),
-}
-
-enum SettleError {
-    LeaseLost,
-    StoreFailed,
 }
 
 /// The JWKS state machine of one worker. See the module docs for the steps.
@@ -222,23 +193,23 @@ pub struct JwksCoordinator {
     /// Highest shared generation looked at (even if its record was unreadable,
     /// so a broken record is not re-read on every request).
     seen_generation: u64,
-    seen_settled_seq: u64,
-    in_flight: Option<InFlight>,
-    lease_seq: u64,
+    in_flight: Option<InFlight<Phase>>,
+    state: LeasedState<ForcedRefresh>,
     stats: JwksStats,
 }
 
 impl JwksCoordinator {
     pub fn new(settings: JwksSettings, worker_id: u32) -> JwksCoordinator {
+        let names = RecordNames::for_settings(&settings);
+        let lease_ms = settings.fetch_timeout_ms.saturating_add(LEASE_MARGIN_MS);
         JwksCoordinator {
-            names: RecordNames::for_settings(&settings),
+            state: LeasedState::new(names.state.clone(), "jwks".into(), worker_id, lease_ms),
+            names,
             settings,
             worker_id,
             local: None,
             seen_generation: 0,
-            seen_settled_seq: 0,
             in_flight: None,
-            lease_seq: 0,
             stats: JwksStats::default(),
         }
     }
@@ -276,7 +247,7 @@ impl JwksCoordinator {
         if let Some(keys) = self.fresh_keys(now) {
             return KeyAvailability::Ready(keys);
         }
-        Self::classify_without_keys(&self.load_state(host), now)
+        Self::classify_without_keys(&self.state.load(host), now)
     }
 
     /// A token named a key we do not have. Returns true if a refresh will happen
@@ -289,27 +260,27 @@ impl JwksCoordinator {
     pub fn request_refresh_for_unknown_kid(&mut self, host: &dyn Host) -> bool {
         let now = host.now_ms();
         for _ in 0..CAS_ATTEMPTS {
-            let snap = self.load_state(host);
+            let snap = self.state.load(host);
             let Some(cas) = snap.cas else {
                 return true; // nothing fetched yet: the first fetch is about to start
             };
             let state = snap.record;
-            if state.lease_active(now) || state.refresh_requested {
+            if state.lease_active(now) || state.role.refresh_requested {
                 return true; // a fetch is in flight or already requested: share it
             }
             if state.in_backoff(now) {
                 return false;
             }
             let min_interval = self.settings.unknown_kid_refresh_min_interval_ms;
-            if let Some(last) = state.last_forced_refresh_ms {
+            if let Some(last) = state.role.last_forced_refresh_ms {
                 if now.saturating_sub(last) < min_interval {
                     return false;
                 }
             }
             let mut next = state;
-            next.refresh_requested = true;
-            next.last_forced_refresh_ms = Some(now);
-            match self.write_state(host, &next, Some(cas)) {
+            next.role.refresh_requested = true;
+            next.role.last_forced_refresh_ms = Some(now);
+            match self.state.write(host, &next, Some(cas)) {
                 Ok(()) => {
                     self.stats.forced_refreshes += 1;
                     host.log(LogLevel::Info, "jwks: unknown kid, refresh requested");
@@ -330,10 +301,8 @@ impl JwksCoordinator {
     pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
         let now = host.now_ms();
         let keys_changed = self.sync_local_copy(&*host);
-        self.abandon_expired_fetch(&*host, now);
-        let snap = self.load_state(&*host);
-        let settled = snap.record.settled_seq != self.seen_settled_seq;
-        self.seen_settled_seq = snap.record.settled_seq;
+        self.state.abandon_expired(&*host, &mut self.in_flight, now);
+        let (snap, settled) = self.state.load_for_tick(&*host);
         let mut out = TickOutcome {
             keys_changed,
             recheck_waiters: keys_changed || settled,
@@ -341,14 +310,11 @@ impl JwksCoordinator {
             failure: None,
             next_tick_ms: SLOW_TICK_MS,
         };
-        if let Some(flight) = &self.in_flight {
-            out.next_tick_ms = clamp_tick(flight.lease_until_ms.saturating_sub(now));
-            return out;
-        }
-        match self.fetch_due(&snap.record, now) {
-            Due::Busy => out.next_tick_ms = FAST_TICK_MS,
-            Due::NotBefore(at) => out.next_tick_ms = clamp_tick(at.saturating_sub(now)),
-            Due::Now(reason) => self.start_fetch(host, snap, now, reason, &mut out),
+        match tick_plan(self.in_flight.as_ref(), now, || {
+            self.fetch_due(&snap.record, now)
+        }) {
+            TickPlan::Wait(ms) => out.next_tick_ms = ms,
+            TickPlan::Fetch(reason) => self.start_fetch(host, snap, now, reason, &mut out),
         }
         out
     }
@@ -450,7 +416,10 @@ impl JwksCoordinator {
         (age <= self.settings.max_stale_ms).then(|| Rc::clone(&local.keys))
     }
 
-    fn classify_without_keys(snap: &StateSnapshot, now: UnixMillis) -> KeyAvailability {
+    fn classify_without_keys(
+        snap: &StateSnapshot<ForcedRefresh>,
+        now: UnixMillis,
+    ) -> KeyAvailability {
         let state = &snap.record;
         if snap.cas.is_none() || state.lease_active(now) || !state.in_backoff(now) {
             KeyAvailability::Pending
@@ -459,62 +428,34 @@ impl JwksCoordinator {
         }
     }
 
-    /// Forget our own callout once its lease is over: it was cancelled or will
-    /// never be answered, and holding on to it would stop this worker fetching.
-    fn abandon_expired_fetch(&mut self, host: &dyn Host, now: UnixMillis) {
-        if let Some(flight) = self.in_flight.take_if(|f| now >= f.lease_until_ms) {
-            host.log(
-                LogLevel::Warn,
-                &format!(
-                    "jwks: callout {} unanswered past its lease, abandoned",
-                    flight.token
-                ),
-            );
-        }
-    }
-
     fn fetch_due(&self, state: &StateRecord, now: UnixMillis) -> Due {
-        if state.lease_active(now) {
-            return Due::Busy;
-        }
-        let reason = match &self.local {
-            None => "no keys yet",
+        state.fetch_due(now, || match &self.local {
+            None => Ok("no keys yet"),
             Some(l) => {
                 let refresh_at = l
                     .fetched_at_ms
                     .saturating_add(self.settings.refresh_interval_ms);
                 if now >= refresh_at {
-                    "refresh interval elapsed"
-                } else if state.refresh_requested {
-                    "unknown kid"
+                    Ok("refresh interval elapsed")
+                } else if state.role.refresh_requested {
+                    Ok("unknown kid")
                 } else {
-                    return Due::NotBefore(refresh_at);
+                    Err(refresh_at)
                 }
             }
-        };
-        if now < state.next_attempt_ms {
-            Due::NotBefore(state.next_attempt_ms)
-        } else {
-            Due::Now(reason)
-        }
+        })
     }
 
     fn start_fetch(
         &mut self,
         host: &mut dyn Host,
-        snap: StateSnapshot,
+        snap: StateSnapshot<ForcedRefresh>,
         now: UnixMillis,
         reason: &str,
         out: &mut TickOutcome,
     ) {
-        let Some(cas) = snap.cas else {
-            self.create_state(&*host);
-            out.next_tick_ms = FAST_TICK_MS;
-            return;
-        };
-        let Some((lease_id, lease_until_ms)) = self.acquire_lease(&*host, snap.record, cas, now)
-        else {
-            out.next_tick_ms = FAST_TICK_MS; // another worker moved first: look again soon
+        let Some((lease_id, lease_until_ms)) = self.state.take_lease(&*host, snap, now) else {
+            out.next_tick_ms = FAST_TICK_MS; // record just created, or lost the race: look again soon
             return;
         };
         host.log(
@@ -538,46 +479,6 @@ impl JwksCoordinator {
                     FetchOutcome::Failed { retry_in_ms, .. } => clamp_tick(retry_in_ms),
                     _ => FAST_TICK_MS,
                 };
-            }
-        }
-    }
-
-    /// First write of the state record. Envoy ignores the CAS when a key does not
-    /// exist, so creation cannot be exclusive; it therefore never takes a lease:
-    /// two workers creating at once write the same neutral record, and the lease is
-    /// taken by CAS on a later tick, when the record exists.
-    fn create_state(&self, host: &dyn Host) {
-        if let Err(e) = self.write_state(host, &StateRecord::default(), None) {
-            host.log(
-                LogLevel::Warn,
-                &format!("jwks: could not create shared state ({e:?})"),
-            );
-        }
-    }
-
-    fn acquire_lease(
-        &mut self,
-        host: &dyn Host,
-        state: StateRecord,
-        cas: u32,
-        now: UnixMillis,
-    ) -> Option<(String, UnixMillis)> {
-        // Unique per fetch, not per worker: a reloaded VM with the same worker id
-        // must not mistake its predecessor's lease for its own.
-        let lease_id = format!("w{}-{}-{}", self.worker_id, now, self.lease_seq);
-        self.lease_seq += 1;
-        let lease_until_ms = now.saturating_add(self.lease_ms());
-        let mut next = state;
-        next.lease_owner = Some(lease_id.clone());
-        next.lease_until_ms = lease_until_ms;
-        next.last_attempt_ms = now;
-        next.refresh_requested = false;
-        match self.write_state(host, &next, Some(cas)) {
-            Ok(()) => Some((lease_id, lease_until_ms)),
-            Err(SharedWriteError::CasMismatch) => None,
-            Err(SharedWriteError::Failed) => {
-                host.log(LogLevel::Warn, "jwks: could not write the fetch lease");
-                None
             }
         }
     }
@@ -617,8 +518,11 @@ impl JwksCoordinator {
         path: String,
         now: UnixMillis,
     ) -> FetchOutcome {
-        let lease_until_ms = now.saturating_add(self.lease_ms());
-        match self.update_owned_state(&*host, lease_id, |s| s.lease_until_ms = lease_until_ms) {
+        let lease_until_ms = now.saturating_add(self.state.lease_ms());
+        match self
+            .state
+            .update_owned(&*host, lease_id, |s| s.lease_until_ms = lease_until_ms)
+        {
             Ok(_) => {}
             Err(SettleError::LeaseLost) => return FetchOutcome::Discarded { error: None },
             Err(SettleError::StoreFailed) => {
@@ -644,13 +548,7 @@ impl JwksCoordinator {
         parsed: ParsedJwks,
         now: UnixMillis,
     ) -> FetchOutcome {
-        // A fetch that outlived its lease is dropped: the worker that took over
-        // fetches too, and two writers could otherwise put older keys over newer.
-        if !self.load_state(host).record.owned_by(lease_id) {
-            host.log(
-                LogLevel::Info,
-                "jwks: fetch finished after its lease was taken over; result dropped",
-            );
+        if !self.state.still_owned(host, lease_id) {
             return FetchOutcome::Discarded { error: None };
         }
         let generation = match self.store_keys(host, &parsed.key_set, now) {
@@ -658,22 +556,7 @@ impl JwksCoordinator {
             Err(error) => return self.on_jwks_error(host, lease_id, error, now),
         };
         self.publish_generation(host, generation);
-        let settled = self.update_owned_state(host, lease_id, |s| {
-            s.lease_owner = None;
-            s.lease_until_ms = 0;
-            s.consecutive_failures = 0;
-            s.next_attempt_ms = 0;
-            s.last_success_ms = now;
-            s.last_error = None;
-            s.settled_seq = s.settled_seq.wrapping_add(1);
-        });
-        match settled {
-            Ok(state) => self.seen_settled_seq = state.settled_seq,
-            Err(_) => host.log(
-                LogLevel::Warn,
-                "jwks: could not release the fetch lease; it will expire",
-            ),
-        }
+        self.state.settle_success(host, lease_id, now);
         let summary = parsed.summary();
         let (keys, skipped) = (parsed.key_set.len(), parsed.skipped.len());
         self.local = Some(LocalKeys {
@@ -705,55 +588,21 @@ impl JwksCoordinator {
         self.stats.fetch_failed += 1;
         let message = error.to_string();
         let (settings, worker_id) = (&self.settings, self.worker_id);
-        let settled = self.update_owned_state(host, lease_id, |s| {
-            s.consecutive_failures = s.consecutive_failures.saturating_add(1);
-            let delay = backoff_ms(settings, worker_id, s.consecutive_failures, now);
-            s.next_attempt_ms = now.saturating_add(delay);
-            s.lease_owner = None;
-            s.lease_until_ms = 0;
-            s.last_error = Some(message.clone());
-            s.settled_seq = s.settled_seq.wrapping_add(1);
-        });
-        match settled {
-            Ok(state) => {
-                self.seen_settled_seq = state.settled_seq;
-                let retry_in_ms = state.next_attempt_ms.saturating_sub(now);
-                let kept = match &self.local {
-                    Some(l) => format!(
-                        "keeping {} keys fetched {} s ago",
-                        l.keys.len(),
-                        now.saturating_sub(l.fetched_at_ms) / 1000
-                    ),
-                    None => "no keys yet".to_string(),
-                };
-                host.log(
-                    LogLevel::Warn,
-                    &format!(
-                        "jwks: fetch failed ({message}); {kept}; retry in {retry_in_ms} ms (failure {})",
-                        state.consecutive_failures
-                    ),
-                );
-                FetchOutcome::Failed { error, retry_in_ms }
-            }
-            Err(SettleError::LeaseLost) => {
-                host.log(
-                    LogLevel::Warn,
-                    &format!("jwks: fetch failed ({message}) after its lease was taken over"),
-                );
-                FetchOutcome::Discarded { error: Some(error) }
-            }
-            Err(SettleError::StoreFailed) => {
-                host.log(
-                    LogLevel::Error,
-                    &format!(
-                        "jwks: fetch failed ({message}) and the failure could not be recorded"
-                    ),
-                );
-                FetchOutcome::Failed {
-                    error,
-                    retry_in_ms: 0,
-                }
-            }
+        let kept = match &self.local {
+            Some(l) => format!(
+                "keeping {} keys fetched {} s ago",
+                l.keys.len(),
+                now.saturating_sub(l.fetched_at_ms) / 1000
+            ),
+            None => "no keys yet".to_string(),
+        };
+        let delay = |failures| backoff_ms(settings, worker_id, failures, now);
+        match self
+            .state
+            .settle_failure(host, lease_id, now, &message, delay, &kept)
+        {
+            Some(retry_in_ms) => FetchOutcome::Failed { error, retry_in_ms },
+            None => FetchOutcome::Discarded { error: Some(error) },
         }
     }
 
@@ -764,28 +613,17 @@ impl JwksCoordinator {
         set: &KeySet,
         now: UnixMillis,
     ) -> Result<u64, FetchError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let current = host.shared_get(&self.names.keys);
-            let stored = current
-                .data
-                .as_deref()
-                .and_then(|d| KeysRecord::decode(d).ok())
-                .map_or(0, |r| r.generation);
-            let published = self.read_generation(host).unwrap_or(0);
-            let generation = stored
-                .max(published)
-                .max(self.seen_generation)
-                .saturating_add(1);
-            let bytes = KeysRecord::new(generation, now, set)
-                .encode()
-                .map_err(|_| FetchError::StoreFailed)?;
-            match host.shared_set(&self.names.keys, &bytes, current.cas) {
-                Ok(()) => return Ok(generation),
-                Err(SharedWriteError::CasMismatch) => continue,
-                Err(SharedWriteError::Failed) => return Err(FetchError::StoreFailed),
-            }
-        }
-        Err(FetchError::StoreFailed)
+        store_next_generation(
+            host,
+            &self.names.keys,
+            |d| KeysRecord::decode(d).ok().map(|r| r.generation),
+            || {
+                let published = self.read_generation(host).unwrap_or(0);
+                published.max(self.seen_generation)
+            },
+            |generation| KeysRecord::new(generation, now, set).encode().ok(),
+        )
+        .ok_or(FetchError::StoreFailed)
     }
 
     /// Raise `.gen` to `generation` (never lower it: readers only move forward).
@@ -811,71 +649,11 @@ impl JwksCoordinator {
         );
     }
 
-    /// Read-modify-write of the state record, only while `lease_id` owns the lease.
-    fn update_owned_state(
-        &self,
-        host: &dyn Host,
-        lease_id: &str,
-        change: impl Fn(&mut StateRecord),
-    ) -> Result<StateRecord, SettleError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let snap = self.load_state(host);
-            if !snap.record.owned_by(lease_id) {
-                return Err(SettleError::LeaseLost);
-            }
-            let mut next = snap.record;
-            change(&mut next);
-            match self.write_state(host, &next, snap.cas) {
-                Ok(()) => return Ok(next),
-                Err(SharedWriteError::CasMismatch) => continue,
-                Err(SharedWriteError::Failed) => return Err(SettleError::StoreFailed),
-            }
-        }
-        Err(SettleError::StoreFailed)
-    }
-
-    // ----- shared-data helpers -------------------------------------------------
-
-    /// An unreadable state record reads as the default state but keeps its CAS,
-    /// so the next lease overwrites it instead of wedging every worker.
-    fn load_state(&self, host: &dyn Host) -> StateSnapshot {
-        let value = host.shared_get(&self.names.state);
-        let record = value
-            .data
-            .as_deref()
-            .and_then(|d| StateRecord::decode(d).ok())
-            .unwrap_or_default();
-        StateSnapshot {
-            record,
-            cas: value.cas,
-        }
-    }
-
-    fn write_state(
-        &self,
-        host: &dyn Host,
-        state: &StateRecord,
-        cas: Option<u32>,
-    ) -> Result<(), SharedWriteError> {
-        let bytes = state.encode().map_err(|_| SharedWriteError::Failed)?;
-        host.shared_set(&self.names.state, &bytes, cas)
-    }
-
     fn read_generation(&self, host: &dyn Host) -> Option<u64> {
         host.shared_get(&self.names.generation)
             .data
             .and_then(|d| decode_generation(&d))
     }
-
-    fn lease_ms(&self) -> u64 {
-        self.settings
-            .fetch_timeout_ms
-            .saturating_add(LEASE_MARGIN_MS)
-    }
-}
-
-fn clamp_tick(ms: u64) -> u64 {
-    ms.clamp(FAST_TICK_MS, SLOW_TICK_MS)
 }
 
 /// Delay before attempt `failures + 1`: `retry_initial_ms * 2^(failures-1)`,

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::jwks::fake_host::{DispatchedCallout, FakeEnvoy, FakeHost};
+use crate::shared::test_support::{self, respond};
 
 const T0: u64 = 1_700_000_000_000;
 const KEYS_PATH: &str = "/tenant/discovery/v2.0/keys";
@@ -44,13 +45,6 @@ fn jwks(kids: &[&str]) -> Vec<u8> {
 
 fn ok(kids: &[&str]) -> CalloutResponse {
     respond(Some(200), &jwks(kids))
-}
-
-fn respond(status: Option<u16>, body: &[u8]) -> CalloutResponse {
-    CalloutResponse {
-        status,
-        body: body.to_vec(),
-    }
 }
 
 struct Worker {
@@ -102,16 +96,9 @@ fn tick_all(ws: &mut [Worker]) -> Vec<TickOutcome> {
 /// Tick every worker (advancing the clock by fast ticks) until a new callout
 /// is dispatched; returns it.
 fn next_dispatch(envoy: &FakeEnvoy, ws: &mut [Worker]) -> DispatchedCallout {
-    let before = envoy.callout_count();
-    for _ in 0..1000 {
+    test_support::next_dispatch(envoy, 1000, || {
         tick_all(ws);
-        if envoy.callout_count() > before {
-            assert_eq!(envoy.callout_count(), before + 1, "more than one dispatch");
-            return envoy.last_callout().unwrap();
-        }
-        envoy.advance(FAST_TICK_MS);
-    }
-    panic!("no dispatch");
+    })
 }
 
 fn answer(
@@ -132,24 +119,17 @@ fn boot(envoy: &FakeEnvoy, ws: &mut [Worker], kids: &[&str]) {
 }
 
 fn state(envoy: &FakeEnvoy, w: &Worker) -> StateRecord {
-    StateRecord::decode(&envoy.shared_raw(&w.coord.names().state).unwrap()).unwrap()
+    test_support::stored_state(envoy, &w.coord.names().state)
 }
 
 #[test]
 fn cold_start_two_workers_fifty_requests_one_dispatch() {
     let envoy = FakeEnvoy::new(T0);
     let mut ws = workers(&envoy, 2, &settings());
-    for i in 0..50 {
-        assert_eq!(ws[i % 2].keys(), KeyAvailability::Pending, "request {i}");
-        if i % 5 == 0 {
-            tick_all(&mut ws);
-            envoy.advance(FAST_TICK_MS);
-        }
-    }
-    for _ in 0..20 {
-        tick_all(&mut ws);
-        envoy.advance(FAST_TICK_MS);
-    }
+    let waits = |w: &mut Worker| w.keys() == KeyAvailability::Pending;
+    test_support::cold_start(&envoy, &mut ws, waits, |ws| {
+        tick_all(ws);
+    });
     let calls = envoy.callouts();
     assert_eq!(calls.len(), 1);
     let req = &calls[0].request;
@@ -384,10 +364,10 @@ fn unknown_kid_refresh_is_rate_limited_per_envoy() {
         ws[1].unknown_kid(),
         "already requested: wait for the same fetch"
     );
-    assert!(state(&envoy, &ws[0]).refresh_requested);
+    assert!(state(&envoy, &ws[0]).role.refresh_requested);
     let c = next_dispatch(&envoy, &mut ws);
     assert!(
-        !state(&envoy, &ws[0]).refresh_requested,
+        !state(&envoy, &ws[0]).role.refresh_requested,
         "consumed by the lease"
     );
     answer(&mut ws, &c, ok(&["k1", "k2"]));
@@ -418,7 +398,7 @@ fn unknown_kid_shares_an_in_flight_fetch_and_is_refused_while_backing_off() {
     let c = next_dispatch(&envoy, &mut ws);
     assert!(ws[1].unknown_kid(), "a refresh is already in flight");
     assert!(
-        !state(&envoy, &ws[0]).refresh_requested,
+        !state(&envoy, &ws[0]).role.refresh_requested,
         "no second fetch queued"
     );
     answer(&mut ws, &c, respond(Some(500), b""));

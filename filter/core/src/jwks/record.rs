@@ -20,12 +20,14 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::key::RsaPublicKey;
 use super::keyset::KeySet;
 use super::settings::JwksSettings;
 use crate::host::UnixMillis;
+pub use crate::shared::record::RecordError;
+use crate::shared::record::{decode_record, encode_record, record_prefix};
+use crate::shared::state_record::RoleFields;
 
 /// Version of the record format; bump on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -40,52 +42,24 @@ pub struct RecordNames {
 }
 
 impl RecordNames {
-    /// `entragate.jwks.v1.<16 hex of sha256(cluster, authority, keys path, discovery path)>`.
-    /// Hashing the source keeps two filter configs (two tenants) apart while the
-    /// same config in every worker (and after a VM reload) lands on the same keys.
+    /// `entragate.jwks.v1.<16 hex of sha256(cluster, authority, keys path, discovery path)>`
+    /// (see [`record_prefix`]); the refresh timing is not part of the source.
     pub fn for_settings(settings: &JwksSettings) -> RecordNames {
-        let mut hash = Sha256::new();
-        for part in [
-            settings.cluster.as_str(),
-            settings.authority.as_str(),
-            settings.keys_path.as_str(),
-            settings.discovery_path.as_deref().unwrap_or(""),
-        ] {
-            // Length-prefix each part so ("ab","c") and ("a","bc") differ.
-            hash.update((part.len() as u64).to_be_bytes());
-            hash.update(part.as_bytes());
-        }
-        let digest = hash.finalize();
-        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        let prefix = format!("entragate.jwks.v{FORMAT_VERSION}.{hex}");
+        let prefix = record_prefix(
+            "jwks",
+            FORMAT_VERSION,
+            &[
+                settings.cluster.as_str(),
+                settings.authority.as_str(),
+                settings.keys_path.as_str(),
+                settings.discovery_path.as_deref().unwrap_or(""),
+            ],
+        );
         RecordNames {
             generation: format!("{prefix}.gen"),
             keys: format!("{prefix}.keys"),
             state: format!("{prefix}.state"),
             prefix,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordError {
-    /// Not JSON of the expected shape.
-    Malformed,
-    /// Written by another format version.
-    VersionUnsupported(u32),
-    /// A stored key's `n`/`e` is not base64url.
-    KeyEncoding,
-    /// Serialization failed (does not happen for these types; kept total).
-    Serialize,
-}
-
-impl core::fmt::Display for RecordError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            RecordError::Malformed => f.write_str("record is malformed"),
-            RecordError::VersionUnsupported(v) => write!(f, "record version {v} unsupported"),
-            RecordError::KeyEncoding => f.write_str("stored key is not base64url"),
-            RecordError::Serialize => f.write_str("record could not be serialized"),
         }
     }
 }
@@ -153,87 +127,32 @@ impl KeysRecord {
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
-        serde_json::to_vec(self).map_err(|_| RecordError::Serialize)
+        encode_record(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<KeysRecord, RecordError> {
-        let version = peek_version(bytes)?;
-        if version != FORMAT_VERSION {
-            return Err(RecordError::VersionUnsupported(version));
-        }
-        serde_json::from_slice(bytes).map_err(|_| RecordError::Malformed)
+        decode_record(bytes, FORMAT_VERSION)
     }
 }
 
 /// `<prefix>.state`: who is fetching, and how the last attempts went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub type StateRecord = crate::shared::state_record::StateRecord<ForcedRefresh>;
+
+/// The JWKS role's own fields of the state record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct StateRecord {
-    pub v: u32,
-    /// Id of the fetch holding the lease (`w<worker>-<ms>-<seq>`), if any.
-    pub lease_owner: Option<String>,
-    /// The lease is void after this instant, even if never released (the worker
-    /// holding it may have been reloaded and will never answer).
-    pub lease_until_ms: UnixMillis,
-    pub last_attempt_ms: UnixMillis,
-    pub last_success_ms: UnixMillis,
-    pub consecutive_failures: u32,
-    /// No new attempt before this instant (backoff); 0 when the last one succeeded.
-    pub next_attempt_ms: UnixMillis,
+pub struct ForcedRefresh {
     /// An unknown `kid` asked for a refresh; consumed when a lease is taken.
     pub refresh_requested: bool,
     /// When the last unknown-`kid` refresh was granted (rate limit per Envoy).
     pub last_forced_refresh_ms: Option<UnixMillis>,
-    /// Short reason of the last failure, for diagnostics. Never key material.
-    pub last_error: Option<String>,
-    /// Bumped whenever a fetch settles (success or failure), so workers that did
-    /// not fetch notice a failure and let their waiting requests re-check.
-    pub settled_seq: u64,
 }
 
-impl Default for StateRecord {
-    fn default() -> Self {
-        StateRecord {
-            v: FORMAT_VERSION,
-            lease_owner: None,
-            lease_until_ms: 0,
-            last_attempt_ms: 0,
-            last_success_ms: 0,
-            consecutive_failures: 0,
-            next_attempt_ms: 0,
-            refresh_requested: false,
-            last_forced_refresh_ms: None,
-            last_error: None,
-            settled_seq: 0,
-        }
-    }
-}
+impl RoleFields for ForcedRefresh {
+    const FORMAT_VERSION: u32 = FORMAT_VERSION;
 
-impl StateRecord {
-    /// Someone holds an unexpired lease (a fetch is in flight somewhere).
-    pub fn lease_active(&self, now: UnixMillis) -> bool {
-        self.lease_owner.is_some() && now < self.lease_until_ms
-    }
-
-    pub fn owned_by(&self, lease_id: &str) -> bool {
-        self.lease_owner.as_deref() == Some(lease_id)
-    }
-
-    /// The last attempt failed and its retry delay has not elapsed.
-    pub fn in_backoff(&self, now: UnixMillis) -> bool {
-        self.consecutive_failures > 0 && now < self.next_attempt_ms
-    }
-
-    pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
-        serde_json::to_vec(self).map_err(|_| RecordError::Serialize)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<StateRecord, RecordError> {
-        let version = peek_version(bytes)?;
-        if version != FORMAT_VERSION {
-            return Err(RecordError::VersionUnsupported(version));
-        }
-        serde_json::from_slice(bytes).map_err(|_| RecordError::Malformed)
+    fn on_lease_taken(&mut self) {
+        self.refresh_requested = false;
     }
 }
 
@@ -244,16 +163,6 @@ pub fn encode_generation(generation: u64) -> Vec<u8> {
 
 pub fn decode_generation(bytes: &[u8]) -> Option<u64> {
     core::str::from_utf8(bytes).ok()?.parse().ok()
-}
-
-fn peek_version(bytes: &[u8]) -> Result<u32, RecordError> {
-    #[derive(Deserialize)]
-    struct Versioned {
-        v: u32,
-    }
-    serde_json::from_slice::<Versioned>(bytes)
-        .map(|r| r.v)
-        .map_err(|_| RecordError::Malformed)
 }
 
 #[cfg(test)]
@@ -295,7 +204,10 @@ mod tests {
             lease_owner: Some("w1-5-0".into()),
             lease_until_ms: 10,
             consecutive_failures: 2,
-            last_forced_refresh_ms: Some(3),
+            role: ForcedRefresh {
+                refresh_requested: false,
+                last_forced_refresh_ms: Some(3),
+            },
             last_error: Some("HTTP 500".into()),
             settled_seq: 4,
             ..StateRecord::default()
@@ -307,6 +219,28 @@ mod tests {
         let sparse = StateRecord::decode(br#"{"v":1,"settled_seq":9}"#).unwrap();
         assert_eq!(sparse.settled_seq, 9);
         assert_eq!(sparse.lease_owner, None);
+    }
+
+    #[test]
+    fn state_record_bytes_keep_their_field_order() {
+        let state = StateRecord {
+            lease_owner: Some("w1-5-0".into()),
+            role: ForcedRefresh {
+                refresh_requested: true,
+                last_forced_refresh_ms: Some(3),
+            },
+            settled_seq: 4,
+            ..StateRecord::default()
+        };
+        assert_eq!(
+            String::from_utf8(state.encode().unwrap()).unwrap(),
+            concat!(
+                r#"{"v":1,"lease_owner":"w1-5-0","lease_until_ms":0,"last_attempt_ms":0,"#,
+                r#""last_success_ms":0,"consecutive_failures":0,"next_attempt_ms":0,"#,
+                r#""refresh_requested":true,"last_forced_refresh_ms":3,"last_error":null,"#,
+                r#""settled_seq":4}"#
+            )
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! data ([`super::record`]): a lease taken by CAS decides who calls the agent,
 //! the token record carries the result, and `settled_seq` in the state record
 //! tells the other workers to pick it up.
+//! The lease steps are the JWKS coordinator's: see [`crate::shared::leased_state`].
 //!
 //! ```text
 //! per request:  token() ── usable local copy ──────────────────────────────► Ready
@@ -13,12 +14,12 @@
 //!                                                  ├─ failed, backing off ──► Unavailable(reason)
 //!                                                  └─ otherwise ────────────► Pending
 //!
-//! root tick:    on_tick ── abandon_expired_fetch ── load_state ── settled elsewhere? load_shared_token
+//! root tick:    on_tick ── abandon_expired ── load_for_tick ── settled elsewhere? load_shared_token
 //!                 ── fetch_due?
 //!                 ├─ Busy (a lease is active) / NotBefore(refresh_at | next_attempt) ─► wait
-//!                 └─ Now ── create_state (first ever) ─► retry next tick
-//!                        └─ acquire_lease (CAS) ── lost ─► retry next tick
-//!                                └─ won ── dispatch(GET {token_path}?scope=…, agent key header)
+//!                 └─ Now ── take_lease: create the record (first ever) ─► retry next tick
+//!                                   └─ acquire (CAS) ── lost ─► retry next tick
+//!                                          └─ won ── dispatch(GET {token_path}?scope=…, agent key header)
 //!
 //! callout:      on_callout_response ── not ours ────────────────────────────► Ignored
 //!                 ├─ token ── on_fetch_success: store_token, settle (release, reset backoff) ─► Updated
@@ -35,17 +36,16 @@ use std::rc::Rc;
 
 use super::agent::{parse_agent_response, AgentFailure};
 use super::policy::{AgentSettings, FetchPolicy, TokenSource, AGENT_KEY_HEADER};
-use super::record::{RecordNames, StateRecord, TokenRecord};
+use super::record::{NoRoleFields, RecordNames, StateRecord, TokenRecord};
 use super::timing::TokenTiming;
 use crate::fingerprint::fingerprint;
-use crate::host::{
-    CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, SharedWriteError, UnixMillis,
-};
-use crate::jwks::coordinator::{FAST_TICK_MS, LEASE_MARGIN_MS, SLOW_TICK_MS};
+use crate::host::{CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, UnixMillis};
 use crate::retry::jittered_backoff_ms;
-
-/// Attempts of one read-modify-write on shared data before giving up for now.
-const CAS_ATTEMPTS: usize = 4;
+use crate::shared::leased_state::{
+    clamp_tick, store_next_generation, tick_plan, InFlight, LeasedState, StateSnapshot, TickPlan,
+    FAST_TICK_MS, LEASE_MARGIN_MS, SLOW_TICK_MS,
+};
+use crate::shared::state_record::Due;
 
 /// A token this worker can attach, with its schedule.
 #[derive(Clone, PartialEq, Eq)]
@@ -158,29 +158,6 @@ pub struct OutboundStats {
     pub ignored_responses: u64,
 }
 
-#[derive(Debug, Clone)]
-struct InFlight {
-    token: CalloutToken,
-    lease_id: String,
-    lease_until_ms: UnixMillis,
-}
-
-struct StateSnapshot {
-    record: StateRecord,
-    cas: Option<u32>,
-}
-
-enum Due {
-    Busy,
-    NotBefore(UnixMillis),
-    Now(&'static str),
-}
-
-enum SettleError {
-    LeaseLost,
-    StoreFailed,
-}
-
 /// The token state machine of one worker for one source. See the module docs.
 pub struct TokenCoordinator {
     request: CalloutRequest,
@@ -190,9 +167,9 @@ pub struct TokenCoordinator {
     worker_id: u32,
     names: RecordNames,
     local: Option<Rc<CachedToken>>,
-    seen_settled_seq: u64,
-    in_flight: Option<InFlight>,
-    lease_seq: u64,
+    /// The agent callout in flight (one phase only, hence `()`).
+    in_flight: Option<InFlight<()>>,
+    state: LeasedState<NoRoleFields>,
     stats: OutboundStats,
 }
 
@@ -204,6 +181,13 @@ impl TokenCoordinator {
         fetch: FetchPolicy,
         worker_id: u32,
     ) -> TokenCoordinator {
+        let names = RecordNames::for_source(agent, source);
+        let state = LeasedState::new(
+            names.state.clone(),
+            format!("outbound[{}]", source.scope),
+            worker_id,
+            agent.timeout_ms.saturating_add(LEASE_MARGIN_MS),
+        );
         TokenCoordinator {
             request: CalloutRequest {
                 cluster: agent.cluster.clone(),
@@ -213,14 +197,13 @@ impl TokenCoordinator {
                 headers: vec![(AGENT_KEY_HEADER.to_string(), agent.key.expose().to_string())],
             },
             scope: source.scope.clone(),
-            names: RecordNames::for_source(agent, source),
+            names,
             timing,
             fetch,
             worker_id,
             local: None,
-            seen_settled_seq: 0,
             in_flight: None,
-            lease_seq: 0,
+            state,
             stats: OutboundStats::default(),
         }
     }
@@ -260,7 +243,7 @@ impl TokenCoordinator {
         if let Some(token) = self.usable_local(now) {
             return TokenAvailability::Ready(token);
         }
-        self.classify_without_token(&self.load_state(host), now)
+        self.classify_without_token(&self.state.load(host), now)
     }
 
     // ----- root context ------------------------------------------------------
@@ -270,10 +253,8 @@ impl TokenCoordinator {
     /// the tick period to (at most) `next_tick_ms`.
     pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
         let now = host.now_ms();
-        self.abandon_expired_fetch(&*host, now);
-        let snap = self.load_state(&*host);
-        let settled = snap.record.settled_seq != self.seen_settled_seq;
-        self.seen_settled_seq = snap.record.settled_seq;
+        self.state.abandon_expired(&*host, &mut self.in_flight, now);
+        let (snap, settled) = self.state.load_for_tick(&*host);
         let wants_newer = self.local.as_ref().is_none_or(|t| now >= t.refresh_at_ms);
         let token_changed = (settled || wants_newer) && self.load_shared_token(&*host);
         let mut out = TickOutcome {
@@ -283,14 +264,11 @@ impl TokenCoordinator {
             failure: None,
             next_tick_ms: SLOW_TICK_MS,
         };
-        if let Some(flight) = &self.in_flight {
-            out.next_tick_ms = clamp_tick(flight.lease_until_ms.saturating_sub(now));
-            return out;
-        }
-        match self.fetch_due(&snap.record, now) {
-            Due::Busy => out.next_tick_ms = FAST_TICK_MS,
-            Due::NotBefore(at) => out.next_tick_ms = clamp_tick(at.saturating_sub(now)),
-            Due::Now(reason) => self.start_fetch(host, snap, now, reason, &mut out),
+        match tick_plan(self.in_flight.as_ref(), now, || {
+            self.fetch_due(&snap.record, now)
+        }) {
+            TickPlan::Wait(ms) => out.next_tick_ms = ms,
+            TickPlan::Fetch(reason) => self.start_fetch(host, snap, now, reason, &mut out),
         }
         out
     }
@@ -353,7 +331,11 @@ impl TokenCoordinator {
         }
     }
 
-    fn classify_without_token(&self, snap: &StateSnapshot, now: UnixMillis) -> TokenAvailability {
+    fn classify_without_token(
+        &self,
+        snap: &StateSnapshot<NoRoleFields>,
+        now: UnixMillis,
+    ) -> TokenAvailability {
         let state = &snap.record;
         if snap.cas.is_none() || state.lease_active(now) || !state.in_backoff(now) {
             return TokenAvailability::Pending;
@@ -372,50 +354,23 @@ impl TokenCoordinator {
         TokenAvailability::Unavailable(reason)
     }
 
-    fn abandon_expired_fetch(&mut self, host: &dyn Host, now: UnixMillis) {
-        if let Some(flight) = self.in_flight.take_if(|f| now >= f.lease_until_ms) {
-            self.log(
-                host,
-                LogLevel::Warn,
-                &format!(
-                    "callout {} unanswered past its lease, abandoned",
-                    flight.token
-                ),
-            );
-        }
-    }
-
     fn fetch_due(&self, state: &StateRecord, now: UnixMillis) -> Due {
-        if state.lease_active(now) {
-            return Due::Busy;
-        }
-        let reason = match &self.local {
-            None => "no token yet",
-            Some(t) if now >= t.refresh_at_ms => "refresh due",
-            Some(t) => return Due::NotBefore(t.refresh_at_ms),
-        };
-        if now < state.next_attempt_ms {
-            Due::NotBefore(state.next_attempt_ms)
-        } else {
-            Due::Now(reason)
-        }
+        state.fetch_due(now, || match &self.local {
+            None => Ok("no token yet"),
+            Some(t) if now >= t.refresh_at_ms => Ok("refresh due"),
+            Some(t) => Err(t.refresh_at_ms),
+        })
     }
 
     fn start_fetch(
         &mut self,
         host: &mut dyn Host,
-        snap: StateSnapshot,
+        snap: StateSnapshot<NoRoleFields>,
         now: UnixMillis,
         reason: &str,
         out: &mut TickOutcome,
     ) {
-        let Some(cas) = snap.cas else {
-            self.create_state(&*host);
-            out.next_tick_ms = FAST_TICK_MS;
-            return;
-        };
-        let Some((lease_id, lease_until_ms)) = self.acquire_lease(&*host, snap.record, cas, now)
-        else {
+        let Some((lease_id, lease_until_ms)) = self.state.take_lease(&*host, snap, now) else {
             out.next_tick_ms = FAST_TICK_MS;
             return;
         };
@@ -428,6 +383,7 @@ impl TokenCoordinator {
             Ok(token) => {
                 self.in_flight = Some(InFlight {
                     token,
+                    phase: (),
                     lease_id,
                     lease_until_ms,
                 });
@@ -447,45 +403,6 @@ impl TokenCoordinator {
         }
     }
 
-    /// First write of the state record. Envoy ignores the CAS for a key that
-    /// does not exist, so creation never takes the lease (see the JWKS
-    /// coordinator): the lease is taken by CAS on a later tick.
-    fn create_state(&self, host: &dyn Host) {
-        if let Err(e) = self.write_state(host, &StateRecord::default(), None) {
-            self.log(
-                host,
-                LogLevel::Warn,
-                &format!("could not create shared state ({e:?})"),
-            );
-        }
-    }
-
-    fn acquire_lease(
-        &mut self,
-        host: &dyn Host,
-        state: StateRecord,
-        cas: u32,
-        now: UnixMillis,
-    ) -> Option<(String, UnixMillis)> {
-        // Unique per fetch, not per worker: a reloaded VM with the same worker
-        // id must not mistake its predecessor's lease for its own.
-        let lease_id = format!("w{}-{}-{}", self.worker_id, now, self.lease_seq);
-        self.lease_seq += 1;
-        let lease_until_ms = now.saturating_add(self.lease_ms());
-        let mut next = state;
-        next.lease_owner = Some(lease_id.clone());
-        next.lease_until_ms = lease_until_ms;
-        next.last_attempt_ms = now;
-        match self.write_state(host, &next, Some(cas)) {
-            Ok(()) => Some((lease_id, lease_until_ms)),
-            Err(SharedWriteError::CasMismatch) => None,
-            Err(SharedWriteError::Failed) => {
-                self.log(host, LogLevel::Warn, "could not write the fetch lease");
-                None
-            }
-        }
-    }
-
     fn on_fetch_success(
         &mut self,
         host: &dyn Host,
@@ -494,14 +411,7 @@ impl TokenCoordinator {
         expires_in_ms: u64,
         now: UnixMillis,
     ) -> FetchOutcome {
-        // A fetch that outlived its lease is dropped: the worker that took over
-        // fetches too, and one writer at a time keeps generations ordered.
-        if !self.load_state(host).record.owned_by(lease_id) {
-            self.log(
-                host,
-                LogLevel::Info,
-                "fetch finished after its lease was taken over; result dropped",
-            );
+        if !self.state.still_owned(host, lease_id) {
             return FetchOutcome::Discarded { error: None };
         }
         let schedule = self.timing.schedule(now, expires_in_ms);
@@ -509,23 +419,7 @@ impl TokenCoordinator {
             Ok(record) => record,
             Err(error) => return self.on_fetch_error(host, lease_id, error, now),
         };
-        let settled = self.update_owned_state(host, lease_id, |s| {
-            s.lease_owner = None;
-            s.lease_until_ms = 0;
-            s.consecutive_failures = 0;
-            s.next_attempt_ms = 0;
-            s.last_success_ms = now;
-            s.last_error = None;
-            s.settled_seq = s.settled_seq.wrapping_add(1);
-        });
-        match settled {
-            Ok(state) => self.seen_settled_seq = state.settled_seq,
-            Err(_) => self.log(
-                host,
-                LogLevel::Warn,
-                "could not release the fetch lease; it will expire",
-            ),
-        }
+        self.state.settle_success(host, lease_id, now);
         let generation = record.generation;
         let token = CachedToken::from_record(record);
         self.log(
@@ -557,24 +451,18 @@ impl TokenCoordinator {
         let message = error.to_string();
         let (fetch, worker_id) = (self.fetch, self.worker_id);
         let hint = error.retry_after_ms();
-        let settled = self.update_owned_state(host, lease_id, |s| {
-            s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+        let delay = |failures: u32| {
             let backoff = jittered_backoff_ms(
                 fetch.retry_initial_ms,
                 fetch.retry_max_ms,
                 worker_id,
-                s.consecutive_failures,
+                failures,
                 now,
             );
             // The agent knows when it expects a token (e.g. Entra's Retry-After);
             // asking sooner only yields another 503. Capped by retry_max_ms.
-            let delay = hint.map_or(backoff, |h| backoff.max(h.min(fetch.retry_max_ms)));
-            s.next_attempt_ms = now.saturating_add(delay);
-            s.lease_owner = None;
-            s.lease_until_ms = 0;
-            s.last_error = Some(message.clone());
-            s.settled_seq = s.settled_seq.wrapping_add(1);
-        });
+            hint.map_or(backoff, |h| backoff.max(h.min(fetch.retry_max_ms)))
+        };
         let kept = match self.usable_local(now) {
             Some(t) => format!(
                 "keeping token sha256 {} (usable for {} s more)",
@@ -583,39 +471,12 @@ impl TokenCoordinator {
             ),
             None => "no usable token: requests get 503".to_string(),
         };
-        match settled {
-            Ok(state) => {
-                self.seen_settled_seq = state.settled_seq;
-                let retry_in_ms = state.next_attempt_ms.saturating_sub(now);
-                self.log(
-                    host,
-                    LogLevel::Warn,
-                    &format!(
-                        "fetch failed ({message}); {kept}; retry in {retry_in_ms} ms (failure {})",
-                        state.consecutive_failures
-                    ),
-                );
-                FetchOutcome::Failed { error, retry_in_ms }
-            }
-            Err(SettleError::LeaseLost) => {
-                self.log(
-                    host,
-                    LogLevel::Warn,
-                    &format!("fetch failed ({message}) after its lease was taken over"),
-                );
-                FetchOutcome::Discarded { error: Some(error) }
-            }
-            Err(SettleError::StoreFailed) => {
-                self.log(
-                    host,
-                    LogLevel::Error,
-                    &format!("fetch failed ({message}) and the failure could not be recorded"),
-                );
-                FetchOutcome::Failed {
-                    error,
-                    retry_in_ms: 0,
-                }
-            }
+        match self
+            .state
+            .settle_failure(host, lease_id, now, &message, delay, &kept)
+        {
+            Some(retry_in_ms) => FetchOutcome::Failed { error, retry_in_ms },
+            None => FetchOutcome::Discarded { error: Some(error) },
         }
     }
 
@@ -629,79 +490,23 @@ impl TokenCoordinator {
     ) -> Result<TokenRecord, AgentFailure> {
         let local_generation = self.local.as_ref().map_or(0, |t| t.generation);
         let mut record = TokenRecord::new(0, access_token, now, schedule);
-        for _ in 0..CAS_ATTEMPTS {
-            let current = host.shared_get(&self.names.token);
-            let stored = current
-                .data
-                .as_deref()
-                .and_then(|d| TokenRecord::decode(d).ok())
-                .map_or(0, |r| r.generation);
-            record.generation = stored.max(local_generation).saturating_add(1);
-            let bytes = record.encode().map_err(|_| AgentFailure::StoreFailed)?;
-            match host.shared_set(&self.names.token, &bytes, current.cas) {
-                Ok(()) => return Ok(record),
-                Err(SharedWriteError::CasMismatch) => continue,
-                Err(SharedWriteError::Failed) => return Err(AgentFailure::StoreFailed),
-            }
-        }
-        Err(AgentFailure::StoreFailed)
-    }
-
-    fn update_owned_state(
-        &self,
-        host: &dyn Host,
-        lease_id: &str,
-        change: impl Fn(&mut StateRecord),
-    ) -> Result<StateRecord, SettleError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let snap = self.load_state(host);
-            if !snap.record.owned_by(lease_id) {
-                return Err(SettleError::LeaseLost);
-            }
-            let mut next = snap.record;
-            change(&mut next);
-            match self.write_state(host, &next, snap.cas) {
-                Ok(()) => return Ok(next),
-                Err(SharedWriteError::CasMismatch) => continue,
-                Err(SharedWriteError::Failed) => return Err(SettleError::StoreFailed),
-            }
-        }
-        Err(SettleError::StoreFailed)
-    }
-
-    // ----- shared-data helpers -------------------------------------------------
-
-    /// An unreadable state record reads as the default but keeps its CAS, so
-    /// the next lease overwrites it instead of wedging every worker.
-    fn load_state(&self, host: &dyn Host) -> StateSnapshot {
-        let value = host.shared_get(&self.names.state);
-        let record = value
-            .data
-            .as_deref()
-            .and_then(|d| StateRecord::decode(d).ok())
-            .unwrap_or_default();
-        StateSnapshot {
-            record,
-            cas: value.cas,
-        }
-    }
-
-    fn write_state(
-        &self,
-        host: &dyn Host,
-        state: &StateRecord,
-        cas: Option<u32>,
-    ) -> Result<(), SharedWriteError> {
-        let bytes = state.encode().map_err(|_| SharedWriteError::Failed)?;
-        host.shared_set(&self.names.state, &bytes, cas)
-    }
-
-    fn lease_ms(&self) -> u64 {
-        self.request.timeout_ms.saturating_add(LEASE_MARGIN_MS)
+        let generation = store_next_generation(
+            host,
+            &self.names.token,
+            |d| TokenRecord::decode(d).ok().map(|r| r.generation),
+            || local_generation,
+            |generation| {
+                record.generation = generation;
+                record.encode().ok()
+            },
+        )
+        .ok_or(AgentFailure::StoreFailed)?;
+        record.generation = generation;
+        Ok(record)
     }
 
     fn log(&self, host: &dyn Host, level: LogLevel, message: &str) {
-        host.log(level, &format!("outbound[{}]: {message}", self.scope));
+        self.state.log(host, level, message);
     }
 }
 
@@ -718,10 +523,6 @@ impl core::fmt::Debug for TokenCoordinator {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
-}
-
-fn clamp_tick(ms: u64) -> u64 {
-    ms.clamp(FAST_TICK_MS, SLOW_TICK_MS)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::*;
 use crate::jwks::fake_host::{DispatchedCallout, FakeEnvoy, FakeHost};
 use crate::outbound::policy::{AgentKey, AgentSettings, FetchPolicy, TokenSource};
+use crate::shared::test_support::{self, respond};
 
 const T0: u64 = 1_700_000_000_000;
 const KEY: &str = "5f2b9c0d1e3a4b6c7d8e9f00112233445566778899aabbccddeeff0011223344";
@@ -60,13 +61,6 @@ fn unavailable(reason: &str, retry_after_secs: Option<u64>) -> CalloutResponse {
     respond(Some(503), body.to_string().as_bytes())
 }
 
-fn respond(status: Option<u16>, body: &[u8]) -> CalloutResponse {
-    CalloutResponse {
-        status,
-        body: body.to_vec(),
-    }
-}
-
 struct Worker {
     host: FakeHost,
     coord: TokenCoordinator,
@@ -115,16 +109,9 @@ fn tick_all(ws: &mut [Worker]) -> Vec<TickOutcome> {
 /// Tick every worker (advancing by fast ticks) until one new callout is
 /// dispatched; returns it.
 fn next_dispatch(envoy: &FakeEnvoy, ws: &mut [Worker]) -> DispatchedCallout {
-    let before = envoy.callout_count();
-    for _ in 0..10_000 {
+    test_support::next_dispatch(envoy, 10_000, || {
         tick_all(ws);
-        if envoy.callout_count() > before {
-            assert_eq!(envoy.callout_count(), before + 1, "more than one dispatch");
-            return envoy.last_callout().unwrap();
-        }
-        envoy.advance(FAST_TICK_MS);
-    }
-    panic!("no dispatch");
+    })
 }
 
 fn answer(ws: &mut [Worker], c: &DispatchedCallout, response: CalloutResponse) -> FetchOutcome {
@@ -148,24 +135,17 @@ fn current(ws: &mut [Worker]) -> Rc<CachedToken> {
 }
 
 fn state(envoy: &FakeEnvoy, w: &Worker) -> StateRecord {
-    StateRecord::decode(&envoy.shared_raw(&w.coord.names().state).unwrap()).unwrap()
+    test_support::stored_state(envoy, &w.coord.names().state)
 }
 
 #[test]
 fn cold_start_two_workers_many_requests_one_callout_with_the_agent_key() {
     let envoy = FakeEnvoy::new(T0);
     let mut ws = workers(&envoy, 2);
-    for i in 0..50 {
-        assert_eq!(ws[i % 2].token(), TokenAvailability::Pending, "request {i}");
-        if i % 5 == 0 {
-            tick_all(&mut ws);
-            envoy.advance(FAST_TICK_MS);
-        }
-    }
-    for _ in 0..20 {
-        tick_all(&mut ws);
-        envoy.advance(FAST_TICK_MS);
-    }
+    let waits = |w: &mut Worker| w.token() == TokenAvailability::Pending;
+    test_support::cold_start(&envoy, &mut ws, waits, |ws| {
+        tick_all(ws);
+    });
     let calls = envoy.callouts();
     assert_eq!(calls.len(), 1);
     let req = &calls[0].request;

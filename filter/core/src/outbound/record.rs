@@ -14,11 +14,13 @@
 //! JWKS records) so two filter builds never read each other's records.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::policy::{AgentSettings, TokenSource};
 use super::timing::TokenSchedule;
 use crate::host::UnixMillis;
+pub use crate::shared::record::RecordError;
+use crate::shared::record::{decode_record, encode_record, record_prefix};
+use crate::shared::state_record::RoleFields;
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -31,47 +33,17 @@ pub struct RecordNames {
 }
 
 impl RecordNames {
-    /// `entragate.outbound.v1.<16 hex of sha256(cluster, authority, path)>`;
-    /// the path carries the scope. The agent key is left out on purpose: a
-    /// re-rendered key does not change which token a source stands for.
+    /// `entragate.outbound.v1.<16 hex of sha256(cluster, authority, path)>`
+    /// (see [`record_prefix`]); the path carries the scope. The agent key is
+    /// left out on purpose: a re-rendered key does not change which token a
+    /// source stands for.
     pub fn for_source(agent: &AgentSettings, source: &TokenSource) -> RecordNames {
-        let mut hash = Sha256::new();
-        for part in [
-            agent.cluster.as_str(),
-            agent.authority.as_str(),
-            source.path.as_str(),
-        ] {
-            hash.update((part.len() as u64).to_be_bytes());
-            hash.update(part.as_bytes());
-        }
-        let hex: String = hash
-            .finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let prefix = format!("entragate.outbound.v{FORMAT_VERSION}.{hex}");
+        let parts = [&agent.cluster, &agent.authority, &source.path].map(String::as_str);
+        let prefix = record_prefix("outbound", FORMAT_VERSION, &parts);
         RecordNames {
             token: format!("{prefix}.token"),
             state: format!("{prefix}.state"),
             prefix,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordError {
-    Malformed,
-    VersionUnsupported(u32),
-    Serialize,
-}
-
-impl core::fmt::Display for RecordError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            RecordError::Malformed => f.write_str("record is malformed"),
-            RecordError::VersionUnsupported(v) => write!(f, "record version {v} unsupported"),
-            RecordError::Serialize => f.write_str("record could not be serialized"),
         }
     }
 }
@@ -127,88 +99,23 @@ impl TokenRecord {
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
-        serde_json::to_vec(self).map_err(|_| RecordError::Serialize)
+        encode_record(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<TokenRecord, RecordError> {
-        check_version(bytes)?;
-        serde_json::from_slice(bytes).map_err(|_| RecordError::Malformed)
+        decode_record(bytes, FORMAT_VERSION)
     }
 }
 
 /// `<prefix>.state`: who is fetching, and how the last attempts went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StateRecord {
-    pub v: u32,
-    /// Id of the fetch holding the lease (`w<worker>-<ms>-<seq>`), if any.
-    pub lease_owner: Option<String>,
-    /// The lease is void after this instant, even if never released.
-    pub lease_until_ms: UnixMillis,
-    pub last_attempt_ms: UnixMillis,
-    pub last_success_ms: UnixMillis,
-    pub consecutive_failures: u32,
-    /// No new attempt before this instant; 0 after a success.
-    pub next_attempt_ms: UnixMillis,
-    /// Why the last attempt failed; also the reason of 503s while no token is
-    /// usable. Never a token.
-    pub last_error: Option<String>,
-    /// Bumped whenever a fetch settles, so other workers pick up the result.
-    pub settled_seq: u64,
-}
+pub type StateRecord = crate::shared::state_record::StateRecord<NoRoleFields>;
 
-impl Default for StateRecord {
-    fn default() -> Self {
-        StateRecord {
-            v: FORMAT_VERSION,
-            lease_owner: None,
-            lease_until_ms: 0,
-            last_attempt_ms: 0,
-            last_success_ms: 0,
-            consecutive_failures: 0,
-            next_attempt_ms: 0,
-            last_error: None,
-            settled_seq: 0,
-        }
-    }
-}
+/// The outbound role adds no fields to the shared state record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoRoleFields {}
 
-impl StateRecord {
-    pub fn lease_active(&self, now: UnixMillis) -> bool {
-        self.lease_owner.is_some() && now < self.lease_until_ms
-    }
-
-    pub fn owned_by(&self, lease_id: &str) -> bool {
-        self.lease_owner.as_deref() == Some(lease_id)
-    }
-
-    pub fn in_backoff(&self, now: UnixMillis) -> bool {
-        self.consecutive_failures > 0 && now < self.next_attempt_ms
-    }
-
-    pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
-        serde_json::to_vec(self).map_err(|_| RecordError::Serialize)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<StateRecord, RecordError> {
-        check_version(bytes)?;
-        serde_json::from_slice(bytes).map_err(|_| RecordError::Malformed)
-    }
-}
-
-fn check_version(bytes: &[u8]) -> Result<(), RecordError> {
-    #[derive(Deserialize)]
-    struct Versioned {
-        v: u32,
-    }
-    let version = serde_json::from_slice::<Versioned>(bytes)
-        .map(|r| r.v)
-        .map_err(|_| RecordError::Malformed)?;
-    if version == FORMAT_VERSION {
-        Ok(())
-    } else {
-        Err(RecordError::VersionUnsupported(version))
-    }
+impl RoleFields for NoRoleFields {
+    const FORMAT_VERSION: u32 = FORMAT_VERSION;
 }
 
 #[cfg(test)]
@@ -271,6 +178,23 @@ mod tests {
             Err(RecordError::VersionUnsupported(2))
         );
         assert_eq!(TokenRecord::decode(b"x"), Err(RecordError::Malformed));
+    }
+
+    #[test]
+    fn state_record_bytes_keep_their_field_order() {
+        let state = StateRecord {
+            last_error: Some("agent down".into()),
+            settled_seq: 2,
+            ..StateRecord::default()
+        };
+        assert_eq!(
+            String::from_utf8(state.encode().unwrap()).unwrap(),
+            concat!(
+                r#"{"v":1,"lease_owner":null,"lease_until_ms":0,"last_attempt_ms":0,"#,
+                r#""last_success_ms":0,"consecutive_failures":0,"next_attempt_ms":0,"#,
+                r#""last_error":"agent down","settled_seq":2}"#
+            )
+        );
     }
 
     #[test]
