@@ -3,6 +3,8 @@
 //! This crate only maps hostcalls onto the pure core:
 //! - [`root`]: the per-worker root context (configuration, ticks, JWKS callouts,
 //!   resuming requests that waited for keys).
+//! - [`root_hostcalls`]: hostcall plumbing both roles' root contexts share
+//!   (callout answers, worker ids, ticks, resuming paused requests).
 //! - [`http`]: the per-request context (copies headers in, applies the decision).
 //! - [`host`]: `entragate_core::host::Host` implemented with hostcalls.
 //! - [`worker`]: state shared by the root and request contexts of one worker VM.
@@ -21,6 +23,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod role;
 pub mod root;
+pub mod root_hostcalls;
 #[cfg(feature = "shared-cache-experiment")]
 pub mod shared_memo;
 pub mod signatures;

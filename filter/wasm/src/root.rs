@@ -3,20 +3,22 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::Duration;
 
 use entragate_core::cache::VerifiedTokenCache;
 use entragate_core::config::FilterPolicy;
-use entragate_core::host::{CalloutResponse, LogLevel};
+use entragate_core::host::LogLevel;
 use entragate_core::jwks::coordinator::JwksCoordinator;
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType, MapType};
+use proxy_wasm::types::ContextType;
 
 use crate::apply::{apply_decision, LogContext};
 use crate::host::{log, ProxyWasmHost};
 use crate::http::AuthRequest;
 use crate::metrics::Metrics;
+use crate::root_hostcalls::{
+    allocate_worker_id, callout_response, install_worker, load_configuration, reject_configuration,
+    resume_requests, schedule_next_tick, tick_now, with_worker,
+};
 use crate::signatures;
 use crate::worker::{SharedWorker, Worker};
 
@@ -40,71 +42,31 @@ impl AuthRoot {
     /// Decides the waiters that can be decided and writes each decision to its
     /// request context. Borrows are released before touching other contexts.
     fn resume_waiters(&self, keys_settled: bool) {
-        let (decided, realm, metrics) = {
-            let Ok(mut guard) = self.worker.try_borrow_mut() else {
-                return;
-            };
-            let Some(worker) = guard.as_mut() else {
-                return;
-            };
+        let Some((decided, realm, metrics)) = with_worker(&self.worker, |worker| {
             if worker.waiters.is_empty() {
-                return;
+                return None;
             }
-            (
+            Some((
                 worker.drain_waiters(keys_settled),
                 worker.policy.realm.clone(),
                 worker.metrics.clone(),
-            )
+            ))
+        })
+        .flatten() else {
+            return;
         };
-        for (context_id, flow, decision) in decided {
-            // The request may be gone (client disconnected): then there is nothing to do.
-            if hostcalls::set_effective_context(context_id).is_err() {
-                continue;
-            }
+        let decided = decided
+            .into_iter()
+            .map(|(context_id, flow, decision)| (context_id, (flow, decision)));
+        resume_requests(self.context_id, decided, |(flow, decision)| {
             let input = flow.input();
             let ctx = LogContext {
                 method: &input.method,
                 path: &input.path,
                 authorization: input.authorization.first().map(String::as_str),
             };
-            if apply_decision(&decision, &realm, &metrics, &ctx) {
-                let _ = hostcalls::resume_http_request();
-            }
-        }
-        let _ = hostcalls::set_effective_context(self.context_id);
-    }
-
-    fn schedule_next_tick(&self, suggested_ms: u64) {
-        let has_waiters = self
-            .worker
-            .try_borrow()
-            .map(|w| w.as_ref().is_some_and(|w| !w.waiters.is_empty()))
-            .unwrap_or(false);
-        let period = if has_waiters {
-            suggested_ms.min(WAITER_POLL_MS)
-        } else {
-            suggested_ms
-        };
-        let _ = hostcalls::set_tick_period(Duration::from_millis(period.max(1)));
-    }
-
-    /// A number unique to this VM within the Envoy process (shared-data counter),
-    /// used to tell fetch-lease owners apart.
-    fn allocate_worker_id() -> u32 {
-        const KEY: &str = "entragate.worker_seq";
-        for _ in 0..16 {
-            let (current, cas) = hostcalls::get_shared_data(KEY).unwrap_or((None, None));
-            let value = current
-                .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
-                .map(u32::from_le_bytes)
-                .unwrap_or(0)
-                .wrapping_add(1);
-            if hostcalls::set_shared_data(KEY, Some(&value.to_le_bytes()), cas).is_ok() {
-                return value;
-            }
-        }
-        // Contention never resolves in practice; the time is a good-enough fallback.
-        (crate::host::now_ms() & 0xffff_ffff) as u32
+            apply_decision(&decision, &realm, &metrics, &ctx)
+        });
     }
 }
 
@@ -116,22 +78,8 @@ impl Context for AuthRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u16>().ok());
-        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let response = CalloutResponse { status, body };
-        let settled = {
-            let Ok(mut guard) = self.worker.try_borrow_mut() else {
-                return;
-            };
-            let Some(worker) = guard.as_mut() else {
-                return;
-            };
+        let response = callout_response(body_size);
+        let Some(settled) = with_worker(&self.worker, |worker| {
             let mut host = ProxyWasmHost;
             let outcome = worker
                 .coordinator
@@ -141,6 +89,8 @@ impl Context for AuthRoot {
             }
             worker.metrics.keys_loaded(worker.coordinator.keys_loaded());
             outcome.settled()
+        }) else {
+            return;
         };
         self.resume_waiters(settled);
     }
@@ -152,21 +102,10 @@ impl RootContext for AuthRoot {
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let policy = match FilterPolicy::from_json(&bytes) {
-            Ok(policy) => policy,
-            Err(error) => {
-                // Rejecting the configuration makes Envoy refuse the listener
-                // instead of serving without authentication.
-                log(
-                    LogLevel::Error,
-                    &format!("entragate: rejected plugin configuration: {error}"),
-                );
-                return false;
-            }
+        // Rejecting the configuration makes Envoy refuse the listener
+        // instead of serving without authentication.
+        let Some(policy) = load_configuration("entragate", FilterPolicy::from_json) else {
+            return false;
         };
         // Probed once per configuration: a host without a working
         // verify_signature gets the pure-Rust verifier (or, with
@@ -174,14 +113,11 @@ impl RootContext for AuthRoot {
         let selected = match signatures::select(policy.signature_verifier) {
             Ok(selected) => selected,
             Err(reason) => {
-                log(
-                    LogLevel::Error,
-                    &format!("entragate: rejected plugin configuration: {reason}"),
-                );
+                reject_configuration("entragate", reason);
                 return false;
             }
         };
-        let worker_id = Self::allocate_worker_id();
+        let worker_id = allocate_worker_id();
         let coordinator = JwksCoordinator::new(policy.jwks.clone(), worker_id);
         let metrics = Metrics::define();
         metrics.signature_native(selected.native);
@@ -220,26 +156,18 @@ impl RootContext for AuthRoot {
             waiters: BTreeMap::new(),
             metrics,
         };
-        if let Ok(mut guard) = self.worker.try_borrow_mut() {
-            *guard = Some(worker);
-        }
+        install_worker(&self.worker, worker);
         log(
             LogLevel::Info,
             &format!("entragate: configuration loaded (worker {worker_id})"),
         );
         // Tick at once so the JWKS is prefetched before the first request.
-        let _ = hostcalls::set_tick_period(Duration::from_millis(1));
+        tick_now();
         true
     }
 
     fn on_tick(&mut self) {
-        let (settled, next_ms) = {
-            let Ok(mut guard) = self.worker.try_borrow_mut() else {
-                return;
-            };
-            let Some(worker) = guard.as_mut() else {
-                return;
-            };
+        let Some((settled, next_ms)) = with_worker(&self.worker, |worker| {
             let mut host = ProxyWasmHost;
             let outcome = worker.coordinator.on_tick(&mut host);
             if outcome.failure.is_some() {
@@ -252,9 +180,11 @@ impl RootContext for AuthRoot {
                 outcome.keys_changed || outcome.recheck_waiters,
                 outcome.next_tick_ms,
             )
+        }) else {
+            return;
         };
         self.resume_waiters(settled);
-        self.schedule_next_tick(next_ms);
+        schedule_next_tick(&self.worker, next_ms, WAITER_POLL_MS);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

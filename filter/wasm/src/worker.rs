@@ -16,6 +16,7 @@ use entragate_core::token::signature::SignatureVerifier;
 
 use crate::host::{now_ms, ProxyWasmHost};
 use crate::metrics::Metrics;
+use crate::root_hostcalls::PausingWorker;
 
 /// A request paused until the JWKS changes (or its wait bound elapses).
 pub struct Waiter {
@@ -42,6 +43,12 @@ pub struct Worker {
 }
 
 pub type SharedWorker = Rc<RefCell<Option<Worker>>>;
+
+impl PausingWorker for Worker {
+    fn has_waiters(&self) -> bool {
+        !self.waiters.is_empty()
+    }
+}
 
 /// What a verification attempt produced.
 pub enum Outcome {

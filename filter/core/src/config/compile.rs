@@ -7,6 +7,7 @@
 
 use std::ops::RangeInclusive;
 
+use super::checks::{fail, number, required, word, Result};
 use super::error::ConfigError;
 use super::raw::{RawClaimHeaders, RawConfig, RawJwks, RawPathMatch, RawRequirement, RawRule};
 use super::FilterPolicy;
@@ -20,8 +21,6 @@ use crate::policy::{
     is_ambiguous_path, Access, CallerRestriction, ClaimHeaders, ClaimSource, MethodMatch,
     PathMatch, Permissions, Requirement, Requirements, RouteTable, Rule, UnmatchedRequests,
 };
-
-type Result<T> = std::result::Result<T, ConfigError>;
 
 /// Largest tolerated clock skew: beyond an hour, `exp` stops meaning much.
 const MAX_LEEWAY_SECS: u64 = 3_600;
@@ -38,10 +37,6 @@ const RETRY_MS_RANGE: RangeInclusive<u64> = 1..=3_600_000;
 const TOKEN_CACHE_SIZE_RANGE: RangeInclusive<u64> = 0..=65_536;
 /// Longest rule name / realm: they end up in logs and headers.
 const MAX_LABEL_CHARS: usize = 128;
-
-fn fail<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T> {
-    Err(ConfigError::new(field, message))
-}
 
 impl TryFrom<RawConfig> for FilterPolicy {
     type Error = ConfigError;
@@ -105,32 +100,6 @@ impl TryFrom<RawConfig> for FilterPolicy {
 
 // ----- generic checks -----
 
-fn required<T>(value: Option<T>, field: &str) -> Result<T> {
-    value.ok_or_else(|| ConfigError::new(field, "is required"))
-}
-
-/// A number with a default and an allowed range.
-fn number(
-    value: Option<u64>,
-    field: &str,
-    default: u64,
-    range: RangeInclusive<u64>,
-) -> Result<u64> {
-    let value = value.unwrap_or(default);
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        fail(
-            field,
-            format!(
-                "must be between {} and {} (got {value})",
-                range.start(),
-                range.end()
-            ),
-        )
-    }
-}
-
 /// A non-empty list with each element checked, de-duplicated in order.
 fn list(
     values: Vec<String>,
@@ -177,18 +146,6 @@ fn label(value: String, field: &str) -> Result<String> {
     }
     if !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
         return fail(field, "must be printable ASCII (no control characters)");
-    }
-    Ok(value)
-}
-
-/// A value used as-is in a callout (cluster name, authority, path): non-empty
-/// and free of whitespace and control characters.
-fn word(value: String, field: &str) -> Result<String> {
-    if value.is_empty() {
-        return fail(field, "must not be empty");
-    }
-    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return fail(field, "must not contain whitespace or control characters");
     }
     Ok(value)
 }
@@ -657,15 +614,7 @@ fn compile_requirement(raw: RawRequirement, field: &str) -> Result<Requirement> 
 /// Role and scope values: Entra allows no whitespace in them (`scp` is
 /// space-separated), so a value with whitespace could never be granted.
 fn permission_values(values: Vec<String>, field: &str) -> Result<Vec<String>> {
-    list(values, field, |value, field| {
-        if value.is_empty() {
-            return fail(field, "must not be empty");
-        }
-        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return fail(field, "must not contain whitespace or control characters");
-        }
-        Ok(value)
-    })
+    list(values, field, word)
 }
 
 // ----- claim headers -----

@@ -5,6 +5,7 @@
 //! exactly that document. Loading is all-or-nothing: any error refuses the
 //! whole configuration, naming the offending field ([`ConfigError`]).
 
+pub(crate) mod checks;
 pub mod compile;
 pub mod error;
 pub mod raw;

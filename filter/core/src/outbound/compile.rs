@@ -11,9 +11,8 @@ use super::policy::{
 };
 use super::raw::{RawAgent, RawDestination, RawOutboundConfig};
 use super::timing::TokenTiming;
+use crate::config::checks::{self, fail, number, required, Result};
 use crate::config::ConfigError;
-
-type Result<T> = std::result::Result<T, ConfigError>;
 
 const TIMEOUT_MS_RANGE: RangeInclusive<u64> = 1..=60_000;
 const REQUEST_WAIT_MS_RANGE: RangeInclusive<u64> = 1..=60_000;
@@ -100,43 +99,9 @@ impl TryFrom<RawOutboundConfig> for OutboundPolicy {
     }
 }
 
-fn fail<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T> {
-    Err(ConfigError::new(field, message))
-}
-
-fn required<T>(value: Option<T>, field: &str) -> Result<T> {
-    value.ok_or_else(|| ConfigError::new(field, "is required"))
-}
-
-fn number(
-    value: Option<u64>,
-    field: &str,
-    default: u64,
-    range: RangeInclusive<u64>,
-) -> Result<u64> {
-    let value = value.unwrap_or(default);
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        fail(
-            field,
-            format!(
-                "must be between {} and {} (got {value})",
-                range.start(),
-                range.end()
-            ),
-        )
-    }
-}
-
 /// Non-empty, no whitespace or control characters, at most `max` characters.
 fn word(value: String, field: &str, max: usize) -> Result<String> {
-    if value.is_empty() {
-        return fail(field, "must not be empty");
-    }
-    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return fail(field, "must not contain whitespace or control characters");
-    }
+    let value = checks::word(value, field)?;
     if value.chars().count() > max {
         return fail(field, format!("must be at most {max} characters"));
     }

@@ -15,6 +15,7 @@ use proxy_wasm::types::MapType;
 
 use super::metrics::OutboundMetrics;
 use crate::host::{log, now_ms, ProxyWasmHost};
+use crate::root_hostcalls::PausingWorker;
 
 /// A request paused until its destination's token is available.
 pub struct Waiter {
@@ -34,6 +35,12 @@ pub struct OutboundWorker {
 }
 
 pub type SharedOutbound = Rc<RefCell<Option<OutboundWorker>>>;
+
+impl PausingWorker for OutboundWorker {
+    fn has_waiters(&self) -> bool {
+        !self.waiters.is_empty()
+    }
+}
 
 impl OutboundWorker {
     /// The step for a request needing the token of `source`.
