@@ -62,28 +62,7 @@ where
 /// instance metadata, no inherited endpoint or region.
 pub fn bootstrap_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
-    for var in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-        "AWS_SESSION_TOKEN",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "ENTRAGATE_CONFIG",
-        "ENTRAGATE_SECRET_ID",
-        "ENTRAGATE_AUTHORITY",
-        "ENTRAGATE_AGENT_KEY_FILE",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-    ] {
+    for var in entragate_bootstrap::environment::all() {
         cmd.env_remove(var);
     }
     cmd.env("AWS_ACCESS_KEY_ID", "test")
