@@ -302,6 +302,27 @@ impl Idp {
         lock(&self.state.keys).published.retain(|k| k.kid() != kid);
     }
 
+    /// Publishes a new key that does not sign yet: Entra lists its next
+    /// signing key in the JWKS ahead of a rollover so relying parties learn it
+    /// by their periodic refresh. [`Idp::sign_with`] starts using it.
+    pub fn publish_next_key(&self) -> anyhow::Result<Arc<SigningKey>> {
+        Ok(self.publish_key(keypool::next_key()?))
+    }
+
+    /// Switches signing to the published key `kid` (the rollover itself);
+    /// the previous signing key stays published.
+    pub fn sign_with(&self, kid: &str) -> anyhow::Result<()> {
+        let mut keys = lock(&self.state.keys);
+        let key = keys
+            .published
+            .iter()
+            .find(|k| k.kid() == kid)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("key {kid} is not published"))?;
+        keys.current = key;
+        Ok(())
+    }
+
     /// A fresh key that is *not* published: tokens signed with it must fail.
     pub fn unpublished_key(&self) -> anyhow::Result<Arc<SigningKey>> {
         Ok(Arc::new(keypool::next_key()?))
