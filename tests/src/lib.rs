@@ -59,6 +59,7 @@ mod envoy;
 mod idp;
 mod inspect;
 pub mod moto;
+pub mod policy;
 pub mod process;
 mod server;
 mod util;

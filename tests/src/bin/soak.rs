@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use entragate_tests::policy::fraud_detector_rules;
 use entragate_tests::{ids, Echo, Envoy, EnvoyOptions, Idp, SigningKey, TemplateVars};
 use serde_json::{json, Value};
 
@@ -311,14 +312,7 @@ fn plugin_config(idp: &Idp, rotate_every: Duration) -> Value {
             // fetch this often (production default: 5 min).
             "unknown_kid_refresh_min_interval_seconds": 10
         },
-        "rules": [
-            { "name": "health", "path": { "exact": "/healthz" }, "methods": ["GET"], "anonymous": true },
-            { "name": "analyze", "path": { "exact": "/fraud/analyze" }, "methods": ["POST"],
-              "app_roles": { "any_of": ["Fraud.Scan"] },
-              "allowed_callers": [ids::CLIENT_ID] },
-            { "name": "reports", "path": { "prefix": "/fraud/reports/" }, "methods": ["GET"],
-              "scopes": { "any_of": ["Fraud.Read"] } }
-        ]
+        "rules": fraud_detector_rules()
     })
 }
 

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use entragate_tests::policy::fraud_detector_rules;
 use entragate_tests::{ids, repo_root, Echo, Envoy, Idp, TemplateVars};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -34,14 +35,7 @@ pub fn plugin_config(idp: &Idp) -> Value {
             "fetch_timeout_ms": 2000,
             "request_wait_ms": 3000
         },
-        "rules": [
-            { "name": "health", "path": { "exact": "/healthz" }, "methods": ["GET"], "anonymous": true },
-            { "name": "analyze", "path": { "exact": "/fraud/analyze" }, "methods": ["POST"],
-              "app_roles": { "any_of": ["Fraud.Scan"] },
-              "allowed_callers": [ids::CLIENT_ID] },
-            { "name": "reports", "path": { "prefix": "/fraud/reports/" }, "methods": ["GET"],
-              "scopes": { "any_of": ["Fraud.Read"] } }
-        ]
+        "rules": fraud_detector_rules()
     })
 }
 
