@@ -300,9 +300,13 @@ impl JwksCoordinator {
     /// then set the tick period to `next_tick_ms`.
     pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
         let now = host.now_ms();
-        let keys_changed = self.sync_local_copy(&*host);
         self.state.abandon_expired(&*host, &mut self.in_flight, now);
+        // State first, keys second (as the outbound coordinator does): a fetching worker
+        // publishes its keys before it releases the lease, so a released lease seen here
+        // means its keys are visible to the read below. The other order let a worker read
+        // "no keys", then find the lease just released, and fetch a second time.
         let (snap, settled) = self.state.load_for_tick(&*host);
+        let keys_changed = self.sync_local_copy(&*host);
         let mut out = TickOutcome {
             keys_changed,
             recheck_waiters: keys_changed || settled,
