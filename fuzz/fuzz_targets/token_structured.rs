@@ -68,14 +68,17 @@ fuzz_target!(
         // the token's own `exp`, not a fixed horizon: entragate, like Entra's
         // own libraries, sets no maximum lifetime (docs/security.md, "Not in
         // scope"), so a tenant-signed token may legitimately live for years.
-        // Lossy: serde_json does not UTF-8-check claims the filter ignores
-        // (skipped fields), so an allowed payload may hold invalid UTF-8 there.
-        let exp = serde_json::from_str::<serde_json::Value>(&String::from_utf8_lossy(claims))
+        // Strict: an allowed token's claims are UTF-8 JSON throughout, the
+        // members the filter ignores included (RFC 7519 7.2), so an
+        // independent parser reads them too; and `exp` is an integer.
+        let parsed = serde_json::from_slice::<serde_json::Value>(claims);
+        assert!(parsed.is_ok(), "allowed claims are not strict JSON: {parsed:?}");
+        let exp = parsed
             .ok()
-            .and_then(|c| c.get("exp").and_then(serde_json::Value::as_f64));
-        assert!(exp.is_some(), "a token without a numeric exp was allowed: {first:?}");
-        if let Some(exp) = exp.filter(|e| *e < 1.0e15) {
-            let later = (exp as i64).saturating_add(fx::LEEWAY_SECS + 2);
+            .and_then(|c| c.get("exp").and_then(serde_json::Value::as_i64));
+        assert!(exp.is_some(), "a token without an integer exp was allowed: {first:?}");
+        if let Some(exp) = exp.filter(|e| *e < 1_000_000_000_000_000) {
+            let later = exp.saturating_add(fx::LEEWAY_SECS + 2);
             let mut fresh = VerifiedTokenCache::new(16);
             let decision = fx::decide(policy, keys, verifier, &mut fresh, mode.route, bearer(&token), later);
             assert!(

@@ -29,7 +29,7 @@ pub fn inbound(idp: &IdentityProvider, service: &Service, jwks_cluster: &str) ->
     }
     config.insert("audiences".into(), json!(service.application.audiences));
     config.insert(
-        "authority".into(),
+        "issuer_base".into(),
         json!({ "v1": idp.cloud.v1_issuer(), "v2": idp.cloud.login() }),
     );
     config.insert(

@@ -99,10 +99,40 @@ enum State {
     Done,
 }
 
+/// What the flow learned that an auditor needs, filled in as it goes.
+///
+/// Identity fields come only from claims whose signature was verified (or from
+/// the verified-token cache): a refusal before that point records no caller or
+/// tenant, so an audit trail never shows attacker-written values as identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditTrail {
+    /// Name of the route rule that matched, if any.
+    pub rule: Option<String>,
+    /// Verified caller app id (`appid` v1 / `azp` v2).
+    pub caller: Option<String>,
+    /// Verified tenant (`tid`).
+    pub tenant: Option<String>,
+    /// Verified app roles (`roles`).
+    pub roles: Vec<String>,
+    /// True once a token's signature and claims were verified (now or, for a
+    /// cache hit, earlier); false for anonymous routes and early refusals.
+    pub token_verified: bool,
+}
+
+impl AuditTrail {
+    fn learn_claims(&mut self, claims: &Claims) {
+        self.caller = claims.caller_app_id().map(str::to_string);
+        self.tenant.clone_from(&claims.tid);
+        self.roles.clone_from(&claims.roles);
+        self.token_verified = true;
+    }
+}
+
 /// One request's verification. Cheap to create; holds no host resources.
 #[derive(Debug, Clone)]
 pub struct RequestFlow {
     input: RequestInput,
+    audit: AuditTrail,
     state: State,
     /// A request triggers at most one forced (unknown-kid) refresh: after it, an
     /// unknown kid is final. This bounds the work an attacker can cause.
@@ -113,6 +143,7 @@ impl RequestFlow {
     pub fn new(input: RequestInput) -> RequestFlow {
         RequestFlow {
             input,
+            audit: AuditTrail::default(),
             state: State::Start,
             forced_refresh_used: false,
         }
@@ -120,6 +151,11 @@ impl RequestFlow {
 
     pub fn input(&self) -> &RequestInput {
         &self.input
+    }
+
+    /// What the flow learned so far (complete once it is done).
+    pub fn audit(&self) -> &AuditTrail {
+        &self.audit
     }
 
     /// Step 1: route lookup, token extraction and structural decoding, then the
@@ -193,6 +229,7 @@ impl RequestFlow {
                 UnmatchedRequests::AllowAnyValidToken => None,
             },
         };
+        self.audit.rule = rule.map(|rule| rule.name().to_string());
         if rule.is_some_and(Rule::is_anonymous) {
             return self.done(Decision::Allow {
                 set_headers: Vec::new(),
@@ -213,7 +250,15 @@ impl RequestFlow {
         // Hashing costs about as much as a lookup saves when the cache is off.
         let digest = cache.is_enabled().then(|| TokenDigest::of(token));
         if let (Some(digest), KeysView::Ready(key_set)) = (&digest, &keys) {
-            if let Some(decision) = from_cache(policy, rule, cache, digest, key_set, now_secs) {
+            if let Some(decision) = from_cache(
+                policy,
+                rule,
+                cache,
+                digest,
+                key_set,
+                now_secs,
+                &mut self.audit,
+            ) {
                 return self.done(decision);
             }
         }
@@ -245,6 +290,7 @@ impl RequestFlow {
 
         let decision = match check_token(policy, &jws, key, verifier, now_secs) {
             Ok(claims) => {
+                self.audit.learn_claims(&claims);
                 let decision = decide(policy, rule, &claims);
                 if let Some(digest) = digest {
                     remember(policy, cache, digest, claims, key, now_secs);
@@ -266,6 +312,7 @@ fn from_cache(
     digest: &TokenDigest,
     key_set: &KeySet,
     now_secs: i64,
+    audit: &mut AuditTrail,
 ) -> Option<Decision> {
     let entry = cache.get(digest)?;
     // Compared in full (kid and material), so a key re-published under the
@@ -275,7 +322,10 @@ fn from_cache(
         return None;
     }
     match validate_claims(&entry.claims, &policy.verify, now_secs) {
-        Ok(()) => Some(decide(policy, rule, &entry.claims)),
+        Ok(()) => {
+            audit.learn_claims(&entry.claims);
+            Some(decide(policy, rule, &entry.claims))
+        }
         Err(e) => {
             cache.remove(digest);
             Some(Decision::deny(e))

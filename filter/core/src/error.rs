@@ -92,6 +92,8 @@ pub enum AuthError {
     ExpiryMissing,
     Expired,
     NotYetValid,
+    /// `iat` is later than now plus the leeway.
+    IssuedInFuture,
     IssuerInvalid,
     AudienceInvalid,
     TenantInvalid,
@@ -146,6 +148,7 @@ impl AuthError {
         AuthError::ExpiryMissing,
         AuthError::Expired,
         AuthError::NotYetValid,
+        AuthError::IssuedInFuture,
         AuthError::IssuerInvalid,
         AuthError::AudienceInvalid,
         AuthError::TenantInvalid,
@@ -278,6 +281,13 @@ impl AuthError {
                 InvalidToken,
                 "token not yet valid",
                 "not_yet_valid",
+            ),
+            E::IssuedInFuture => spec(
+                Claims,
+                401,
+                InvalidToken,
+                "token issued in the future",
+                "issued_in_future",
             ),
             E::IssuerInvalid => spec(
                 Claims,

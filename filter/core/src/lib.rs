@@ -1,6 +1,7 @@
 //! entragate-core: everything the entragate filter decides, with no proxy-wasm import.
 //!
 //! Layout (one concern per module):
+//! - [`audit`]: every decision as named values for the proxy's access log.
 //! - [`error`]: the single error enum and its status/RFC 6750/metric mapping.
 //! - [`cache`]: the per-worker cache of verified tokens.
 //! - [`options`]: verification options with secure defaults.
@@ -17,6 +18,7 @@
 //! - [`shared`]: the lease/backoff state record and its CAS steps, shared by
 //!   the JWKS and outbound coordinators.
 
+pub mod audit;
 pub mod cache;
 pub mod claims;
 pub mod config;

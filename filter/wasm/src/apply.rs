@@ -1,6 +1,7 @@
 //! Writes a decision back to the (effective) request context.
 
-use entragate_core::engine::Decision;
+use entragate_core::audit::audit_record;
+use entragate_core::engine::{Decision, RequestFlow};
 use entragate_core::fingerprint::{fingerprint, loggable_path};
 use entragate_core::host::LogLevel;
 use entragate_core::response::denial_response;
@@ -10,32 +11,25 @@ use proxy_wasm::types::MapType;
 use crate::host::log;
 use crate::metrics::Metrics;
 
-/// Request details for the decision log line. Never the token itself.
-pub struct LogContext<'a> {
-    pub method: &'a str,
-    /// The full `:path`; only its [`loggable_path`] part is ever logged.
-    pub path: &'a str,
-    /// First `Authorization` value, hashed before logging.
-    pub authorization: Option<&'a str>,
-}
-
-/// Applies `decision` to the current effective context. Returns true when the
-/// request may continue upstream (the caller resumes or returns `Continue`).
+/// Applies `decision` (the outcome of `flow`) to the current effective
+/// context. Returns true when the request may continue upstream (the caller
+/// resumes or returns `Continue`).
 pub fn apply_decision(
     decision: &Decision,
     realm: &str,
     metrics: &Metrics,
-    ctx: &LogContext<'_>,
+    flow: &RequestFlow,
 ) -> bool {
+    let input = flow.input();
+    // First `Authorization` value: only ever hashed (fingerprint), never logged.
+    let authorization = input.authorization.first().map(String::as_str);
+    publish_audit(decision, flow, authorization);
     match decision {
-        Decision::Allow {
-            set_headers,
-            caller,
-        } => {
+        Decision::Allow { set_headers, .. } => {
             for (name, value) in set_headers {
                 let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
             }
-            metrics.allowed(caller.is_none());
+            metrics.allowed(!flow.audit().token_verified);
             true
         }
         Decision::Deny(denial) => {
@@ -46,17 +40,16 @@ pub fn apply_decision(
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect();
             metrics.denied(denial.error);
-            let token_hash = ctx
-                .authorization
+            let token_hash = authorization
                 .map(fingerprint)
                 .unwrap_or_else(|| "-".to_string());
             log(
                 LogLevel::Info,
                 &format!(
                     "entragate: denied {} {} status={} reason={} token_sha256={}",
-                    ctx.method.escape_debug(),
+                    input.method.escape_debug(),
                     // Never the query string: it may carry a credential.
-                    loggable_path(ctx.path).escape_debug(),
+                    loggable_path(&input.path).escape_debug(),
                     response.status,
                     denial.error.metric(),
                     token_hash
@@ -74,5 +67,14 @@ pub fn apply_decision(
             }
             false
         }
+    }
+}
+
+/// Publishes the decision's audit fields as filter state (`wasm.<property>`),
+/// where Envoy access logs read them (`%FILTER_STATE(wasm.entragate_decision:PLAIN)%`).
+/// Best effort: a failed hostcall loses an audit field, never the decision.
+fn publish_audit(decision: &Decision, flow: &RequestFlow, authorization: Option<&str>) {
+    for (field, value) in audit_record(decision, flow.audit(), authorization) {
+        let _ = hostcalls::set_property(vec![field.property()], Some(value.as_bytes()));
     }
 }

@@ -7,7 +7,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
-use crate::apply::{apply_decision, LogContext};
+use crate::apply::apply_decision;
 use crate::host::now_ms;
 use crate::worker::{Outcome, SharedWorker, Waiter};
 
@@ -83,13 +83,7 @@ impl HttpContext for AuthRequest {
         });
         match worker.run(&mut flow, false) {
             Outcome::Decided(decision) => {
-                let input = flow.input();
-                let ctx = LogContext {
-                    method: &input.method,
-                    path: &input.path,
-                    authorization: input.authorization.first().map(String::as_str),
-                };
-                if apply_decision(&decision, &worker.policy.realm, &worker.metrics, &ctx) {
+                if apply_decision(&decision, &worker.policy.realm, &worker.metrics, &flow) {
                     Action::Continue
                 } else {
                     Action::Pause

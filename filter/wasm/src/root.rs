@@ -11,7 +11,7 @@ use entragate_core::jwks::coordinator::JwksCoordinator;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
-use crate::apply::{apply_decision, LogContext};
+use crate::apply::apply_decision;
 use crate::host::{log, ProxyWasmHost};
 use crate::http::AuthRequest;
 use crate::metrics::Metrics;
@@ -59,13 +59,7 @@ impl AuthRoot {
             .into_iter()
             .map(|(context_id, flow, decision)| (context_id, (flow, decision)));
         resume_requests(self.context_id, decided, |(flow, decision)| {
-            let input = flow.input();
-            let ctx = LogContext {
-                method: &input.method,
-                path: &input.path,
-                authorization: input.authorization.first().map(String::as_str),
-            };
-            apply_decision(&decision, &realm, &metrics, &ctx)
+            apply_decision(&decision, &realm, &metrics, &flow)
         });
     }
 }

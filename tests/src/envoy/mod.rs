@@ -30,6 +30,9 @@ pub use template::{render, TemplateVars};
 
 use crate::util::{http_client, wait_for};
 
+/// File name of the access log in Envoy's temporary directory.
+const ACCESS_LOG_FILE: &str = "access.log";
+
 /// Keep the temp dir (config + log) after the test when this env var is set.
 pub const KEEP_ENV: &str = "ENTRAGATE_KEEP_ENVOY_DIR";
 
@@ -99,12 +102,14 @@ impl Envoy {
         if template.contains("{{WASM_PATH}}") && vars.get("WASM_PATH").is_none() {
             vars.set_default("WASM_PATH", wasm_path()?.display());
         }
-        let config = render(template, &vars)?;
-        let binary = envoy_binary()?;
-
         let dir = tempfile::Builder::new()
             .prefix("entragate-envoy-")
             .tempdir()?;
+        let access_log_path = dir.path().join(ACCESS_LOG_FILE);
+        vars.set_default("ACCESS_LOG_PATH", access_log_path.display());
+        let config = render(template, &vars)?;
+        let binary = envoy_binary()?;
+
         let config_path = dir.path().join("envoy.yaml");
         let log_path = dir.path().join("envoy.log");
         let admin_path = dir.path().join("admin-address");
@@ -234,6 +239,15 @@ impl Envoy {
     }
 
     /// Everything Envoy logged so far.
+    /// The access log, when the template writes it to `{{ACCESS_LOG_PATH}}`
+    /// (left to its default: a file beside Envoy's own log).
+    pub fn access_log(&self) -> String {
+        self.log_path
+            .parent()
+            .map(|dir| std::fs::read_to_string(dir.join(ACCESS_LOG_FILE)).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
@@ -332,6 +346,7 @@ impl Envoy {
     pub fn validate_template(template: &str, mut vars: TemplateVars) -> Result<(), String> {
         vars.set_default("ADMIN_PORT", 0);
         vars.set_default("LISTENER_PORT", 0);
+        vars.set_default("ACCESS_LOG_PATH", "/dev/null");
         let config = render(template, &vars).map_err(|e| e.to_string())?;
         Envoy::validate(&config)
     }

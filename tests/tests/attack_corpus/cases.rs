@@ -25,6 +25,7 @@ pub enum Class {
     Structure,
     Encoding,
     Duplicates,
+    Json,
     Lifetime,
     Audience,
     Issuer,
@@ -43,6 +44,7 @@ impl Class {
         Class::Structure,
         Class::Encoding,
         Class::Duplicates,
+        Class::Json,
         Class::Lifetime,
         Class::Audience,
         Class::Issuer,
@@ -61,6 +63,7 @@ impl Class {
             Class::Structure => "structure",
             Class::Encoding => "encoding",
             Class::Duplicates => "duplicates",
+            Class::Json => "json",
             Class::Lifetime => "lifetime",
             Class::Audience => "audience",
             Class::Issuer => "issuer",
@@ -80,7 +83,8 @@ impl Class {
             Class::Structure => "not a compact JWS: JWE, wrong part count, non-JSON parts",
             Class::Encoding => "non-canonical or invalid base64url, stray characters",
             Class::Duplicates => "duplicate JSON members, including escaped spellings (RFC 7515 4, RFC 7519 4)",
-            Class::Lifetime => "`exp` / `nbf`: wrong types, boundaries, leeway",
+            Class::Json => "ill-formed UTF-8 JSON in members the filter does not read (RFC 7519 7.2, RFC 8259 8.1): a strict backend parser would refuse it",
+            Class::Lifetime => "`exp` / `nbf` / `iat`: wrong types, boundaries, leeway",
             Class::Audience => "`aud` values and shapes",
             Class::Issuer => "issuer look-alikes, tenant and token version (RFC 8725 3.8)",
             Class::SigningKey => "tokens signed by keys the tenant did not publish, or published but unusable",
@@ -154,6 +158,8 @@ const MISSING: Expect = Expect::Filter {
 const ALG: Expect = invalid("token algorithm not allowed");
 const HEADER: Expect = invalid("token header is invalid");
 const CLAIMS: Expect = invalid("token claims are invalid");
+const TENANT: Expect = invalid("tenant claim invalid");
+const CALLER: Expect = forbidden("caller application not allowed");
 const NOT_JWS: Expect = invalid("token is not a signed JWT");
 const NOT_B64: Expect = invalid("token is not base64url");
 const NO_KEY_NAME: Expect = invalid("token names no signing key");
@@ -193,6 +199,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(structure());
     cases.extend(encoding());
     cases.extend(duplicates());
+    cases.extend(json_text());
     cases.extend(lifetime());
     cases.extend(audience());
     cases.extend(issuer());
@@ -860,6 +867,104 @@ fn duplicates() -> Vec<Case> {
     ]
 }
 
+fn json_text() -> Vec<Case> {
+    use Class::Json as C;
+    vec![
+        case(
+            "JSON-01",
+            C,
+            "byte `0xFF` (not UTF-8) inside an ignored claim",
+            CLAIMS,
+            |c| Attack::bearer(signed_with_claim_bytes(c, b"\"name\":\"a\xffb\"")),
+        ),
+        case(
+            "JSON-02",
+            C,
+            "overlong UTF-8 (`C0 AF` for `/`) inside an ignored claim",
+            CLAIMS,
+            |c| Attack::bearer(signed_with_claim_bytes(c, b"\"name\":\"\xc0\xaf\"")),
+        ),
+        case(
+            "JSON-03",
+            C,
+            "an encoded surrogate (CESU-8 `ED A0 80`) inside an ignored claim",
+            CLAIMS,
+            |c| Attack::bearer(signed_with_claim_bytes(c, b"\"name\":\"\xed\xa0\x80\"")),
+        ),
+        case(
+            "JSON-04",
+            C,
+            "a truncated UTF-8 sequence in an ignored claim's name",
+            CLAIMS,
+            |c| Attack::bearer(signed_with_claim_bytes(c, b"\"na\xc3\":1")),
+        ),
+        case(
+            "JSON-05",
+            C,
+            "a lone surrogate escape (`\\uDDDD`) in an ignored claim (the fuzz finding)",
+            CLAIMS,
+            |c| Attack::bearer(signed_with_claim_bytes(c, b"\"name\":\"\\uDDDD\"")),
+        ),
+        case(
+            "JSON-06",
+            C,
+            "a lone high surrogate escape (`\\ud800`) in an ignored header parameter",
+            HEADER,
+            |c| Attack::bearer(signed_with_header_bytes(c, b"\"x\":\"\\ud800\"")),
+        ),
+        case(
+            "JSON-07",
+            C,
+            "byte `0xFF` in an ignored header parameter",
+            HEADER,
+            |c| Attack::bearer(signed_with_header_bytes(c, b"\"x\":\"\xff\"")),
+        ),
+        case(
+            "JSON-08",
+            C,
+            "a UTF-8 byte order mark before the claims object",
+            CLAIMS,
+            |c| {
+                let b = c.app();
+                let mut payload = b"\xef\xbb\xbf".to_vec();
+                payload.extend_from_slice(payload_text(&b).as_bytes());
+                Attack::bearer(rs256_bytes(
+                    &c.idp.signing_key(),
+                    header_text(&b).as_bytes(),
+                    &payload,
+                ))
+            },
+        ),
+        case(
+            "JSON-09",
+            C,
+            "a number beyond the double range (`1e400`) in an ignored claim",
+            CLAIMS,
+            |c| Attack::bearer(signed_with_claim_bytes(c, b"\"xms_n\":1e400")),
+        ),
+        case(
+            "JSON-10",
+            C,
+            "an ignored claim twice (`aio`)",
+            CLAIMS,
+            |c| Attack::bearer(signed_with_claim_bytes(c, b"\"aio\":\"a\",\"aio\":\"b\"")),
+        ),
+        case(
+            "JSON-11",
+            C,
+            "well-formed edge cases in ignored claims: a surrogate pair, non-ASCII text, `-0`, `5e-324`, 2^64",
+            Expect::Accepted,
+            |c| {
+                Attack::bearer(signed_with_claim_bytes(
+                    c,
+                    "\"name\":\"\\ud83d\\ude00 Zoë\",\"a\":-0,\"b\":5e-324,\"c\":18446744073709551616"
+                        .as_bytes(),
+                ))
+            },
+        ),
+    ]
+}
+
 fn lifetime() -> Vec<Case> {
     use std::time::Duration;
     use Class::Lifetime as C;
@@ -871,14 +976,14 @@ fn lifetime() -> Vec<Case> {
             "EXP-02",
             C,
             "`exp` as a fraction, 10 minutes in the past",
-            EXPIRED,
+            CLAIMS,
             |c| Attack::bearer(c.app().claim("exp", now_plus(-600) as f64 + 0.5).build()),
         ),
         case(
             "EXP-03",
             C,
-            "`exp` as a fraction in the future (RFC 7519 NumericDate allows it)",
-            Expect::Accepted,
+            "`exp` as a fraction in the future (RFC 7519 allows it; Entra writes integers only, so refused)",
+            CLAIMS,
             |c| Attack::bearer(c.app().claim("exp", now_plus(3600) as f64 + 0.5).build()),
         ),
         case("EXP-04", C, "`exp` negative", EXPIRED, |c| {
@@ -947,6 +1052,42 @@ fn lifetime() -> Vec<Case> {
         case("EXP-13", C, "`nbf` as a string", CLAIMS, |c| {
             Attack::bearer(c.app().claim("nbf", "0").build())
         }),
+        case(
+            "EXP-15",
+            C,
+            "`exp` in exponent form (`1.8e9`), a whole number of seconds",
+            CLAIMS,
+            |c| {
+                let t = signed_raw(
+                    c,
+                    &c.app().without_claim("exp"),
+                    |h| h,
+                    |p| with_member(&p, &format!(r#""exp":{}e0"#, now_plus(3600))),
+                );
+                Attack::bearer(t)
+            },
+        ),
+        case(
+            "EXP-16",
+            C,
+            "`iat` one day in the future (and no `nbf`)",
+            invalid("token issued in the future"),
+            |c| {
+                Attack::bearer(
+                    c.app()
+                        .without_claim("nbf")
+                        .claim("iat", now_plus(86_400))
+                        .build(),
+                )
+            },
+        ),
+        case(
+            "EXP-17",
+            C,
+            "`iat` 60 s in the future (within the 300 s leeway: clock skew)",
+            Expect::Accepted,
+            |c| Attack::bearer(c.app().claim("iat", now_plus(60)).build()),
+        ),
         case(
             "EXP-14",
             C,
@@ -1125,6 +1266,13 @@ fn issuer() -> Vec<Case> {
             "`ver` missing",
             invalid("token version not accepted"),
             |c| Attack::bearer(c.app().without_claim("ver").build()),
+        ),
+        case(
+            "ISS-16",
+            C,
+            "`tid` missing (single tenant; the issuer names the right tenant)",
+            TENANT,
+            |c| Attack::bearer(c.app().without_claim("tid").build()),
         ),
         case("ISS-14", C, "`ver: 2.0` as a number", CLAIMS, |c| {
             Attack::bearer(c.app().claim("ver", 2.0).build())
@@ -1483,6 +1631,36 @@ fn access() -> Vec<Case> {
                     c.app()
                         .claim("azp", OTHER_CALLER)
                         .claim("appid", ids::CLIENT_ID)
+                        .build(),
+                )
+            },
+        ),
+        case(
+            "ACC-10",
+            C,
+            "v1 token: `appid` of another application, `azp` of the allowed one (v1 callers are `appid`)",
+            CALLER,
+            |c| {
+                Attack::bearer(
+                    c.idp
+                        .app_token_v1()
+                        .claim("appid", OTHER_CALLER)
+                        .claim("azp", ids::CLIENT_ID)
+                        .build(),
+                )
+            },
+        ),
+        case(
+            "ACC-11",
+            C,
+            "v1 token with only `azp` of the allowed application (no `appid`: no caller)",
+            CALLER,
+            |c| {
+                Attack::bearer(
+                    c.idp
+                        .app_token_v1()
+                        .without_claim("appid")
+                        .claim("azp", ids::CLIENT_ID)
                         .build(),
                 )
             },

@@ -87,6 +87,42 @@ pub fn rs256(key: &SigningKey, header: &str, payload: &str) -> String {
     format!("{input}.{}", b64(signature))
 }
 
+/// RS256-signs raw header and payload bytes (for bytes that are not UTF-8).
+pub fn rs256_bytes(key: &SigningKey, header: &[u8], payload: &[u8]) -> String {
+    let input = format!("{}.{}", b64(header), b64(payload));
+    let signature = key.sign_rs256(input.as_bytes());
+    format!("{input}.{}", b64(signature))
+}
+
+/// `{` + `member` + `,` + the rest of `json` after its `{`, as bytes.
+fn lead_bytes(json: &str, member: &[u8]) -> Vec<u8> {
+    let mut out = b"{".to_vec();
+    out.extend_from_slice(member);
+    out.push(b',');
+    out.extend_from_slice(json.strip_prefix('{').unwrap_or(json).as_bytes());
+    out
+}
+
+/// A valid token, tenant-signed, whose payload starts with the raw `member`.
+pub fn signed_with_claim_bytes(c: &Ctx<'_>, member: &[u8]) -> String {
+    let b = c.app();
+    rs256_bytes(
+        &c.idp.signing_key(),
+        header_text(&b).as_bytes(),
+        &lead_bytes(&payload_text(&b), member),
+    )
+}
+
+/// A valid token, tenant-signed, whose header starts with the raw `member`.
+pub fn signed_with_header_bytes(c: &Ctx<'_>, member: &[u8]) -> String {
+    let b = c.app();
+    rs256_bytes(
+        &c.idp.signing_key(),
+        &lead_bytes(&header_text(&b), member),
+        payload_text(&b).as_bytes(),
+    )
+}
+
 /// The builder's header as JSON text.
 pub fn header_text(builder: &TokenBuilder) -> String {
     Value::Object(builder.header_json()).to_string()

@@ -25,14 +25,17 @@ use serde::Deserialize;
 
 use crate::claims::model::Claims;
 use crate::error::AuthError;
+use crate::token::strict_json::check_well_formed;
 
 /// Parses the (already base64url-decoded) JWT payload.
 pub fn decode_claims(json: &[u8]) -> Result<Claims, AuthError> {
     if !starts_with_object(json) {
         return Err(AuthError::TokenClaimsInvalid);
     }
-    // `from_slice` also refuses trailing data after the object and invalid UTF-8,
-    // and bounds nesting depth (128) in the claims we skip.
+    // The typed parse below skips claims we do not read without checking them;
+    // the whole claims set must nevertheless be UTF-8 JSON (RFC 7519 7.2):
+    // see `strict_json` for why a lenient skip is a parser differential.
+    check_well_formed(json).map_err(|_| AuthError::TokenClaimsInvalid)?;
     let raw: RawClaims = serde_json::from_slice(json).map_err(|_| AuthError::TokenClaimsInvalid)?;
     Ok(raw.into_claims())
 }
@@ -145,23 +148,23 @@ fn audience<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     d.deserialize_any(AudienceVisitor)
 }
 
-/// `exp`/`nbf`/`iat`: a JSON number of seconds (RFC 7519 NumericDate).
+/// `exp`/`nbf`/`iat`: a JSON integer of seconds (RFC 7519 NumericDate).
 ///
-/// Integers are taken as they are; non-integers are truncated toward zero (the
-/// RFC allows fractions, Entra never sends them). Strings, booleans, `null` and
-/// numbers outside `i64` are refused rather than clamped: a clamped `exp` would
-/// be a made-up expiry.
+/// Decision (issue "Hostile input, round 2"): only integers written as JSON
+/// integers are accepted. RFC 7519 allows fractional NumericDates, but Entra
+/// always writes whole seconds as plain integers, so `1767230400.9`, `1.7e9`
+/// or `1767230400.0` are tokens Entra did not produce; truncating them (as
+/// earlier versions did) made up a value the issuer never stated. Strings,
+/// booleans, `null` and integers outside `i64` are refused too, never clamped:
+/// a clamped `exp` would be a made-up expiry.
 fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     struct NumericDateVisitor;
-
-    /// 2^63 as f64: the first float above every `i64`.
-    const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
 
     impl Visitor<'_> for NumericDateVisitor {
         type Value = i64;
 
         fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            f.write_str("a number of seconds since the epoch")
+            f.write_str("an integer number of seconds since the epoch")
         }
 
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
@@ -172,15 +175,8 @@ fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
             i64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
         }
 
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
-            // `is_finite` also excludes NaN; the range check makes the cast exact
-            // (no saturation) after truncation.
-            if v.is_finite() && (-I64_LIMIT..I64_LIMIT).contains(&v) {
-                Ok(v.trunc() as i64)
-            } else {
-                Err(E::invalid_value(Unexpected::Float(v), &self))
-            }
-        }
+        // No `visit_f64`: serde_json reports every number with a fraction or
+        // an exponent as a float, and the default refuses it.
     }
 
     d.deserialize_any(NumericDateVisitor).map(Some)
@@ -321,7 +317,7 @@ mod tests {
     #[test]
     fn unknown_claims_of_any_shape_are_ignored() {
         let c =
-            decode(r#"{"x":{"y":[1,null,{"z":true}]},"wids":["a"],"ver":"2.0","x":1}"#).unwrap();
+            decode(r#"{"x":{"y":[1,null,{"z":true}]},"wids":["a"],"ver":"2.0","xx":1}"#).unwrap();
         assert_eq!(c.ver.as_deref(), Some("2.0"));
     }
 
@@ -388,8 +384,25 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_unknown_claims_are_harmless() {
-        assert!(decode(r#"{"aio":"a","aio":"b"}"#).is_ok());
+    fn duplicate_unknown_claims_are_refused_too() {
+        // RFC 7519 section 4: claim names are unique; a strict backend parser
+        // would refuse this token, so we do (see `strict_json`).
+        invalid(r#"{"aio":"a","aio":"b"}"#);
+        invalid(r#"{"exp":1767230400,"xms":{"a":1,"a":2}}"#);
+    }
+
+    #[test]
+    fn ill_formed_unknown_claims_are_refused() {
+        // The fuzz finding: a lone surrogate escape in a claim we do not read.
+        invalid(r#"{"exp":1767230400,"name":"\uDDDD"}"#);
+        invalid(r#"{"exp":1767230400,"name":1e400}"#);
+        for bytes in [
+            &b"{\"exp\":1767230400,\"name\":\"\xff\"}"[..],
+            b"{\"exp\":1767230400,\"name\":\"\xc0\xaf\"}",
+            b"{\"exp\":1767230400,\"n\xed\xa0\x80\":1}",
+        ] {
+            assert_eq!(decode_claims(bytes), Err(AuthError::TokenClaimsInvalid));
+        }
     }
 
     #[test]
@@ -434,11 +447,20 @@ mod tests {
     }
 
     #[test]
-    fn fractional_dates_are_truncated_toward_zero() {
-        let c = decode(r#"{"exp":1767230400.9,"nbf":-1.5,"iat":1e9}"#).unwrap();
-        assert_eq!(c.exp, Some(1_767_230_400));
-        assert_eq!(c.nbf, Some(-1));
-        assert_eq!(c.iat, Some(1_000_000_000));
+    fn non_integer_dates_are_refused() {
+        // Entra writes whole seconds as JSON integers; anything else is a
+        // token it did not issue (see `numeric_date`).
+        for json in [
+            r#"{"exp":1767230400.9}"#,
+            r#"{"exp":1767230400.0}"#,
+            r#"{"exp":1.7672304e9}"#,
+            r#"{"exp":1767230400e0}"#,
+            r#"{"nbf":-1.5}"#,
+            r#"{"iat":1e9}"#,
+            r#"{"exp":-0.0}"#,
+        ] {
+            invalid(json);
+        }
     }
 
     #[test]
@@ -454,6 +476,7 @@ mod tests {
             r#"{"exp":18446744073709551615}"#,
             r#"{"exp":100000000000000000000000}"#,
             r#"{"exp":9.3e18}"#,
+            r#"{"exp":1e18}"#,
             r#"{"exp":1e400}"#,
             r#"{"exp":-1e400}"#,
             r#"{"nbf":-9.3e18}"#,

@@ -10,7 +10,7 @@ pub struct Claims {
     pub iss: Option<String>,
     /// `aud`: Entra sends a string; an array is accepted (any element may match).
     pub aud: Vec<String>,
-    /// Seconds since the epoch. Entra uses integers; fractional values are truncated.
+    /// Seconds since the epoch; JSON integers only (as Entra writes them).
     pub exp: Option<i64>,
     pub nbf: Option<i64>,
     pub iat: Option<i64>,
@@ -33,9 +33,22 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// The calling application's client id: `azp` (v2) or `appid` (v1).
+    /// The calling application's client id, from the claim of the token's
+    /// own version: `appid` for `ver` 1.0, `azp` for `ver` 2.0.
+    ///
+    /// Decision: the other version's claim is never consulted. Entra puts
+    /// `appid` only in v1 tokens and `azp` only in v2 tokens; a token carrying
+    /// the other one is not what Entra issues, and taking "whichever is there"
+    /// let a v1 token be judged by an `azp` the docs said we ignore. A v1
+    /// token without `appid` (or v2 without `azp`) names no caller, so rules
+    /// with `allowed_callers` refuse it (`caller_not_allowed`). Unknown
+    /// versions never reach authorization (`validate_claims` refuses them).
     pub fn caller_app_id(&self) -> Option<&str> {
-        self.azp.as_deref().or(self.appid.as_deref())
+        match self.ver.as_deref() {
+            Some("1.0") => self.appid.as_deref(),
+            Some("2.0") => self.azp.as_deref(),
+            _ => None,
+        }
     }
 
     /// True when Entra marks the token as app-only (`idtyp=app`).

@@ -7,7 +7,7 @@
 //!    rather than a guess (guessing would let a v1 issuer pass as v2 or vice versa).
 //! 2. `iss` and `tid`: the token comes from the tenant(s) we trust.
 //! 3. `aud`: the token was issued for this API.
-//! 4. `exp` and `nbf`: the token is within its lifetime, with leeway.
+//! 4. `exp`, `nbf` and `iat`: the token is within its lifetime, with leeway.
 //!
 //! Identity before time: a stale token from the wrong tenant is reported as a
 //! wrong issuer, which is the more useful signal for operators (expiry is routine,
@@ -69,11 +69,14 @@ fn check_issuer(
             if segment != tenant {
                 return Err(AuthError::IssuerInvalid);
             }
-            // `tid` is optional here (the issuer already pins the tenant), but a
-            // `tid` that disagrees with the issuer means the token is inconsistent.
+            // Decision: `tid` is required even though the issuer already pins
+            // the tenant. Entra puts `tid` in every access token (v1 and v2),
+            // so a token without it is not one Entra issued, and a backend
+            // reading `tid` (as Microsoft.Identity.Web does) would see none.
+            // A `tid` that disagrees with the issuer is an inconsistent token.
             match claims.tid.as_deref() {
-                Some(tid) if !tid.eq_ignore_ascii_case(tenant) => Err(AuthError::TenantInvalid),
-                _ => Ok(()),
+                Some(tid) if tid.eq_ignore_ascii_case(tenant) => Ok(()),
+                _ => Err(AuthError::TenantInvalid),
             }
         }
         TenantPolicy::Multi { allowed } => {
@@ -135,10 +138,16 @@ fn check_audience(claims: &Claims, audiences: &[String]) -> Result<(), AuthError
 }
 
 /// `exp` is required (a token that never expires is not acceptable for an API);
-/// `nbf` applies when present; `iat` is not checked (Entra does not define a
-/// maximum age beyond `exp`).
+/// `nbf` applies when present; `iat`, when present, must not be in the future.
 ///
-/// Boundaries: valid while `now <= exp + leeway` and `now + leeway >= nbf`.
+/// Decision on `iat`: Entra stamps `iat` with the issuing time (and `nbf` with
+/// the same value), so an `iat` beyond `now + leeway` is a token from a
+/// skewed or compromised issuer, or one minted to become valid later without
+/// an `nbf`; it is refused as [`AuthError::IssuedInFuture`]. No maximum *age*
+/// is derived from `iat`: Entra defines lifetime by `exp` alone.
+///
+/// Boundaries: valid while `now <= exp + leeway`, `now + leeway >= nbf` and
+/// `now + leeway >= iat`.
 /// Additions saturate, so absurd values (`exp = i64::MAX`, `now = i64::MIN`,
 /// `leeway = u64::MAX`) compare sensibly instead of overflowing.
 fn check_lifetime(claims: &Claims, leeway_secs: u64, now_secs: i64) -> Result<(), AuthError> {
@@ -150,6 +159,11 @@ fn check_lifetime(claims: &Claims, leeway_secs: u64, now_secs: i64) -> Result<()
     if let Some(nbf) = claims.nbf {
         if now_secs.saturating_add(leeway) < nbf {
             return Err(AuthError::NotYetValid);
+        }
+    }
+    if let Some(iat) = claims.iat {
+        if now_secs.saturating_add(leeway) < iat {
+            return Err(AuthError::IssuedInFuture);
         }
     }
     Ok(())
@@ -351,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn single_tenant_tid_must_agree_when_present() {
+    fn single_tenant_requires_a_matching_tid() {
         let mut c = v2();
         c.tid = Some(OTHER_TENANT.to_string());
         assert_eq!(check(&c, &single()), Err(AuthError::TenantInvalid));
@@ -359,8 +373,13 @@ mod tests {
         assert_eq!(check(&c, &single()), Err(AuthError::TenantInvalid));
         c.tid = Some(TENANT.to_uppercase());
         assert_eq!(check(&c, &single()), Ok(()));
+        // Entra access tokens always carry `tid`: one without it is refused
+        // even though the issuer names the right tenant.
         c.tid = None;
-        assert_eq!(check(&c, &single()), Ok(()));
+        assert_eq!(check(&c, &single()), Err(AuthError::TenantInvalid));
+        let mut c = v1();
+        c.tid = None;
+        assert_eq!(check(&c, &single()), Err(AuthError::TenantInvalid));
     }
 
     #[test]
@@ -541,9 +560,30 @@ mod tests {
     }
 
     #[test]
+    fn iat_in_the_future_beyond_leeway_is_refused() {
+        let mut c = v2();
+        c.nbf = None;
+        let iat = c.iat.unwrap();
+        assert_eq!(validate_claims(&c, &single(), iat - LEEWAY), Ok(()));
+        assert_eq!(
+            validate_claims(&c, &single(), iat - LEEWAY - 1),
+            Err(AuthError::IssuedInFuture)
+        );
+        // Far future (a token minted to become valid later without `nbf`).
+        c.iat = Some(NOW + 30 * 24 * 3600);
+        assert_eq!(check(&c, &single()), Err(AuthError::IssuedInFuture));
+        // An old `iat` is fine: lifetime is `exp`'s business.
+        c.iat = Some(0);
+        assert_eq!(check(&c, &single()), Ok(()));
+        c.iat = None;
+        assert_eq!(check(&c, &single()), Ok(()));
+    }
+
+    #[test]
     fn nbf_is_optional() {
         let mut c = v2();
         c.nbf = None;
+        c.iat = None;
         assert_eq!(check(&c, &single()), Ok(()));
         assert_eq!(validate_claims(&c, &single(), 0), Ok(()));
     }
@@ -562,6 +602,7 @@ mod tests {
         let mut c = v2();
         c.exp = Some(i64::MAX);
         c.nbf = Some(i64::MIN);
+        c.iat = None;
         let mut options = single();
         options.leeway_secs = u64::MAX;
         for now in [i64::MIN, 0, NOW, i64::MAX] {

@@ -45,15 +45,22 @@ impl TryFrom<RawConfig> for FilterPolicy {
         let realm = compile_realm(raw.realm)?;
         let tenants = compile_tenants(raw.tenant_id, raw.allowed_tenants)?;
         let audiences = compile_audiences(raw.audiences)?;
-        let authority = raw.authority.unwrap_or_default();
+        if raw.authority {
+            return Err(ConfigError::new(
+                "authority",
+                "renamed `issuer_base` (the issuer base URLs {\"v1\": ..., \"v2\": ...} compared \
+                 with `iss`, never fetched); the host the keys are fetched from is `jwks.authority`",
+            ));
+        }
+        let issuer_base = raw.issuer_base.unwrap_or_default();
         let v1_authority = compile_issuer_base(
-            authority.v1,
-            "authority.v1",
+            issuer_base.v1,
+            "issuer_base.v1",
             VerifyOptions::DEFAULT_V1_AUTHORITY,
         )?;
         let v2_authority = compile_issuer_base(
-            authority.v2,
-            "authority.v2",
+            issuer_base.v2,
+            "issuer_base.v2",
             VerifyOptions::DEFAULT_V2_AUTHORITY,
         )?;
         let (accept_v1, accept_v2) = compile_versions(raw.accepted_versions)?;

@@ -28,8 +28,13 @@ pub struct RawConfig {
     pub allowed_tenants: Option<Vec<String>>,
     /// Accepted `aud` values. Required, non-empty; no default.
     pub audiences: Option<Vec<String>>,
-    /// Issuer bases. Default `{"v1": "https://sts.windows.net", "v2": "https://login.microsoftonline.com"}`.
-    pub authority: Option<RawAuthority>,
+    /// Issuer base URLs (compared with `iss`, never fetched). Default
+    /// `{"v1": "https://sts.windows.net", "v2": "https://login.microsoftonline.com"}`.
+    pub issuer_base: Option<RawIssuerBase>,
+    /// The old name of `issuer_base`: refused at compile time with a hint,
+    /// because it was easily confused with `jwks.authority` (the callout host).
+    #[serde(default, deserialize_with = "present")]
+    pub authority: bool,
     /// Accepted token versions, `"1.0"` and/or `"2.0"`. Default both.
     pub accepted_versions: Option<Vec<String>>,
     /// Allowed JWS algorithms. Default `["RS256"]`.
@@ -53,10 +58,10 @@ pub struct RawConfig {
     pub signature_verifier: Option<String>,
 }
 
-/// Issuer base URLs (`authority` object).
+/// Issuer base URLs (`issuer_base` object).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAuthority {
+pub struct RawIssuerBase {
     /// v1 issuer base. Default `"https://sts.windows.net"`.
     pub v1: Option<String>,
     /// v2 issuer base. Default `"https://login.microsoftonline.com"`.
@@ -167,6 +172,11 @@ impl<'de> Deserialize<'de> for RawClaimHeaders {
 
         deserializer.deserialize_map(HeadersVisitor)
     }
+}
+
+/// `deserialize_with` for a retired member: true when present, whatever its value.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 /// Parses the configuration document. Errors carry serde_json's message (with
@@ -403,8 +413,8 @@ mod tests {
             "jwks.clustre"
         );
         assert_eq!(
-            error_of(r#"{"authority": {"v3": "x"}}"#).field,
-            "authority.v3"
+            error_of(r#"{"issuer_base": {"v3": "x"}}"#).field,
+            "issuer_base.v3"
         );
         let e = error_of(r#"{"rules": [{"name": "a"}, {"name": "b", "app_role": {}}]}"#);
         assert_eq!(e.field, "rules[1].app_role");

@@ -127,6 +127,7 @@ fn documented_example_is_accepted() {
         .expect("analyze matches");
     assert_eq!(analyze.name(), "analyze");
     let claims = Claims {
+        ver: Some("2.0".into()),
         azp: Some(CALLER.into()),
         idtyp: Some("app".into()),
         roles: vec!["Fraud.Scan".into()],
@@ -142,7 +143,7 @@ fn every_field_set_is_compiled() {
         "allowed_tenants": ["72F988BF-86F1-41AF-91AB-2D7CD011DB47", "0f2c3b4a-5d6e-4f70-8a9b-c0d1e2f3a4b5",
                             "72f988bf-86f1-41af-91ab-2d7cd011db47"],
         "audiences": ["6E74172B-BE56-4843-9FF4-E66A39BB12E3", "api://x", "api://x"],
-        "authority": {"v1": "http://localhost:8080/sts/", "v2": "https://login.microsoftonline.us"},
+        "issuer_base": {"v1": "http://localhost:8080/sts/", "v2": "https://login.microsoftonline.us"},
         "accepted_versions": ["2.0"],
         "algorithms": ["RS512", "RS256", "RS512"],
         "leeway_seconds": 0,
@@ -337,8 +338,8 @@ fn audiences() {
 // ----- issuer authorities -----
 
 #[test]
-fn authority_urls() {
-    let set = |key: &str, value: &str| with(&minimal(), "/authority", json!({ key: value }));
+fn issuer_base_urls() {
+    let set = |key: &str, value: &str| with(&minimal(), "/issuer_base", json!({ key: value }));
     let policy = accepted(&set("v2", "https://login.microsoftonline.com/"));
     assert_eq!(
         policy.verify.issuer.v2_authority,
@@ -364,8 +365,23 @@ fn authority_urls() {
         "https://login microsoftonline.com",
         "",
     ] {
-        rejected(&set("v2", bad), "authority.v2");
-        rejected(&set("v1", bad), "authority.v1");
+        rejected(&set("v2", bad), "issuer_base.v2");
+        rejected(&set("v1", bad), "issuer_base.v1");
+    }
+}
+
+#[test]
+fn the_old_top_level_authority_is_refused_with_a_hint() {
+    // Renamed because it was confused with `jwks.authority`: an old config
+    // must fail loudly, never be ignored (its issuer bases would be lost).
+    for old in [
+        json!({"v2": "https://login.microsoftonline.us"}),
+        json!("login.microsoftonline.com"),
+        Value::Null,
+    ] {
+        let error = rejected(&with(&minimal(), "/authority", old), "authority");
+        assert!(error.message.contains("issuer_base"), "{error}");
+        assert!(error.message.contains("jwks.authority"), "{error}");
     }
 }
 

@@ -459,6 +459,27 @@ mod tests {
     }
 
     #[test]
+    fn caller_comes_from_the_claim_of_the_token_version() {
+        // v1 names its caller in `appid`, v2 in `azp`; the other version's
+        // claim is never consulted (Claims::caller_app_id).
+        let r = rule(None, None, callers(&[CALLER], false));
+        let mut v1 = app_v1(&[]);
+        v1.appid = Some(OTHER.into());
+        v1.azp = Some(CALLER.into());
+        assert_eq!(denied(authorize(&r, &v1)), AuthError::CallerNotAllowed);
+        v1.appid = None;
+        assert_eq!(denied(authorize(&r, &v1)), AuthError::CallerNotAllowed);
+        v1.appid = Some(CALLER.into());
+        v1.azp = Some(OTHER.into());
+        assert_eq!(authorize(&r, &v1), Ok(()));
+
+        let mut v2 = app_v2(&[]);
+        v2.azp = None;
+        v2.appid = Some(CALLER.into());
+        assert_eq!(denied(authorize(&r, &v2)), AuthError::CallerNotAllowed);
+    }
+
+    #[test]
     fn app_token_without_caller_id_is_not_allowed() {
         let r = rule(None, None, callers(&[CALLER], false));
         let claims = Claims {

@@ -300,6 +300,7 @@ mod tests {
     #[test]
     fn scopes_are_space_joined_and_v2_caller_is_azp() {
         let claims = Claims {
+            ver: Some("2.0".into()),
             azp: Some("0f2c3b4a-5d6e-4f70-8a9b-c0d1e2f3a4b5".into()),
             appid: Some(CALLER.into()),
             scopes: vec!["Fraud.Read".into(), "Fraud.Scan".into()],

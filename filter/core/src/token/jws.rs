@@ -23,7 +23,9 @@
 //! - `typ` is not checked: Entra sends `JWT` on every token type, so it would
 //!   not distinguish anything (RFC 8725 section 3.11 explicit typing is not
 //!   available for Entra access tokens).
-//! - Duplicate header parameters we read are refused (RFC 7515 section 4).
+//! - Duplicate header parameters are refused (RFC 7515 section 4), and the
+//!   whole header must be well-formed UTF-8 JSON, skipped parameters included
+//!   (see [`super::strict_json`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -34,6 +36,7 @@ use crate::claims::decode::{decode_claims, present_string, starts_with_object};
 use crate::claims::model::Claims;
 use crate::error::AuthError;
 use crate::options::{Algorithm, VerifyOptions};
+use crate::token::strict_json::check_well_formed;
 
 /// Longest accepted `kid`/`x5t`, in bytes. Entra's are 27-43 characters; the
 /// bound keeps key names cheap to hash, compare and log.
@@ -135,6 +138,8 @@ fn decode_header(json: &[u8], allowed: &[Algorithm]) -> Result<JoseHeader, AuthE
     if !starts_with_object(json) {
         return Err(AuthError::TokenHeaderInvalid);
     }
+    // Every parameter, read or skipped, must be well-formed (RFC 7515 5.2).
+    check_well_formed(json).map_err(|_| AuthError::TokenHeaderInvalid)?;
     let raw: RawHeader = serde_json::from_slice(json).map_err(|_| AuthError::TokenHeaderInvalid)?;
 
     let name = raw.alg.ok_or(AuthError::TokenHeaderInvalid)?;

@@ -7,7 +7,8 @@
 //!    and dots. Nothing is decoded yet.
 //! 2. [`jws::decode`]: three strict base64url parts; a JOSE header whose `alg`
 //!    is in the allow-list, with no `crit` and a `kid`/`x5t` naming the key; a
-//!    claims object with correctly typed claims. Header parameters that would let
+//!    claims object with correctly typed claims; both parts well-formed UTF-8
+//!    JSON throughout, members we ignore included ([`strict_json`]). Header parameters that would let
 //!    the token choose its own key (`jku`, `x5u`, `jwk`, `x5c`) are ignored: keys
 //!    come only from the tenant's JWKS (RFC 8725 section 3.10).
 //! 3. [`signature::SignatureVerifier::verify`]: the signature, under a key the
@@ -26,6 +27,7 @@ pub mod jws;
 pub mod self_test;
 pub mod signature;
 pub mod spki;
+pub mod strict_json;
 pub mod verify_proto;
 
 pub use extract::bearer_token;
