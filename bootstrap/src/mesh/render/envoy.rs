@@ -9,6 +9,7 @@
 //! - cluster `entra_idp` to the authority (TLS with SAN check unless a plain-http loopback test IdP), cluster
 //!   `entragate_agent` to the bootstrap agent, admin on 127.0.0.1.
 
+use super::access_log::inbound_access_log;
 use super::wasm::WasmModule;
 use super::yaml::{self, b, list, map, n, s};
 use crate::mesh::plugin::{self, AGENT_CLUSTER, INBOUND_ROOT_ID, JWKS_CLUSTER, OUTBOUND_ROOT_ID};
@@ -331,6 +332,8 @@ fn inbound_listener(
         ("normalize_path", b(true)),
         ("merge_slashes", b(true)),
         ("path_with_escaped_slashes_action", s("REJECT_REQUEST")),
+        // Every decision, auditable from the access log (docs/configuration.md, "Audit").
+        ("access_log", inbound_access_log()),
         (
             "route_config",
             map([

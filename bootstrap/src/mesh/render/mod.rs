@@ -7,6 +7,7 @@
 //!
 //! Output is deterministic: document order, no timestamps, the same bytes for the same inputs.
 
+pub mod access_log;
 pub mod envoy;
 pub mod envoy_gateway;
 pub mod istio;
