@@ -242,14 +242,39 @@ fn kubernetes_objects_follow_the_sidecar_rules_and_pass_kubernetes_validate() {
         write_temp(&dir, "transaction-processor.kubernetes.yaml", &caller),
         write_temp(&dir, "fraud-detector.kubernetes.yaml", &callee),
     ];
-    let out = Command::new(tool)
-        .args(["--strict", "--kubernetes-version", "1.29.0"])
-        .args(&files)
-        .output()
-        .unwrap();
+    let validate = |files: &[PathBuf]| {
+        Command::new(&tool)
+            .args(["--strict", "--kubernetes-version", "1.29.0"])
+            .args(files)
+            .output()
+            .unwrap()
+    };
+    // The check can fail: a misspelt field is refused.
+    let misspelt = write_temp(
+        &dir,
+        "misspelt.kubernetes.yaml",
+        &caller.replace("readOnlyRootFilesystem", "readOnlyRootFileSystem"),
+    );
+    assert!(
+        !validate(&[misspelt]).status.success(),
+        "a misspelt field passed"
+    );
+    let out = validate(&files);
     std::fs::remove_dir_all(&dir).unwrap();
     let report = assert_ok("kubernetes-validate", &out);
-    assert!(report.contains("valid"), "{report}");
+    for resource in [
+        "serviceaccount/transaction-processor",
+        "deployment/transaction-processor",
+        "deployment/fraud-detector",
+        "service/fraud-detector",
+    ] {
+        assert!(
+            report.contains(&format!(
+                "passed for resource {resource} against version 1.29"
+            )),
+            "{report}"
+        );
+    }
 }
 
 #[test]
@@ -394,12 +419,24 @@ fn ecs_task_definitions_register_through_the_ecs_api_model() {
         write_temp(&dir, "transaction-processor.ecs.json", &caller),
         write_temp(&dir, "fraud-detector.ecs.json", &callee),
     ];
-    let out = Command::new(python)
-        .arg(script("ecs_register.py"))
-        .arg(&moto.endpoint)
-        .args(&files)
-        .output()
-        .unwrap();
+    let register = |files: &[PathBuf]| {
+        Command::new(&python)
+            .arg(script("ecs_register.py"))
+            .arg(&moto.endpoint)
+            .args(files)
+            .output()
+            .unwrap()
+    };
+    // The check can fail: botocore refuses a member the ECS model does not have.
+    let misspelt = write_temp(
+        &dir,
+        "misspelt.ecs.json",
+        &callee.replace("\"essential\"", "\"esential\""),
+    );
+    let refused = register(&[misspelt]);
+    assert!(!refused.status.success(), "a misspelt member passed");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("esential"));
+    let out = register(&files);
     std::fs::remove_dir_all(&dir).unwrap();
     let report = assert_ok("ECS RegisterTaskDefinition", &out);
     assert!(
@@ -438,7 +475,9 @@ fn the_render_step_leaves_what_the_agent_and_envoy_read() {
     let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
     let init = pod["initContainers"].as_sequence().unwrap();
     let dir = support::temp_dir("render-step");
+    // The mounted volume: it exists before the render step runs.
     let run_dir = dir.join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
     let module = write_temp(&dir, "module.wasm", "\0asm\u{1}\0\0\0");
     let policy = example();
     let moved = |arg: &str| {
