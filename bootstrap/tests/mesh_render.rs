@@ -273,10 +273,10 @@ fn envoy_gateway_output_matches_the_golden_file_and_its_structure() {
         str_at(&wasm, "code.image.url"),
         "registry.example.com/entragate/filter:0.1.0"
     );
-    assert_eq!(
-        str_at(&wasm, "code.image.sha256"),
-        OCI_DIGEST.strip_prefix("sha256:").unwrap()
-    );
+    let sha = str_at(&wasm, "code.image.sha256");
+    assert_eq!(sha, OCI_DIGEST.strip_prefix("sha256:").unwrap());
+    // The CRD's pattern for it (wasm_types.go): `^[a-f0-9]{64}$`.
+    assert!(sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
     let mut file = options;
     file.kube.wasm = module("/opt/entragate_filter.wasm");
     assert!(envoy_gateway::render(&policy, fraud, &file)

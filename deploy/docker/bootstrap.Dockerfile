@@ -16,7 +16,7 @@ FROM debian:bookworm-slim
 # ca-certificates: TLS to login.microsoftonline.com and Secrets Manager; curl: health checks.
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 entragate \
- && mkdir -p /run/entragate && chown 10001:10001 /run/entragate
+ && mkdir --parents /run/entragate && chown 10001:10001 /run/entragate
 COPY --from=build /src/target/release/bootstrap /usr/local/bin/bootstrap
 COPY --from=build /entragate_filter.wasm /usr/share/entragate/entragate_filter.wasm
 # The sidecar volume `bootstrap render --format ecs|kubernetes` mounts here: the render step writes the
