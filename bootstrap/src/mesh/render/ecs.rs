@@ -4,7 +4,8 @@
 //!
 //! The containers are [`super::workload`]'s: `entragate-render` (not essential, must exit 0), then the
 //! agent (callers) and Envoy once it has (`dependsOn ... SUCCESS`), then the app once the agent is
-//! `HEALTHY` and Envoy started. All share the task volume `entragate-run` at `/run/entragate`.
+//! `HEALTHY` and Envoy started. All share the task volume `entragate-run` at `/run/entragate`; the
+//! entragate containers run as uid 10001 on a read-only root file system.
 //! `executionRoleArn` lets ECS pull private ECR images (and write logs); `taskRoleArn` is the caller's
 //! identity for `secretsmanager:GetSecretValue` (a callee needs no AWS permission, so none is required).
 //!
@@ -96,6 +97,7 @@ fn containers(plan: &Workload, options: &WorkloadOptions) -> Vec<Value> {
         "image": options.bootstrap_image,
         "essential": false,
         "user": user,
+        "readonlyRootFilesystem": true,
         "command": plan.render_args,
         "mountPoints": mount(false),
     })];
@@ -108,6 +110,7 @@ fn containers(plan: &Workload, options: &WorkloadOptions) -> Vec<Value> {
             "image": options.bootstrap_image,
             "essential": true,
             "user": user,
+        "readonlyRootFilesystem": true,
             "command": agent.args,
             "mountPoints": mount(true),
             "dependsOn": [depends(RENDER_CONTAINER, "SUCCESS")],
@@ -126,6 +129,7 @@ fn containers(plan: &Workload, options: &WorkloadOptions) -> Vec<Value> {
         "image": options.envoy_image,
         "essential": true,
         "user": user,
+        "readonlyRootFilesystem": true,
         "command": std::iter::once("envoy".to_string()).chain(plan.envoy_args.iter().cloned()).collect::<Vec<_>>(),
         "mountPoints": mount(true),
         "dependsOn": [depends(RENDER_CONTAINER, "SUCCESS")],
