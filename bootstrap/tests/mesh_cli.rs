@@ -142,3 +142,86 @@ fn render_writes_the_sidecar_the_agent_config_and_a_private_agent_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no service `nope`"));
 }
+
+/// Istio (`pkg/wasm/imagefetcher.go`) and Envoy Gateway (`code.image.sha256`) verify an `oci://` module
+/// against the image manifest digest: the file's hash there refuses every request. So for `oci://` the
+/// digest is an input and the file is never hashed for it.
+#[test]
+fn render_takes_an_oci_modules_digest_never_the_files_hash() {
+    let dir = support::temp_dir("mesh-render-oci");
+    let wasm = dir.join("entragate_filter.wasm");
+    std::fs::write(&wasm, b"\0asm\x01\0\0\0").unwrap();
+    let file_hash = entragate_bootstrap::mesh::render::wasm::sha256_hex(b"\0asm\x01\0\0\0");
+    let digest = "ab".repeat(32);
+    let policy = example();
+    let base = [
+        "render",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--service",
+        "fraud-detector",
+        "--namespace",
+        "fintech",
+    ];
+    for format in ["istio", "envoy-gateway"] {
+        // The documented mistake: a local file with an OCI url. Refused, naming the fix.
+        let mut args = base.to_vec();
+        args.extend(["--format", format, "--wasm", wasm.to_str().unwrap()]);
+        args.extend([
+            "--wasm-url",
+            "oci://registry.example.com/entragate-filter:0.1.0",
+        ]);
+        let out = bootstrap(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{format}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("--wasm-digest"),
+            "{}",
+            text(&out.stderr)
+        );
+
+        let with_digest = format!("sha256:{digest}");
+        args.extend(["--wasm-digest", &with_digest]);
+        let out = bootstrap(&args);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        let rendered = text(&out.stdout);
+        assert!(
+            rendered.contains(&format!("sha256: {digest}")),
+            "{rendered}"
+        );
+        assert!(
+            !rendered.contains(&file_hash),
+            "{format}: the file's hash leaked in"
+        );
+
+        // A pinned url needs no file at all.
+        let pinned = format!("oci://registry.example.com/entragate-filter@sha256:{digest}");
+        let mut args = base.to_vec();
+        args.extend(["--format", format, "--wasm-url", &pinned]);
+        let out = bootstrap(&args);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("sha256: {digest}")));
+    }
+    // A digest is for OCI images only.
+    let mut args = base.to_vec();
+    args.extend(["--format", "istio", "--wasm", wasm.to_str().unwrap()]);
+    args.extend([
+        "--wasm-url",
+        "https://artifacts.example.com/f.wasm",
+        "--wasm-digest",
+    ]);
+    let with_digest = format!("sha256:{digest}");
+    args.push(&with_digest);
+    let out = bootstrap(&args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("oci://"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

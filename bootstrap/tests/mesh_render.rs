@@ -7,7 +7,7 @@ use entragate_bootstrap::mesh::render::envoy::{self, EnvoyOptions};
 use entragate_bootstrap::mesh::render::envoy_gateway::{self, GatewayOptions};
 use entragate_bootstrap::mesh::render::istio::{self, KubeOptions};
 use entragate_bootstrap::mesh::render::wasm::{sha256_hex, WasmModule};
-use entragate_bootstrap::mesh::{self, plugin, MeshPolicy};
+use entragate_bootstrap::mesh::{self, MeshPolicy};
 use entragate_core::config::FilterPolicy;
 use entragate_core::outbound::OutboundPolicy;
 use serde_yaml_ng::Value;
@@ -15,14 +15,19 @@ use std::path::PathBuf;
 
 const EXAMPLE: &str = include_str!("../../examples/fintech/mesh.yaml");
 const BLESS_ENV: &str = "ENTRAGATE_BLESS";
+/// A made-up image manifest digest: for `oci://` modules it is what goes into the output.
+const OCI_DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const AGENT_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 fn policy() -> MeshPolicy {
     mesh::from_str(EXAMPLE, "mesh.yaml", &[]).unwrap()
 }
 
-/// A stand-in module: only its hash goes into the output.
+/// A stand-in module: only its hash (an `oci://` image: its digest) goes into the output.
 fn module(reference: &str) -> WasmModule {
+    if reference.starts_with("oci://") {
+        return WasmModule::oci(reference, Some(OCI_DIGEST)).unwrap();
+    }
     WasmModule {
         reference: reference.into(),
         sha256: sha256_hex(b"\0asm\x01\0\0\0"),
@@ -107,14 +112,20 @@ fn istio_output_matches_the_golden_file_and_its_structure() {
         "fraud-detector"
     );
     assert!(str_at(plugin_doc, "spec.url").starts_with("oci://"));
-    assert_eq!(str_at(plugin_doc, "spec.sha256"), options.wasm.sha256);
+    // Istio compares `sha256` of an OCI module with the image's manifest digest (pkg/wasm/imagefetcher.go).
+    assert_eq!(
+        str_at(plugin_doc, "spec.sha256"),
+        OCI_DIGEST.strip_prefix("sha256:").unwrap()
+    );
     assert_eq!(str_at(plugin_doc, "spec.phase"), "AUTHN");
     assert_eq!(str_at(plugin_doc, "spec.failStrategy"), "FAIL_CLOSE");
     assert_eq!(str_at(plugin_doc, "spec.match.0.mode"), "SERVER");
     let config = get(plugin_doc, "spec.pluginConfig");
+    // Istio names the cluster of a ServiceEntry port `outbound|<port>||<host>` (pilot/pkg/model/service.go,
+    // BuildSubsetKey): the callouts go to port 80, where the sidecar originates TLS.
     assert_eq!(
         str_at(config, "jwks.cluster"),
-        "outbound|443||login.microsoftonline.com"
+        "outbound|80||login.microsoftonline.com"
     );
     let filter = compiled(config);
     let analyze = filter.routes.find("POST", "/fraud/analyze").unwrap();
@@ -124,19 +135,44 @@ fn istio_output_matches_the_golden_file_and_its_structure() {
         "deny what no rule allows"
     );
 
+    // Istio's TLS origination pattern (istio.io/latest/docs/tasks/traffic-management/egress/egress-tls-origination):
+    // port 80 HTTP with targetPort 443, `tls.mode: SIMPLE` on port 80 only. TLS origination on 443 would wrap
+    // the workloads' own HTTPS (MSAL, SDKs, the agent) a second time.
     let entry = &docs[1];
     assert_eq!(str_at(entry, "apiVersion"), "networking.istio.io/v1");
     assert_eq!(str_at(entry, "kind"), "ServiceEntry");
     assert_eq!(str_at(entry, "spec.hosts.0"), "login.microsoftonline.com");
-    assert_eq!(get(entry, "spec.ports.0.number").as_u64(), Some(443));
-    assert_eq!(str_at(entry, "spec.ports.0.protocol"), "TLS");
+    assert_eq!(get(entry, "spec.ports.0.number").as_u64(), Some(80));
+    assert_eq!(str_at(entry, "spec.ports.0.protocol"), "HTTP");
+    assert_eq!(get(entry, "spec.ports.0.targetPort").as_u64(), Some(443));
+    assert_eq!(get(entry, "spec.ports.1.number").as_u64(), Some(443));
+    assert_eq!(str_at(entry, "spec.ports.1.protocol"), "TLS");
     assert_eq!(str_at(entry, "spec.location"), "MESH_EXTERNAL");
     let rule = &docs[2];
     assert_eq!(str_at(rule, "kind"), "DestinationRule");
+    let settings = get(rule, "spec.trafficPolicy.portLevelSettings")
+        .as_sequence()
+        .unwrap();
+    assert_eq!(settings.len(), 1, "TLS is originated on port 80 only");
+    assert_eq!(get(&settings[0], "port.number").as_u64(), Some(80));
+    assert_eq!(str_at(&settings[0], "tls.mode"), "SIMPLE");
+    assert_eq!(str_at(&settings[0], "tls.sni"), "login.microsoftonline.com");
+    // Without subjectAltNames Istio accepts any publicly trusted certificate for the JWKS host
+    // (networking/v1 ClientTLSSettings.subject_alt_names).
     assert_eq!(
-        str_at(rule, "spec.trafficPolicy.portLevelSettings.0.tls.mode"),
-        "SIMPLE"
+        str_at(&settings[0], "tls.subjectAltNames.0"),
+        "login.microsoftonline.com"
     );
+    // Both scoped to the namespace (`exportTo: ["."]`): other namespaces' traffic is untouched.
+    for doc in [entry, rule] {
+        let export: Vec<&str> = get(doc, "spec.exportTo")
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(export, ["."], "{doc:?}");
+    }
 
     // A plain path becomes a file:// URL; a caller-only service has no istio output.
     let local = KubeOptions {
@@ -164,6 +200,7 @@ fn envoy_gateway_output_matches_the_golden_file_and_its_structure() {
             wasm: module("https://artifacts.example.com/entragate/0.1.0/entragate_filter.wasm"),
         },
         gateway: "eg".into(),
+        gateway_namespace: "envoy-gateway-system".into(),
     };
     let text = envoy_gateway::render(&policy, fraud, &options).unwrap();
     golden("fraud-detector.envoy-gateway.yaml", &text);
@@ -189,11 +226,33 @@ fn envoy_gateway_output_matches_the_golden_file_and_its_structure() {
     assert_eq!(get(wasm, "failOpen").as_bool(), Some(false));
     let filter = compiled(get(wasm, "config"));
     assert_eq!(filter.realm, "fraud-detector");
+    assert_eq!(str_at(policy_doc, "metadata.namespace"), "fintech");
+    assert_eq!(
+        str_at(wasm, "config.jwks.cluster"),
+        "entragate_jwks_fraud_detector"
+    );
     let patch = &docs[1];
     assert_eq!(str_at(patch, "kind"), "EnvoyPatchPolicy");
+    // envoyproxy/gateway api/v1alpha1/envoypatchpolicy_types.go: "This Policy and the TargetRef MUST be in
+    // the same namespace for this Policy to have effect" -- the Gateway's namespace, not the route's.
+    assert_eq!(str_at(patch, "metadata.namespace"), "envoy-gateway-system");
+    assert_eq!(str_at(patch, "spec.targetRef.kind"), "Gateway");
+    assert_eq!(str_at(patch, "spec.targetRef.name"), "eg");
+    // Enum values from the same file: type JSONPatch, a Cluster resource, op add.
+    assert_eq!(str_at(patch, "spec.type"), "JSONPatch");
+    assert_eq!(
+        str_at(patch, "spec.jsonPatches.0.type"),
+        "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+    );
+    assert_eq!(str_at(patch, "spec.jsonPatches.0.operation.op"), "add");
     assert_eq!(
         str_at(patch, "spec.jsonPatches.0.name"),
-        plugin::JWKS_CLUSTER
+        "entragate_jwks_fraud_detector"
+    );
+    assert_eq!(
+        str_at(patch, "spec.jsonPatches.0.operation.value.name"),
+        "entragate_jwks_fraud_detector",
+        "the cluster the filter calls out to is the one the patch adds"
     );
     assert_eq!(
         str_at(
@@ -203,7 +262,8 @@ fn envoy_gateway_output_matches_the_golden_file_and_its_structure() {
         "login.microsoftonline.com"
     );
 
-    // OCI images are `type: Image`; a local file is refused (Envoy Gateway fetches modules itself).
+    // OCI images are `type: Image` whose sha256 "must match the digest of the OCI image"
+    // (api/v1alpha1/wasm_types.go); a local file is refused (Envoy Gateway fetches modules itself).
     let mut image = options.clone();
     image.kube.wasm = module("oci://registry.example.com/entragate/filter:0.1.0");
     let text = envoy_gateway::render(&policy, fraud, &image).unwrap();
@@ -213,6 +273,10 @@ fn envoy_gateway_output_matches_the_golden_file_and_its_structure() {
         str_at(&wasm, "code.image.url"),
         "registry.example.com/entragate/filter:0.1.0"
     );
+    let sha = str_at(&wasm, "code.image.sha256");
+    assert_eq!(sha, OCI_DIGEST.strip_prefix("sha256:").unwrap());
+    // The CRD's pattern for it (wasm_types.go): `^[a-f0-9]{64}$`.
+    assert!(sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
     let mut file = options;
     file.kube.wasm = module("/opt/entragate_filter.wasm");
     assert!(envoy_gateway::render(&policy, fraud, &file)
@@ -319,4 +383,61 @@ fn envoy_bootstraps_carry_both_roles_and_compile_in_the_filter() {
         "{toml}"
     );
     assert!(envoy::agent_config(&policy, fraud, "/run/entragate/agent-key").is_none());
+}
+
+/// Two callees behind one Gateway: each patch policy adds its own cluster, so Envoy never receives two
+/// clusters of the same name (it rejects duplicate cluster names in a CDS update), and each filter uses its own.
+#[test]
+fn envoy_gateway_clusters_are_unique_per_callee() {
+    let two_callees = EXAMPLE.replace(
+        "  # A caller. Its sidecar attaches",
+        "  ledger:\n    application:\n      client_id: 0f0e0d0c-0b0a-4908-8706-050403020100\n      app_roles: [Ledger.Write]\n    ports: { inbound: 15106, app: 8180, admin: 15100 }\n    rules:\n      - name: write\n        path: /ledger\n        methods: [POST]\n        roles: [Ledger.Write]\n        allowed_callers: [transaction-processor]\n\n  # A caller. Its sidecar attaches",
+    );
+    let policy = mesh::from_str(&two_callees, "mesh.yaml", &[]).unwrap();
+    let options = GatewayOptions {
+        kube: KubeOptions {
+            namespace: "fintech".into(),
+            wasm: module("oci://registry.example.com/entragate/filter:0.1.0"),
+        },
+        gateway: "eg".into(),
+        gateway_namespace: "envoy-gateway-system".into(),
+    };
+    let mut clusters = Vec::new();
+    let mut policies = Vec::new();
+    for name in ["fraud-detector", "ledger"] {
+        let text = envoy_gateway::render(&policy, policy.service(name).unwrap(), &options).unwrap();
+        let docs = documents(&text);
+        let cluster = str_at(&docs[1], "spec.jsonPatches.0.operation.value.name").to_string();
+        assert_eq!(str_at(&docs[0], "spec.wasm.0.config.jwks.cluster"), cluster);
+        clusters.push(cluster);
+        policies.push(str_at(&docs[1], "metadata.name").to_string());
+    }
+    assert_ne!(clusters[0], clusters[1], "{clusters:?}");
+    assert_ne!(policies[0], policies[1], "{policies:?}");
+}
+
+/// An `oci://` module's sha256 is the image digest, given or pinned, never a file's hash.
+#[test]
+fn oci_modules_carry_the_image_digest() {
+    let hex = OCI_DIGEST.strip_prefix("sha256:").unwrap();
+    let given = WasmModule::oci("oci://registry.example.com/f:0.1.0", Some(OCI_DIGEST)).unwrap();
+    assert_eq!(given.sha256, hex);
+    let pinned = format!("oci://registry.example.com/f@{OCI_DIGEST}");
+    assert_eq!(WasmModule::oci(&pinned, None).unwrap().sha256, hex);
+    assert_eq!(WasmModule::oci(&pinned, Some(hex)).unwrap().sha256, hex);
+    let other = format!("sha256:{}", "2".repeat(64));
+    assert!(WasmModule::oci(&pinned, Some(&other))
+        .unwrap_err()
+        .contains("differs"));
+    assert!(WasmModule::oci("oci://registry.example.com/f:0.1.0", None)
+        .unwrap_err()
+        .contains("--wasm-digest"));
+    assert!(WasmModule::oci("oci://r/f:1", Some("sha256:abc"))
+        .unwrap_err()
+        .contains("--wasm-digest"));
+    let file = std::env::temp_dir().join(format!("entragate-oci-{}.wasm", std::process::id()));
+    std::fs::write(&file, b"\0asm\x01\0\0\0").unwrap();
+    let refused = WasmModule::from_file(&file, Some("oci://registry.example.com/f:0.1.0"));
+    std::fs::remove_file(&file).unwrap();
+    assert!(refused.unwrap_err().contains("image digest"));
 }

@@ -23,7 +23,7 @@
 //! |---|---|
 //! | `ENTRAGATE_ENVOY` | Envoy binary (default: the one `cargo xtask setup` put in `.cache/`) |
 //! | `ENTRAGATE_WASM` | filter wasm (default: `<target>/wasm32-wasip1/release/entragate_filter.wasm`) |
-//! | `ENTRAGATE_REQUIRE_ENVOY` | a missing Envoy fails tests instead of skipping them (`cargo xtask test`, CI) |
+//! | `ENTRAGATE_REQUIRE_ENVOY` | a missing Envoy (or, in `bootstrap/tests/platforms.rs`, a missing platform validator) fails tests instead of skipping them (`cargo xtask test`, CI) |
 //! | `ENTRAGATE_KEEP_ENVOY_DIR` | keep each Envoy's rendered config and log after the test |
 //! | `ENTRAGATE_FRESH_KEYS` | generate every IdP key anew instead of using `.cache/test-keys/` |
 //!

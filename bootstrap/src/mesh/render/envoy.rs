@@ -42,7 +42,7 @@ pub fn render(
             "127.0.0.1",
             service.ports.app.unwrap_or_default(),
         ));
-        clusters.push(jwks_cluster(policy, service));
+        clusters.push(jwks_cluster(policy, service, JWKS_CLUSTER));
     }
     if service.is_caller() {
         let key = options.agent_key.as_deref().ok_or_else(|| {
@@ -172,14 +172,14 @@ fn peer_cluster(callee: &Service) -> Value {
 }
 
 /// The authority (JWKS callouts): TLS with SNI and a SAN check for a real Entra host.
-pub(crate) fn jwks_cluster(policy: &MeshPolicy, service: &Service) -> Value {
+pub(crate) fn jwks_cluster(policy: &MeshPolicy, service: &Service, name: &str) -> Value {
     let authority = &policy.identity_provider().authority;
     let kind = if authority.is_ip() {
         "STATIC"
     } else {
         "STRICT_DNS"
     };
-    let mut cluster = endpoint_cluster(JWKS_CLUSTER, kind, "2s", &authority.host, authority.port);
+    let mut cluster = endpoint_cluster(name, kind, "2s", &authority.host, authority.port);
     if !authority.is_ip() {
         yaml::insert(&mut cluster, "dns_lookup_family", s("V4_PREFERRED"));
     }

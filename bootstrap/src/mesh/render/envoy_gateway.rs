@@ -3,19 +3,32 @@
 //! - `EnvoyExtensionPolicy` (`gateway.envoyproxy.io/v1alpha1`) targeting the service's `HTTPRoute`, with one
 //!   `wasm` extension: `name`, `rootID`, `code` (`type: HTTP` with `http.url`/`sha256`, or `type: Image` with
 //!   `image.url`/`sha256`), the plugin `config`, and `failOpen: false`;
-//! - `EnvoyPatchPolicy` adding the `entra_idp` cluster the filter's JWKS callouts use (Envoy Gateway generates
-//!   cluster names itself; patch policies must be enabled in its configuration, see docs/mesh-policy.md).
+//! - `EnvoyPatchPolicy` adding the cluster the filter's JWKS callouts use (Envoy Gateway generates cluster
+//!   names itself and none for wasm callouts). Upstream rules (envoyproxy/gateway
+//!   `api/v1alpha1/envoypatchpolicy_types.go`): the policy "and the TargetRef MUST be in the same namespace
+//!   for this Policy to have effect", so it goes to the Gateway's namespace (`--gateway-namespace`), not the
+//!   route's; patch policies must be enabled (`extensionApis.enableEnvoyPatchPolicy`) and the API is marked
+//!   unstable upstream. The cluster is named per callee (`entragate_jwks_<service>`): two callees behind one
+//!   Gateway would otherwise each add a cluster `entra_idp`, and Envoy rejects duplicate cluster names.
 
 use super::istio::KubeOptions;
 use super::yaml::{self, b, list, map, s};
-use crate::mesh::plugin::{self, INBOUND_ROOT_ID, JWKS_CLUSTER};
+use crate::mesh::plugin::{self, INBOUND_ROOT_ID};
 use crate::mesh::policy::{FailurePolicy, MeshPolicy, Service};
 
-/// Where Envoy Gateway runs: namespace and module as for Istio, plus the `Gateway` to patch.
+/// Where Envoy Gateway runs: namespace (of the HTTPRoute) and module as for Istio, plus the `Gateway` to
+/// patch and its namespace.
 #[derive(Clone, Debug)]
 pub struct GatewayOptions {
     pub kube: KubeOptions,
     pub gateway: String,
+    pub gateway_namespace: String,
+}
+
+/// The JWKS cluster the patch policy adds for `service`: unique per callee, so several callees' patch
+/// policies on one Gateway never add the same cluster twice.
+pub fn jwks_cluster_name(service: &Service) -> String {
+    format!("entragate_jwks_{}", service.cluster_name())
 }
 
 pub fn render(
@@ -55,13 +68,13 @@ pub fn render(
             wasm.reference
         ));
     };
-    let config = plugin::inbound(policy.identity_provider(), service, JWKS_CLUSTER);
+    let cluster = jwks_cluster_name(service);
+    let config = plugin::inbound(policy.identity_provider(), service, &cluster);
     plugin::check_inbound(&config, service).map_err(|e| e.to_string())?;
-    let namespace = options.kube.namespace.clone();
-    let metadata = |name: String| {
+    let metadata = |name: String, namespace: &str| {
         map([
             ("name", s(name)),
-            ("namespace", s(namespace.clone())),
+            ("namespace", s(namespace)),
             (
                 "labels",
                 map([("app.kubernetes.io/managed-by", s("entragate-bootstrap"))]),
@@ -71,7 +84,13 @@ pub fn render(
     let extension = map([
         ("apiVersion", s("gateway.envoyproxy.io/v1alpha1")),
         ("kind", s("EnvoyExtensionPolicy")),
-        ("metadata", metadata(format!("entragate-{}", service.name))),
+        (
+            "metadata",
+            metadata(
+                format!("entragate-{}", service.name),
+                &options.kube.namespace,
+            ),
+        ),
         (
             "spec",
             map([
@@ -104,7 +123,10 @@ pub fn render(
         ("kind", s("EnvoyPatchPolicy")),
         (
             "metadata",
-            metadata(format!("entragate-{}-jwks", service.name)),
+            metadata(
+                format!("entragate-{}-jwks", service.name),
+                &options.gateway_namespace,
+            ),
         ),
         (
             "spec",
@@ -125,13 +147,16 @@ pub fn render(
                             "type",
                             s("type.googleapis.com/envoy.config.cluster.v3.Cluster"),
                         ),
-                        ("name", s(JWKS_CLUSTER)),
+                        ("name", s(cluster.clone())),
                         (
                             "operation",
                             map([
                                 ("op", s("add")),
                                 ("path", s("")),
-                                ("value", super::envoy::jwks_cluster(policy, service)),
+                                (
+                                    "value",
+                                    super::envoy::jwks_cluster(policy, service, &cluster),
+                                ),
                             ]),
                         ),
                     ])]),

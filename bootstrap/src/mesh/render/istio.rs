@@ -3,8 +3,14 @@
 //! - `WasmPlugin` (`extensions.istio.io/v1alpha1`): the module by `file://`/`oci://`/`https://` URL and
 //!   SHA-256, phase `AUTHN`, `failStrategy: FAIL_CLOSE`, inbound traffic only (`match: [{mode: SERVER}]`), the
 //!   plugin configuration as `pluginConfig`, selecting the service's pods by `app: <service>`;
-//! - `ServiceEntry` (`networking.istio.io/v1`) for the Entra host, so the sidecar has a cluster for the JWKS
-//!   callouts (`outbound|443||login.microsoftonline.com`), and a `DestinationRule` originating TLS to it.
+//! - `ServiceEntry` (`networking.istio.io/v1`, Istio >= 1.22) for the Entra host and a `DestinationRule`
+//!   originating TLS, both `exportTo: ["."]` (only this namespace sees them). Istio's TLS origination pattern
+//!   (istio.io "Egress TLS Origination"): port 80 `HTTP` with `targetPort: 443` and `tls.mode: SIMPLE` on
+//!   port 80, so the filter's plain-HTTP callouts leave as HTTPS through cluster
+//!   `outbound|80||login.microsoftonline.com` (Istio's `model.BuildSubsetKey`,
+//!   `pilot/pkg/model/service.go`: `direction|port|subset|hostname`). Port 443 is declared `TLS` with no
+//!   origination, so the workloads' own HTTPS (MSAL, SDKs, the agent) passes through untouched instead of
+//!   being wrapped twice. The origination checks the certificate's name (`subjectAltNames`).
 //!
 //! The caller side (token attachment) needs the agent key in the plugin configuration; on Istio it is rendered
 //! with `--format envoy` semantics by hand for now (see docs/mesh-policy.md).
@@ -48,7 +54,13 @@ pub fn render(
         ));
     }
     let authority = &policy.identity_provider().authority;
-    let cluster = format!("outbound|{}||{}", authority.port, authority.host);
+    // The port the filter's callouts use: 80 with TLS origination for a TLS authority, else its own.
+    let callout_port = if authority.tls {
+        ORIGINATION_PORT
+    } else {
+        authority.port
+    };
+    let cluster = outbound_cluster(callout_port, &authority.host);
     let config = plugin::inbound(policy.identity_provider(), service, &cluster);
     plugin::check_inbound(&config, service).map_err(|e| e.to_string())?;
     let metadata = |name: String| {
@@ -61,6 +73,7 @@ pub fn render(
             ),
         ])
     };
+    let this_namespace = || list(vec![s(".")]);
     let wasm_plugin = map([
         ("apiVersion", s("extensions.istio.io/v1alpha1")),
         ("kind", s("WasmPlugin")),
@@ -97,14 +110,8 @@ pub fn render(
             "spec",
             map([
                 ("hosts", list(vec![s(authority.host.clone())])),
-                (
-                    "ports",
-                    list(vec![map([
-                        ("number", n(authority.port)),
-                        ("name", s(if authority.tls { "tls" } else { "http" })),
-                        ("protocol", s(if authority.tls { "TLS" } else { "HTTP" })),
-                    ])]),
-                ),
+                ("exportTo", this_namespace()),
+                ("ports", list(entry_ports(authority.tls, authority.port))),
                 (
                     "resolution",
                     s(if authority.is_ip() { "STATIC" } else { "DNS" }),
@@ -124,17 +131,20 @@ pub fn render(
                 "spec",
                 map([
                     ("host", s(authority.host.clone())),
+                    ("exportTo", this_namespace()),
                     (
                         "trafficPolicy",
                         map([(
                             "portLevelSettings",
                             list(vec![map([
-                                ("port", map([("number", n(authority.port))])),
+                                ("port", map([("number", n(ORIGINATION_PORT))])),
                                 (
                                     "tls",
                                     map([
                                         ("mode", s("SIMPLE")),
                                         ("sni", s(authority.host.clone())),
+                                        // Without it any publicly trusted certificate would do.
+                                        ("subjectAltNames", list(vec![s(authority.host.clone())])),
                                     ]),
                                 ),
                             ])]),
@@ -150,4 +160,37 @@ pub fn render(
     );
     out.push_str(&yaml::documents(&documents)?);
     Ok(out)
+}
+
+/// The ServiceEntry port the filter's callouts use when TLS is originated by the sidecar.
+pub const ORIGINATION_PORT: u16 = 80;
+
+/// Istio's outbound cluster name for a host and port (`model.BuildSubsetKey`, no subset).
+pub fn outbound_cluster(port: u16, host: &str) -> String {
+    format!("outbound|{port}||{host}")
+}
+
+/// A TLS authority: 80 `HTTP` -> `targetPort` 443 (originated) and 443 `TLS` (passed through);
+/// a plain-http test authority: its port as `HTTP`.
+fn entry_ports(tls: bool, port: u16) -> Vec<serde_yaml_ng::Value> {
+    if !tls {
+        return vec![map([
+            ("number", n(port)),
+            ("name", s("http")),
+            ("protocol", s("HTTP")),
+        ])];
+    }
+    vec![
+        map([
+            ("number", n(ORIGINATION_PORT)),
+            ("name", s("http-tls-origination")),
+            ("protocol", s("HTTP")),
+            ("targetPort", n(port)),
+        ]),
+        map([
+            ("number", n(port)),
+            ("name", s("tls")),
+            ("protocol", s("TLS")),
+        ]),
+    ]
 }

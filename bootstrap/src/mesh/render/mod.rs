@@ -3,13 +3,18 @@
 //! - [`envoy`]: a complete Envoy bootstrap (inbound validating listener, outbound token-attaching listener,
 //!   JWKS and agent clusters, admin on loopback);
 //! - [`istio`]: a `WasmPlugin` and the `ServiceEntry`/`DestinationRule` for the Entra host;
-//! - [`envoy_gateway`]: an `EnvoyExtensionPolicy` and the `EnvoyPatchPolicy` adding the JWKS cluster.
+//! - [`envoy_gateway`]: an `EnvoyExtensionPolicy` and the `EnvoyPatchPolicy` adding the JWKS cluster;
+//! - [`ecs`] and [`kubernetes`]: the service with its sidecars ([`workload`]) as an ECS task definition or
+//!   as Kubernetes objects.
 //!
 //! Output is deterministic: document order, no timestamps, the same bytes for the same inputs.
 
 pub mod access_log;
+pub mod ecs;
 pub mod envoy;
 pub mod envoy_gateway;
 pub mod istio;
+pub mod kubernetes;
 pub mod wasm;
+pub mod workload;
 pub mod yaml;
