@@ -6,7 +6,9 @@
 //! launches: the soak itself is the `soak` binary of the harness crate
 //! (`tests/src/bin/soak.rs`), which needs the test IdP and the Envoy runner.
 //! It exits non-zero when a criterion fails (a wrong decision, a 5xx for a
-//! valid token after warm-up, Envoy RSS growth of 10 % or more).
+//! valid token after warm-up, Envoy RSS growth of 10 % or more, the emergency
+//! key not learned within the unknown-`kid` limit, too many unknown-`kid`
+//! refreshes).
 
 use crate::{cmd, setup, wasm};
 

@@ -168,8 +168,10 @@ impl RootContext for AuthRoot {
                 worker.metrics.jwks_fetch(false);
             }
             worker.metrics.keys_loaded(worker.coordinator.keys_loaded());
-            // Cache counters are batched here rather than bumped per request.
+            // Cache and request-driven JWKS counters are batched here rather
+            // than bumped per request.
             worker.metrics.token_cache(worker.token_cache.stats());
+            worker.metrics.jwks_requests(worker.coordinator.stats());
             (
                 outcome.keys_changed || outcome.recheck_waiters,
                 outcome.next_tick_ms,

@@ -290,6 +290,12 @@ impl Idp {
         key
     }
 
+    /// Publishes a key the caller already holds (e.g. one from
+    /// [`Idp::unpublished_key`] that tokens were signed with beforehand).
+    pub fn publish_shared_key(&self, key: &Arc<SigningKey>) {
+        lock(&self.state.keys).published.push(Arc::clone(key));
+    }
+
     /// Publishes a 1024-bit key (too weak to accept) and returns it so tests
     /// can sign with it via [`TokenBuilder::signed_with`].
     pub fn publish_weak_key(&self) -> anyhow::Result<Arc<SigningKey>> {

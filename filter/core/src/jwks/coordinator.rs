@@ -10,7 +10,11 @@
 //!
 //! ```text
 //! per request:  keys() ── sync_local_copy ── fresh local keys ──────────────► Ready
-//!                                  └─ none/too stale ── classify_without_keys ─► Pending | Unavailable
+//!                                  └─ none/too stale ── availability_without_keys:
+//!                                       fetch in flight / due ─────────────────► Pending
+//!                                       backing off, last attempt ≥ 1 s ago ──
+//!                                         pull the retry forward (CAS) ────────► Pending
+//!                                       backing off, last attempt < 1 s ago ───► Unavailable
 //!               request_refresh_for_unknown_kid() ── granted (sets refresh_requested) ─► true
 //!                                                  └─ rate-limited / backing off ──────► false
 //!
@@ -52,13 +56,24 @@ use crate::shared::leased_state::{
 pub use crate::shared::leased_state::{FAST_TICK_MS, LEASE_MARGIN_MS, SLOW_TICK_MS};
 use crate::shared::state_record::Due;
 
+/// A request that finds no usable keys while a failed fetch backs off may pull
+/// the retry forward, but only if the last attempt in this Envoy started at
+/// least this long ago. Without it, requests kept getting 503 for up to
+/// `retry_max_ms` (60 s) after the key endpoint healed; with it they recover
+/// within about a second, while a broken endpoint still sees at most one fetch
+/// per second per Envoy however many workers and requests there are (the
+/// timestamp is the shared `last_attempt_ms`, so no record field was added).
+pub const EARLY_RETRY_INTERVAL_MS: u64 = 1_000;
+
 /// What a request can use right now.
 ///
 /// Exact rule: `Ready` if this worker's copy of the shared key set was fetched
 /// at most `max_stale_ms` ago. Otherwise `Unavailable` if the last attempt
-/// failed and its backoff has not elapsed (the request gets a 503 at once
-/// rather than waiting for a retry that is not due); else `Pending` (a fetch is
-/// in flight, or will be started by the next tick of some worker).
+/// failed, its backoff has not elapsed and it started less than
+/// [`EARLY_RETRY_INTERVAL_MS`] ago (the request gets a 503 at once rather than
+/// waiting for a retry that is not due); else `Pending` (a fetch is in flight,
+/// or will be started by the next tick of some worker, possibly because this
+/// request pulled the retry forward).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyAvailability {
     Ready(Rc<KeySet>),
@@ -163,6 +178,8 @@ pub struct JwksStats {
     pub fetch_failed: u64,
     /// Unknown-kid refreshes this worker was granted.
     pub forced_refreshes: u64,
+    /// Backed-off retries this worker's requests pulled forward (no keys).
+    pub early_retries: u64,
     /// Callout responses for tokens this coordinator did not know.
     pub ignored_responses: u64,
     /// Gauge: keys in this worker's current set.
@@ -247,7 +264,7 @@ impl JwksCoordinator {
         if let Some(keys) = self.fresh_keys(now) {
             return KeyAvailability::Ready(keys);
         }
-        Self::classify_without_keys(&self.state.load(host), now)
+        self.availability_without_keys(host, now)
     }
 
     /// A token named a key we do not have. Returns true if a refresh will happen
@@ -420,16 +437,49 @@ impl JwksCoordinator {
         (age <= self.settings.max_stale_ms).then(|| Rc::clone(&local.keys))
     }
 
-    fn classify_without_keys(
-        snap: &StateSnapshot<ForcedRefresh>,
-        now: UnixMillis,
-    ) -> KeyAvailability {
-        let state = &snap.record;
-        if snap.cas.is_none() || state.lease_active(now) || !state.in_backoff(now) {
-            KeyAvailability::Pending
-        } else {
-            KeyAvailability::Unavailable
+    /// No usable local keys: wait for a fetch that is in flight or due, or pull
+    /// a backed-off retry forward (see [`EARLY_RETRY_INTERVAL_MS`]). Pulling
+    /// forward only moves `next_attempt_ms` to now, by CAS: the next tick of
+    /// any worker then takes the lease as for any due retry, and
+    /// `consecutive_failures` stays, so a retry that fails again backs off
+    /// further for the Envoy's requests-free periods.
+    fn availability_without_keys(&mut self, host: &dyn Host, now: UnixMillis) -> KeyAvailability {
+        for _ in 0..CAS_ATTEMPTS {
+            let snap = self.state.load(host);
+            let Some(cas) = snap.cas else {
+                return KeyAvailability::Pending; // nothing fetched yet: the first fetch is due
+            };
+            let state = snap.record;
+            if state.lease_active(now) || !state.in_backoff(now) {
+                return KeyAvailability::Pending;
+            }
+            if now
+                < state
+                    .last_attempt_ms
+                    .saturating_add(EARLY_RETRY_INTERVAL_MS)
+            {
+                return KeyAvailability::Unavailable;
+            }
+            let backoff_left_ms = state.next_attempt_ms.saturating_sub(now);
+            let mut next = state;
+            next.next_attempt_ms = now;
+            match self.state.write(host, &next, Some(cas)) {
+                Ok(()) => {
+                    self.stats.early_retries += 1;
+                    host.log(
+                        LogLevel::Info,
+                        &format!(
+                            "jwks: a request found no keys; retry pulled forward by {backoff_left_ms} ms"
+                        ),
+                    );
+                    return KeyAvailability::Pending;
+                }
+                // Another worker moved first (perhaps pulling the same retry): look again.
+                Err(SharedWriteError::CasMismatch) => continue,
+                Err(SharedWriteError::Failed) => return KeyAvailability::Unavailable,
+            }
         }
+        KeyAvailability::Unavailable
     }
 
     fn fetch_due(&self, state: &StateRecord, now: UnixMillis) -> Due {

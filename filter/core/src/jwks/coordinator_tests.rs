@@ -411,6 +411,156 @@ fn unknown_kid_shares_an_in_flight_fetch_and_is_refused_while_backing_off() {
     );
 }
 
+/// Cold start against a failing endpoint with no requests: `failures`
+/// scheduled attempts, each answered 500. Returns the last retry delay.
+fn fail_scheduled(envoy: &FakeEnvoy, ws: &mut [Worker], failures: u32) -> u64 {
+    let mut retry = 0;
+    for _ in 0..failures {
+        envoy.advance(retry);
+        let c = next_dispatch(envoy, ws);
+        let FetchOutcome::Failed { retry_in_ms, .. } = answer(ws, &c, respond(Some(500), b""))
+        else {
+            panic!("expected failure");
+        };
+        retry = retry_in_ms;
+    }
+    retry
+}
+
+#[test]
+fn a_request_without_keys_pulls_a_long_backoff_forward() {
+    let envoy = FakeEnvoy::new(T0);
+    let mut ws = workers(&envoy, 2, &settings());
+    // Five failures without traffic: the scheduled retry is 14.4-16 s away.
+    let retry_in_ms = fail_scheduled(&envoy, &mut ws, 5);
+    assert!((14_400..=16_000).contains(&retry_in_ms), "{retry_in_ms}");
+    assert_eq!(
+        ws[0].keys(),
+        KeyAvailability::Unavailable,
+        "the attempt that just failed is less than a second old"
+    );
+    envoy.advance(EARLY_RETRY_INTERVAL_MS - 1);
+    assert_eq!(ws[1].keys(), KeyAvailability::Unavailable);
+    tick_all(&mut ws);
+    assert_eq!(envoy.callout_count(), 5);
+
+    // The endpoint heals; a second after the last attempt a request pulls the
+    // retry forward and waits for it instead of getting a 503.
+    envoy.advance(1);
+    assert_eq!(ws[1].keys(), KeyAvailability::Pending);
+    let s = state(&envoy, &ws[0]);
+    assert_eq!(
+        (s.next_attempt_ms, s.consecutive_failures),
+        (envoy.now(), 5),
+        "only the retry time moved"
+    );
+    assert_eq!(
+        ws[0].keys(),
+        KeyAvailability::Pending,
+        "shares the pulled retry"
+    );
+    let pulled_at = envoy.now();
+    let c = next_dispatch(&envoy, &mut ws);
+    assert_eq!(envoy.now(), pulled_at, "dispatched on the next tick");
+    assert!(matches!(
+        answer(&mut ws, &c, ok(&["k1"])),
+        FetchOutcome::Updated { .. }
+    ));
+    assert_eq!(ws[0].kids().unwrap(), ["k1"]);
+    assert_eq!(ws[1].kids().unwrap(), ["k1"]);
+    let early: u64 = ws.iter().map(|w| w.coord.stats().early_retries).sum();
+    assert_eq!((early, envoy.callout_count()), (1, 6));
+    assert!(envoy
+        .logs()
+        .iter()
+        .any(|l| l.message.contains("retry pulled forward")));
+}
+
+#[test]
+fn requests_pull_retries_forward_at_most_once_a_second_per_envoy() {
+    let envoy = FakeEnvoy::new(T0);
+    let mut ws = workers(&envoy, 4, &settings());
+    fail_scheduled(&envoy, &mut ws, 3);
+    // Ten seconds of a request every 10 ms, spread over the workers, ticks
+    // every 20 ms, every fetch answered 500 at once.
+    let start = envoy.now();
+    let mut dispatched_at = Vec::new();
+    let (mut pending, mut unavailable) = (0, 0);
+    let mut i = 0usize;
+    while envoy.now() < start + 10_000 {
+        match ws[i % 4].keys() {
+            KeyAvailability::Pending => pending += 1,
+            KeyAvailability::Unavailable => unavailable += 1,
+            KeyAvailability::Ready(_) => panic!("no keys were ever fetched"),
+        }
+        if i % 2 == 0 {
+            let before = envoy.callout_count();
+            tick_all(&mut ws);
+            if envoy.callout_count() > before {
+                assert_eq!(envoy.callout_count(), before + 1, "one fetch per Envoy");
+                dispatched_at.push(envoy.now());
+                let c = envoy.last_callout().unwrap();
+                answer(&mut ws, &c, respond(Some(500), b""));
+            }
+        }
+        envoy.advance(10);
+        i += 1;
+    }
+    let gaps: Vec<u64> = dispatched_at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().all(|g| *g >= EARLY_RETRY_INTERVAL_MS),
+        "{gaps:?}"
+    );
+    // Without the pull the backoff (3.6 s and doubling) would allow 2 attempts.
+    assert!((9..=10).contains(&dispatched_at.len()), "{dispatched_at:?}");
+    let early: u64 = ws.iter().map(|w| w.coord.stats().early_retries).sum();
+    assert_eq!(early as usize, dispatched_at.len());
+    assert!(unavailable > 900, "the rest get 503 at once: {unavailable}");
+    assert!(pending >= dispatched_at.len(), "{pending}");
+    assert!(
+        state(&envoy, &ws[0]).consecutive_failures >= 12,
+        "each failed early retry still counts"
+    );
+}
+
+#[test]
+fn two_workers_pulling_the_same_retry_write_once() {
+    let s = settings();
+    let envoy = FakeEnvoy::new(T0);
+    let mut ws = workers(&envoy, 2, &s);
+    fail_scheduled(&envoy, &mut ws, 2);
+    envoy.advance(EARLY_RETRY_INTERVAL_MS);
+    // Worker 1 pulls the retry between worker 0's read and its CAS write.
+    let racer = Rc::new(RefCell::new(Worker::new(&envoy, 1, &s)));
+    let r = Rc::clone(&racer);
+    envoy.before_next_set(move || assert_eq!(r.borrow_mut().keys(), KeyAvailability::Pending));
+    assert_eq!(ws[0].keys(), KeyAvailability::Pending);
+    let early = ws[0].coord.stats().early_retries + racer.borrow().coord.stats().early_retries;
+    assert_eq!(early, 1);
+    assert_eq!(racer.borrow().coord.stats().early_retries, 1);
+    next_dispatch(&envoy, &mut ws);
+    assert_eq!(envoy.callout_count(), 3);
+}
+
+#[test]
+fn keys_past_max_stale_pull_the_retry_forward_too() {
+    let mut s = settings();
+    s.max_stale_ms = 2 * HOUR;
+    let envoy = FakeEnvoy::new(T0);
+    let mut ws = workers(&envoy, 1, &s);
+    boot(&envoy, &mut ws, &["k1"]);
+    envoy.advance(2 * HOUR + 1);
+    let retry_in_ms = fail_scheduled(&envoy, &mut ws, 2);
+    assert!(retry_in_ms > EARLY_RETRY_INTERVAL_MS, "{retry_in_ms}");
+    assert_eq!(ws[0].keys(), KeyAvailability::Unavailable);
+    envoy.advance(EARLY_RETRY_INTERVAL_MS);
+    assert_eq!(ws[0].keys(), KeyAvailability::Pending);
+    assert_eq!(ws[0].coord.stats().early_retries, 1);
+    let c = next_dispatch(&envoy, &mut ws);
+    answer(&mut ws, &c, ok(&["k2"]));
+    assert_eq!(ws[0].kids().unwrap(), ["k2"]);
+}
+
 #[test]
 fn unknown_kid_before_any_state_waits_for_the_first_fetch() {
     let envoy = FakeEnvoy::new(T0);

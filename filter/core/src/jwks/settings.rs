@@ -15,7 +15,10 @@ pub struct JwksSettings {
     pub fetch_timeout_ms: u64,
     /// Background refresh period. Default 3_600_000 (1 h).
     pub refresh_interval_ms: u64,
-    /// A token with an unknown `kid` forces a refresh at most this often. Default 300_000 (5 min).
+    /// A token with an unknown `kid` forces a refresh at most this often per Envoy
+    /// (shared by its workers). Default 30_000: forged `kid`s cost at most two
+    /// fetches a minute, and an unannounced new key is learned within 30 s of its
+    /// first use however many forged `kid`s arrive (docs/security.md, "Key rotation").
     pub unknown_kid_refresh_min_interval_ms: u64,
     /// Last good keys are used this long after their fetch when refreshes fail. Default 86_400_000 (24 h).
     pub max_stale_ms: u64,
@@ -30,7 +33,7 @@ pub struct JwksSettings {
 impl JwksSettings {
     pub const DEFAULT_FETCH_TIMEOUT_MS: u64 = 5_000;
     pub const DEFAULT_REFRESH_INTERVAL_MS: u64 = 3_600_000;
-    pub const DEFAULT_UNKNOWN_KID_REFRESH_MIN_INTERVAL_MS: u64 = 300_000;
+    pub const DEFAULT_UNKNOWN_KID_REFRESH_MIN_INTERVAL_MS: u64 = 30_000;
     pub const DEFAULT_MAX_STALE_MS: u64 = 86_400_000;
     pub const DEFAULT_REQUEST_WAIT_MS: u64 = 5_000;
     pub const DEFAULT_RETRY_INITIAL_MS: u64 = 1_000;
