@@ -33,6 +33,8 @@ pub struct FileConfig {
     pub idp_timeout: Option<String>,
     pub retry_initial: Option<String>,
     pub retry_max: Option<String>,
+    /// `[credential]`: how the agent authenticates to Entra (default: the client secret at `secret_id`).
+    pub credential: Option<crate::credential::RawCredential>,
 }
 
 /// Reads and parses the config file.

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod credential;
 pub mod environment;
 pub mod exit;
 pub mod log;

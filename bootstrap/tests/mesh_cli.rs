@@ -36,12 +36,18 @@ fn check_prints_the_table_and_exits_zero() {
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
         stdout.contains(
-            "transaction-processor -> fraud-detector  POST     /fraud/analyze     role Fraud.Scan"
+            "transaction-processor  secret     -> fraud-detector  POST     /fraud/analyze     role Fraud.Scan"
         ),
         "{stdout}"
     );
     assert!(
         stdout.contains("warning: services.fraud-detector.rules[0]: anonymous route"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "warning: services.transaction-processor.identity.secret: a client secret can leak"
+        ),
         "{stdout}"
     );
 }

@@ -81,11 +81,11 @@ fn check_prints_who_can_call_whom() {
     let policy = mesh::from_str(EXAMPLE, "mesh.yaml", &[]).unwrap();
     let table = mesh::table::render(&policy);
     let expected = "\
-CALLER                   CALLEE          METHODS  ROUTE              REQUIRES
-(anyone)              -> fraud-detector  GET      /healthz           no token
-transaction-processor -> fraud-detector  POST     /fraud/analyze     role Fraud.Scan
-reporting             -> fraud-detector  GET      /fraud/reports/*   role Fraud.Read
-(anyone)              -> fraud-detector  *        (no rule matches)  denied (403)
+CALLER                 CREDENTIAL    CALLEE          METHODS  ROUTE              REQUIRES
+(anyone)               -          -> fraud-detector  GET      /healthz           no token
+transaction-processor  secret     -> fraud-detector  POST     /fraud/analyze     role Fraud.Scan
+reporting              secret     -> fraud-detector  GET      /fraud/reports/*   role Fraud.Read
+(anyone)               -          -> fraud-detector  *        (no rule matches)  denied (403)
 ";
     assert_eq!(table, expected);
     let summary = entragate_bootstrap::cli::check::summary(&policy, "mesh.yaml");
@@ -95,7 +95,7 @@ reporting             -> fraud-detector  GET      /fraud/reports/*   role Fraud.
         "{summary}"
     );
     assert!(
-        summary.ends_with("ok: no errors, 1 warning(s)\n"),
+        summary.ends_with("ok: no errors, 3 warning(s)\n"),
         "{summary}"
     );
 }
@@ -159,7 +159,7 @@ fn a_caller_without_a_secret_is_an_error() {
     assert_single_error(
         &text,
         "mesh.yaml: services.reporting.identity: `reporting` calls fraud-detector (allowed by \
-         services.fraud-detector.rules[2]) but has no `identity.secret`: its sidecar could not obtain tokens",
+         services.fraud-detector.rules[2]) but has no `identity`: its sidecar could not obtain tokens",
     );
 }
 
@@ -329,6 +329,10 @@ fn risky_choices_are_warnings() {
             "warning: services.fraud-detector.rules[0]: anonymous route: GET /healthz needs no token",
             "warning: services.fraud-detector.sidecar.failure_policy: FAIL_OPEN: if the filter's VM fails, \
              requests reach the service without any check",
+            "warning: services.transaction-processor.identity.secret: a client secret can leak and must be \
+             rotated; aws_federation or kms_certificate need no secret (docs/deploy.md, \"Secretless callers\")",
+            "warning: services.reporting.identity.secret: a client secret can leak and must be \
+             rotated; aws_federation or kms_certificate need no secret (docs/deploy.md, \"Secretless callers\")",
         ]
     );
 }

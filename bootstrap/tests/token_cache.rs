@@ -216,9 +216,9 @@ async fn invalid_client_rereads_a_rotated_secret_once() {
         s.idp.seen().iter().map(|r| r.status).collect::<Vec<_>>(),
         [401, 200]
     );
-    assert_eq!(s.cache.credentials().rereads(), 1);
+    assert_eq!(s.cache.credentials().unwrap().rereads(), 1);
     assert_eq!(
-        s.cache.credentials().current().1.client_secret(),
+        s.cache.credentials().unwrap().current().1.client_secret(),
         "new-secret"
     );
     assert!(!token.secret().is_empty());
@@ -248,7 +248,11 @@ async fn invalid_client_with_unchanged_secret_reports_entra_details() {
         "the secret must not appear: {msg}"
     );
     assert_eq!(s.idp.requests(), 1, "a permanent error is not retried");
-    assert_eq!(s.cache.credentials().rereads(), 1, "re-read exactly once");
+    assert_eq!(
+        s.cache.credentials().unwrap().rereads(),
+        1,
+        "re-read exactly once"
+    );
 }
 
 #[tokio::test]
@@ -336,7 +340,7 @@ async fn refresher_rides_out_an_outage_and_rereads_after_rotation() {
     refresher.abort();
     let statuses: Vec<u16> = s.idp.seen().iter().map(|r| r.status).collect();
     assert_eq!(&statuses[..5], [200, 503, 502, 401, 200], "{statuses:?}");
-    assert_eq!(s.cache.credentials().rereads(), 1);
+    assert_eq!(s.cache.credentials().unwrap().rereads(), 1);
 }
 
 #[tokio::test]

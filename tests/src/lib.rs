@@ -62,6 +62,7 @@ pub mod moto;
 pub mod policy;
 pub mod process;
 mod server;
+pub mod sts;
 mod util;
 
 pub use echo::{Echo, EchoedRequest};
@@ -70,8 +71,9 @@ pub use envoy::{
     KEEP_ENV, REQUIRE_ENVOY_ENV, WASM_ENV,
 };
 pub use idp::{
-    ids, random_uuid, unix_now, ApiApp, ClientApp, Counters, Endpoint, Fault, Idp, IdpBuilder,
-    Rotation, Signature, SigningKey, TokenBuilder, TokenRequest, TokenVersion, KEY_BITS,
+    ids, random_uuid, unix_now, ApiApp, ClientApp, Counters, Endpoint, Fault, FederatedCredential,
+    Idp, IdpBuilder, Rotation, Signature, SigningKey, TokenBuilder, TokenRequest, TokenVersion,
+    KEY_BITS,
 };
 pub use inspect::{decode_jwt, jwk_public_key, verify_rs256, x5c_thumbprint, DecodedJwt};
 pub use util::{free_port, http_client, repo_root, unused_addr, wait_for, wait_until};

@@ -160,6 +160,54 @@ impl Moto {
         Ok(())
     }
 
+    /// Creates an RSA-2048 SIGN_VERIFY key in moto's KMS; returns (key id, SubjectPublicKeyInfo DER).
+    pub async fn create_signing_key(&self, region: &str) -> anyhow::Result<(String, Vec<u8>)> {
+        use base64::Engine as _;
+        let created = self
+            .kms(
+                region,
+                "CreateKey",
+                json!({ "KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY" }),
+            )
+            .await?;
+        let key_id = created["KeyMetadata"]["KeyId"]
+            .as_str()
+            .context("CreateKey: no KeyId")?
+            .to_string();
+        let public = self
+            .kms(region, "GetPublicKey", json!({ "KeyId": key_id }))
+            .await?;
+        let spki = base64::engine::general_purpose::STANDARD.decode(
+            public["PublicKey"]
+                .as_str()
+                .context("GetPublicKey: no PublicKey")?,
+        )?;
+        Ok((key_id, spki))
+    }
+
+    /// `DisableKey` (`enabled = false`) or `EnableKey`: a KMS key an operator switched off.
+    pub async fn set_key_enabled(
+        &self,
+        region: &str,
+        key_id: &str,
+        enabled: bool,
+    ) -> anyhow::Result<()> {
+        let action = if enabled { "EnableKey" } else { "DisableKey" };
+        self.kms(region, action, json!({ "KeyId": key_id })).await?;
+        Ok(())
+    }
+
+    async fn kms(&self, region: &str, action: &str, body: Value) -> anyhow::Result<Value> {
+        json_call(
+            &self.endpoint,
+            region,
+            ("TrentService", "kms"),
+            action,
+            body,
+        )
+        .await
+    }
+
     /// Creates `name` with `value`, or stores `value` as its new current version.
     pub async fn put_secret(&self, region: &str, name: &str, value: &str) -> anyhow::Result<()> {
         put_secret_at(&self.endpoint, region, name, value).await
@@ -169,14 +217,33 @@ impl Moto {
 /// One Secrets Manager JSON-protocol call to the moto at `endpoint`. moto
 /// checks no signature; the credential scope only tells it the region.
 async fn call_at(endpoint: &str, region: &str, action: &str, body: Value) -> anyhow::Result<Value> {
+    json_call(
+        endpoint,
+        region,
+        ("secretsmanager", "secretsmanager"),
+        action,
+        body,
+    )
+    .await
+}
+
+/// One AWS JSON-protocol call: `service` is (X-Amz-Target prefix, SigV4 service name).
+async fn json_call(
+    endpoint: &str,
+    region: &str,
+    service: (&str, &str),
+    action: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let (target, signing_name) = service;
     let response = crate::http_client()
             .post(endpoint)
-            .header("x-amz-target", format!("secretsmanager.{action}"))
+            .header("x-amz-target", format!("{target}.{action}"))
             .header("content-type", "application/x-amz-json-1.1")
             .header(
                 "authorization",
                 format!(
-                    "AWS4-HMAC-SHA256 Credential=test/20260101/{region}/secretsmanager/aws4_request, SignedHeaders=host, Signature=0"
+                    "AWS4-HMAC-SHA256 Credential=test/20260101/{region}/{signing_name}/aws4_request, SignedHeaders=host, Signature=0"
                 ),
             )
             .body(body.to_string())
@@ -186,6 +253,9 @@ async fn call_at(endpoint: &str, region: &str, action: &str, body: Value) -> any
     let text = response.text().await?;
     if !status.is_success() {
         bail!("{action}: HTTP {status}: {text}");
+    }
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
     }
     Ok(serde_json::from_str(&text)?)
 }

@@ -104,7 +104,10 @@ async fn start_agent(policy: &MeshPolicy, service: &str, idp: &Idp, dir: &Path) 
     let identity = policy.service(service).unwrap().identity.clone().unwrap();
     let fraud = policy.service("fraud-detector").unwrap();
     let spec = AgentSpec {
-        secret_id: identity.secret_id,
+        secret_id: match identity.credential {
+            mesh::policy::CallerCredential::Secret { secret_id } => secret_id,
+            other => panic!("the example's callers use secrets, not {}", other.kind()),
+        },
         region: identity.region,
         moto_endpoint: moto::shared().endpoint.clone(),
         authority: idp.base_url(),

@@ -209,7 +209,8 @@ async fn healthz(State(state): State<AgentState>) -> Response {
         &json!({
             "status": if ready { "ready" } else { "not_ready" },
             "uptime_secs": uptime,
-            "secret_rereads": cache.credentials().rereads(),
+            "credential": cache.credential_kind().as_str(),
+            "secret_rereads": cache.credentials().map(|c| c.rereads()),
             "scopes": scopes,
         }),
     )

@@ -3,8 +3,10 @@
 use super::common::{self, IdpArgs, SecretArgs};
 use crate::agent::{key, router, AgentState, KeyOrigin, AGENT_KEY_HEADER};
 use crate::config;
+use crate::credential::AssertionIdentity;
 use crate::exit::Failure;
 use crate::secret::{CredentialStore, SecretError};
+use crate::token::cache::CallerIdentity;
 use crate::token::TokenCache;
 use crate::{info, warn};
 use clap::Args;
@@ -46,8 +48,13 @@ pub struct AgentArgs {
 /// Runs until SIGTERM/SIGINT.
 pub async fn run(args: AgentArgs) -> Result<(), Failure> {
     let file = common::load_file(&args.secret)?;
-    let aws = common::aws_settings(&args.secret, &file)?;
     let (endpoint, retry) = common::idp_settings(&args.idp, &file)?;
+    let credential = common::credential_config(&file)?;
+    let identity =
+        match common::assertion_identity(&credential, &args.secret, &file, &endpoint).await {
+            Some(id) => Identity::Assertion(id),
+            None => Identity::Secret(common::aws_settings(&args.secret, &file)?),
+        };
     let specs = if args.scopes.is_empty() {
         file.scopes.clone()
     } else {
@@ -118,7 +125,7 @@ pub async fn run(args: AgentArgs) -> Result<(), Failure> {
     });
     info!("listening on {bound} (tokens are served once acquired; GET /healthz for readiness)");
 
-    let work = start(aws, endpoint, retry, scopes, state, bound);
+    let work = start(identity, endpoint, retry, scopes, state, bound);
     tokio::pin!(work);
     let outcome = tokio::select! {
         r = &mut work => r,
@@ -130,29 +137,50 @@ pub async fn run(args: AgentArgs) -> Result<(), Failure> {
     outcome
 }
 
-/// Reads the secret, starts one refresher per scope, and reports readiness changes; returns only on a
-/// permanent secret error.
+/// Where the agent's proof of identity comes from.
+enum Identity {
+    /// The client secret in Secrets Manager.
+    Secret(crate::secret::AwsSettings),
+    /// Client assertions from STS or KMS.
+    Assertion(AssertionIdentity),
+}
+
+/// Reads the secret (if any), starts one refresher per scope, and reports readiness changes; returns only
+/// on a permanent secret error.
 async fn start(
-    aws: crate::secret::AwsSettings,
+    identity: Identity,
     endpoint: crate::token::TokenEndpoint,
     retry: crate::token::RetryPolicy,
     scopes: Vec<crate::token::cache::ScopeConfig>,
     state: AgentState,
     bound: SocketAddr,
 ) -> Result<(), Failure> {
-    let source = common::secret_source(&aws).await?;
-    // Unreachable/throttled at start: keep retrying (the network or the endpoint may come up); a
-    // permanent error ends the agent with exit code 3 so the orchestrator shows it.
-    let credentials = common::read_secret_retrying(&source, None)
-        .await
-        .map_err(|e: SecretError| Failure::Secret(e))?;
-    info!(
-        "using token endpoint {}",
-        endpoint.url(&credentials.tenant_id)
-    );
-    let store = Arc::new(CredentialStore::new(credentials, Box::new(source)));
+    let identity = match identity {
+        Identity::Secret(aws) => {
+            let source = common::secret_source(&aws).await?;
+            // Unreachable/throttled at start: keep retrying (the network or the endpoint may come up); a
+            // permanent error ends the agent with exit code 3 so the orchestrator shows it.
+            let credentials = common::read_secret_retrying(&source, None)
+                .await
+                .map_err(|e: SecretError| Failure::Secret(e))?;
+            info!(
+                "using token endpoint {}",
+                endpoint.url(&credentials.tenant_id)
+            );
+            CallerIdentity::Secret(Arc::new(CredentialStore::new(
+                credentials,
+                Box::new(source),
+            )))
+        }
+        Identity::Assertion(id) => {
+            // Nothing to read up front: each token request fetches its own assertion, and failures are
+            // retried by the refreshers and reported in /healthz and the 503 reason.
+            info!("using token endpoint {}", endpoint.url(&id.tenant_id));
+            CallerIdentity::Assertion(Arc::new(id))
+        }
+    };
     let names: Vec<String> = scopes.iter().map(|s| s.name.clone()).collect();
-    let cache = Arc::new(TokenCache::new(endpoint, store, scopes, retry));
+    let cache = Arc::new(TokenCache::with_identity(endpoint, identity, scopes, retry));
     state.set_cache(Arc::clone(&cache));
     for name in &names {
         tokio::spawn(Arc::clone(&cache).run_refresher(name.clone()));

@@ -2,6 +2,10 @@
 //! against the config file: a flag wins over the file, the file over the built-in default.
 
 use crate::config::{self, FileConfig};
+use crate::credential::{
+    load_sdk_config, AssertionIdentity, AssertionSource, CredentialConfig, FederationSource,
+    KmsCertificateSource,
+};
 use crate::exit::Failure;
 use crate::secret::{AwsSettings, Credentials, FieldReport, SecretError, SecretsManagerSource};
 use crate::token::backoff::{random_unit, Backoff};
@@ -57,6 +61,50 @@ pub fn load_file(args: &SecretArgs) -> Result<FileConfig, Failure> {
         Some(path) => config::load(path).map_err(Failure::Usage),
         None => Ok(FileConfig::default()),
     }
+}
+
+/// The `[credential]` table compiled (no table: the client secret at `secret_id`).
+pub fn credential_config(file: &FileConfig) -> Result<CredentialConfig, Failure> {
+    match &file.credential {
+        None => Ok(CredentialConfig::Secret),
+        Some(raw) => CredentialConfig::try_from(raw).map_err(Failure::Usage),
+    }
+}
+
+/// A secretless caller's identity: its app registration and the STS or KMS source of its assertions.
+/// `None` for the `secret` kind. Region and profile come from the flags, then the file, then the SDK chain.
+pub async fn assertion_identity(
+    config: &CredentialConfig,
+    args: &SecretArgs,
+    file: &FileConfig,
+    endpoint: &TokenEndpoint,
+) -> Option<AssertionIdentity> {
+    let region = args.region.clone().or_else(|| file.region.clone());
+    let profile = args.profile.clone().or_else(|| file.profile.clone());
+    let (app, source): (_, Box<dyn AssertionSource>) = match config {
+        CredentialConfig::Secret => return None,
+        CredentialConfig::AwsFederation(f) => {
+            let sdk = load_sdk_config(region.as_deref(), profile.as_deref()).await;
+            (&f.app, Box::new(FederationSource::new(&sdk, f)))
+        }
+        CredentialConfig::KmsCertificate(k) => {
+            let sdk = load_sdk_config(region.as_deref(), profile.as_deref()).await;
+            let aud = endpoint.url(&k.app.tenant_id);
+            (&k.app, Box::new(KmsCertificateSource::new(&sdk, k, aud)))
+        }
+    };
+    info!(
+        "credential {}: client {} in tenant {}, assertions from {} (no client secret)",
+        source.kind(),
+        app.client_id,
+        app.tenant_id,
+        source.describe()
+    );
+    Some(AssertionIdentity {
+        client_id: app.client_id.clone(),
+        tenant_id: app.tenant_id.clone(),
+        source,
+    })
 }
 
 /// Secret location from flags, then the file.

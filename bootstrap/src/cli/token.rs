@@ -6,6 +6,7 @@ use crate::config;
 use crate::exit::Failure;
 use crate::secret::CredentialStore;
 use crate::text::duration as dur;
+use crate::token::cache::CallerIdentity;
 use crate::token::{timing, TokenCache};
 use base64::Engine;
 use clap::Args;
@@ -35,8 +36,8 @@ pub struct TokenArgs {
 
 pub async fn run(args: TokenArgs) -> Result<(), Failure> {
     let file = common::load_file(&args.secret)?;
-    let aws = common::aws_settings(&args.secret, &file)?;
     let (endpoint, retry) = common::idp_settings(&args.idp, &file)?;
+    let credential = common::credential_config(&file)?;
     let spec = match (&args.scope, file.scopes.as_slice()) {
         (Some(s), _) => s.clone(),
         (None, [only]) => only.clone(),
@@ -52,15 +53,32 @@ pub async fn run(args: TokenArgs) -> Result<(), Failure> {
         }
     };
     let scope = config::parse_scope_spec(&spec).map_err(Failure::Usage)?;
-    let source = common::secret_source(&aws).await?;
-    let (credentials, _) = common::read_secret(&source).await?;
-    crate::info!(
-        "requesting token for {} from {}",
-        scope.scope,
-        endpoint.url(&credentials.tenant_id)
-    );
-    let store = Arc::new(CredentialStore::new(credentials, Box::new(source)));
-    let cache = TokenCache::new(endpoint, store, vec![scope.clone()], retry);
+    let identity =
+        match common::assertion_identity(&credential, &args.secret, &file, &endpoint).await {
+            Some(id) => {
+                crate::info!(
+                    "requesting token for {} from {}",
+                    scope.scope,
+                    endpoint.url(&id.tenant_id)
+                );
+                CallerIdentity::Assertion(Arc::new(id))
+            }
+            None => {
+                let aws = common::aws_settings(&args.secret, &file)?;
+                let source = common::secret_source(&aws).await?;
+                let (credentials, _) = common::read_secret(&source).await?;
+                crate::info!(
+                    "requesting token for {} from {}",
+                    scope.scope,
+                    endpoint.url(&credentials.tenant_id)
+                );
+                CallerIdentity::Secret(Arc::new(CredentialStore::new(
+                    credentials,
+                    Box::new(source),
+                )))
+            }
+        };
+    let cache = TokenCache::with_identity(endpoint, identity, vec![scope.clone()], retry);
     let token = cache
         .get(&scope.name, args.max_attempts)
         .await

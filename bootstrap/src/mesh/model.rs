@@ -147,13 +147,34 @@ pub enum RawFailurePolicy {
     FailOpen,
 }
 
+/// How a caller proves its identity to Entra: exactly one of `secret`, `aws_federation`, `kms_certificate`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
     /// `aws-secretsmanager:<secret-id>`.
     pub secret: Option<String>,
-    /// AWS region of the secret.
+    /// No secret: STS `GetWebIdentityToken` as the client assertion (Entra federated credential).
+    pub aws_federation: Option<RawAwsFederation>,
+    /// No secret: a certificate whose private key is in KMS signs the client assertion.
+    pub kms_certificate: Option<RawKmsCertificate>,
+    /// AWS region of the secret, of STS or of the KMS key.
     pub region: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawAwsFederation {
+    /// Audience of the STS token; must equal the federated credential's. Default `api://AzureADTokenExchange`.
+    pub audience: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawKmsCertificate {
+    /// KMS key id, ARN or alias of an RSA SIGN_VERIFY key. Required.
+    pub key_id: Option<String>,
+    /// Path, on the caller's host, of the certificate registered on the app (PEM). Required.
+    pub certificate: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

@@ -115,12 +115,34 @@ pub struct Sidecar {
     pub ca_file: String,
 }
 
-/// A caller's client credentials in AWS Secrets Manager.
+/// How a caller authenticates to Entra, and the AWS region of what it uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Identity {
-    pub secret_id: String,
+    pub credential: CallerCredential,
     pub region: String,
+}
+
+/// The agent's credential kind (`bootstrap agent`'s `[credential]`, bootstrap/src/credential).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallerCredential {
+    /// Client secret in Secrets Manager.
+    Secret { secret_id: String },
+    /// STS `GetWebIdentityToken` federated into Entra.
+    AwsFederation { audience: String },
+    /// A KMS-held key signing certificate assertions.
+    KmsCertificate { key_id: String, certificate: String },
+}
+
+impl CallerCredential {
+    pub fn kind(&self) -> crate::credential::CredentialKind {
+        use crate::credential::CredentialKind;
+        match self {
+            CallerCredential::Secret { .. } => CredentialKind::Secret,
+            CallerCredential::AwsFederation { .. } => CredentialKind::AwsFederation,
+            CallerCredential::KmsCertificate { .. } => CredentialKind::KmsCertificate,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,6 +8,9 @@ use super::policy::{Access, MeshPolicy, Unmatched};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
     pub caller: String,
+    /// How the caller authenticates (`secret`, `aws-federation`, `kms-certificate`); `-` for no one in
+    /// particular.
+    pub credential: String,
     pub callee: String,
     pub methods: String,
     pub route: String,
@@ -20,6 +23,10 @@ pub fn rows(policy: &MeshPolicy) -> Vec<Row> {
     for callee in policy.services() {
         for rule in &callee.rules {
             let row = |caller: String, requires: String| Row {
+                credential: policy
+                    .service(&caller)
+                    .and_then(|s| s.identity.as_ref())
+                    .map_or_else(|| "-".into(), |i| i.credential.kind().to_string()),
                 caller,
                 callee: callee.name.clone(),
                 methods: rule.methods_display(),
@@ -64,6 +71,7 @@ pub fn rows(policy: &MeshPolicy) -> Vec<Row> {
         if callee.is_callee() {
             rows.push(Row {
                 caller: "(anyone)".into(),
+                credential: "-".into(),
                 callee: callee.name.clone(),
                 methods: methods.into(),
                 route: route.into(),
@@ -78,6 +86,7 @@ pub fn rows(policy: &MeshPolicy) -> Vec<Row> {
 pub fn render(policy: &MeshPolicy) -> String {
     let header = Row {
         caller: "CALLER".into(),
+        credential: "CREDENTIAL".into(),
         callee: "CALLEE".into(),
         methods: "METHODS".into(),
         route: "ROUTE".into(),
@@ -85,8 +94,9 @@ pub fn render(policy: &MeshPolicy) -> String {
     };
     let all: Vec<Row> = std::iter::once(header).chain(rows(policy)).collect();
     let width = |get: fn(&Row) -> &str| all.iter().map(|r| get(r).len()).max().unwrap_or(0);
-    let (w_caller, w_callee, w_methods, w_route) = (
+    let (w_caller, w_credential, w_callee, w_methods, w_route) = (
         width(|r| r.caller.as_str()),
+        width(|r| r.credential.as_str()),
         width(|r| r.callee.as_str()),
         width(|r| r.methods.as_str()),
         width(|r| r.route.as_str()),
@@ -95,8 +105,8 @@ pub fn render(policy: &MeshPolicy) -> String {
     for (i, r) in all.iter().enumerate() {
         let arrow = if i == 0 { "  " } else { "->" };
         let line = format!(
-            "{:<w_caller$} {arrow} {:<w_callee$}  {:<w_methods$}  {:<w_route$}  {}",
-            r.caller, r.callee, r.methods, r.route, r.requires
+            "{:<w_caller$}  {:<w_credential$} {arrow} {:<w_callee$}  {:<w_methods$}  {:<w_route$}  {}",
+            r.caller, r.credential, r.callee, r.methods, r.route, r.requires
         );
         out.push_str(line.trim_end());
         out.push('\n');

@@ -9,8 +9,8 @@ use super::model::{
     RawCloud, RawFailurePolicy, RawIdentity, RawIdentityProvider, RawMesh, RawService, RawUnmatched,
 };
 use super::policy::{
-    Access, Application, Authority, Cloud, FailurePolicy, Identity, IdentityProvider, MeshPolicy,
-    Ports, Service, Sidecar, Unmatched,
+    Access, Application, Authority, CallerCredential, Cloud, FailurePolicy, Identity,
+    IdentityProvider, MeshPolicy, Ports, Service, Sidecar, Unmatched,
 };
 use super::rules;
 use entragate_core::guid::is_guid;
@@ -485,39 +485,60 @@ fn sidecar(raw: super::model::RawSidecar, base: &str, f: &mut Findings) -> Sidec
 }
 
 fn identity(raw: RawIdentity, path: &str, f: &mut Findings) -> Option<Identity> {
-    let secret_id = match raw.secret.as_deref() {
-        None => {
+    let credential = match (&raw.secret, &raw.aws_federation, &raw.kms_certificate) {
+        (Some(s), None, None) => secret_credential(s, path, f),
+        (None, Some(fed), None) => Some(CallerCredential::AwsFederation {
+            audience: nonblank(
+                fed.audience.as_deref(),
+                &format!("{path}.aws_federation.audience"),
+                f,
+            )
+            .unwrap_or_else(|| crate::credential::config::DEFAULT_FEDERATION_AUDIENCE.into()),
+        }),
+        (None, None, Some(kms)) => {
+            let key_id = required_nonblank(
+                kms.key_id.as_deref(),
+                &format!("{path}.kms_certificate.key_id"),
+                f,
+            );
+            let certificate = required_nonblank(
+                kms.certificate.as_deref(),
+                &format!("{path}.kms_certificate.certificate"),
+                f,
+            );
+            Some(CallerCredential::KmsCertificate {
+                key_id: key_id?,
+                certificate: certificate?,
+            })
+        }
+        (None, None, None) => {
             f.error(
                 format!("{path}.secret"),
-                "required: aws-secretsmanager:<secret-id>",
+                "required: aws-secretsmanager:<secret-id>, or aws_federation / kms_certificate for a caller with no secret",
             );
             None
         }
-        Some(s) => match s.strip_prefix(SECRET_SCHEME) {
-            Some(id) if !id.trim().is_empty() && !id.contains(char::is_whitespace) => {
-                Some(id.to_string())
-            }
-            Some(_) => {
-                f.error(
-                    format!("{path}.secret"),
-                    "the secret id after `aws-secretsmanager:` is empty or contains whitespace",
-                );
-                None
-            }
-            None => {
-                f.error(
-                    format!("{path}.secret"),
-                    format!("`{s}` is not a supported secret reference: expected aws-secretsmanager:<secret-id>"),
-                );
-                None
-            }
-        },
+        _ => {
+            f.error(
+                path.to_string(),
+                "give exactly one of secret, aws_federation and kms_certificate",
+            );
+            None
+        }
     };
+    if matches!(credential, Some(CallerCredential::Secret { .. })) {
+        // Entra recommends certificates or federated credentials over secrets for workloads.
+        f.warn(
+            format!("{path}.secret"),
+            "a client secret can leak and must be rotated; aws_federation or kms_certificate need no secret \
+             (docs/deploy.md, \"Secretless callers\")",
+        );
+    }
     let region = match raw.region.as_deref() {
         None => {
             f.error(
                 format!("{path}.region"),
-                "required: the AWS region of the secret, e.g. us-east-1",
+                "required: the AWS region of the secret, STS or the KMS key, e.g. us-east-1",
             );
             None
         }
@@ -537,9 +558,49 @@ fn identity(raw: RawIdentity, path: &str, f: &mut Findings) -> Option<Identity> 
         }
     };
     Some(Identity {
-        secret_id: secret_id?,
+        credential: credential?,
         region: region?,
     })
+}
+
+/// `Some(value)` when present and without whitespace; an error naming `path` otherwise.
+fn nonblank(value: Option<&str>, path: &str, f: &mut Findings) -> Option<String> {
+    let v = value?;
+    if v.trim().is_empty() || v.contains(char::is_whitespace) {
+        f.error(path.to_string(), "must not be empty or contain whitespace");
+        return None;
+    }
+    Some(v.to_string())
+}
+
+fn required_nonblank(value: Option<&str>, path: &str, f: &mut Findings) -> Option<String> {
+    if value.is_none() {
+        f.error(path.to_string(), "required");
+    }
+    nonblank(value, path, f)
+}
+
+fn secret_credential(s: &str, path: &str, f: &mut Findings) -> Option<CallerCredential> {
+    let secret_id = match s.strip_prefix(SECRET_SCHEME) {
+        Some(id) if !id.trim().is_empty() && !id.contains(char::is_whitespace) => {
+            Some(id.to_string())
+        }
+        Some(_) => {
+            f.error(
+                format!("{path}.secret"),
+                "the secret id after `aws-secretsmanager:` is empty or contains whitespace",
+            );
+            None
+        }
+        None => {
+            f.error(
+                    format!("{path}.secret"),
+                    format!("`{s}` is not a supported secret reference: expected aws-secretsmanager:<secret-id>"),
+                );
+            None
+        }
+    };
+    secret_id.map(|secret_id| CallerCredential::Secret { secret_id })
 }
 
 /// Adds to each service's explicit `calls` every service whose rules name it, checks callers have a secret
@@ -592,7 +653,7 @@ fn resolve_destinations(services: &mut [Service], f: &mut Findings) {
             f.error(
                 format!("services.{}.identity", service.name),
                 format!(
-                    "`{}` calls {}{why} but has no `identity.secret`: its sidecar could not obtain tokens",
+                    "`{}` calls {}{why} but has no `identity`: its sidecar could not obtain tokens",
                     service.name,
                     service.destinations.join(", ")
                 ),

@@ -5,6 +5,7 @@ use super::backoff::{random_unit, Backoff};
 use super::client::{FetchError, TokenEndpoint};
 use super::parse::EntraError;
 use super::Token;
+use crate::credential::{AssertionIdentity, AwsCallError, ClientAuth, CredentialKind};
 use crate::secret::{CredentialStore, SecretError};
 use crate::text::duration as dur;
 use crate::{debug, info, warn};
@@ -54,6 +55,38 @@ pub enum AcquireError {
         error: Box<EntraError>,
         secret: SecretError,
     },
+    /// STS or KMS could not produce a client assertion.
+    Assertion(AwsCallError),
+    /// Entra refused a client assertion (no matching federated credential, unregistered certificate…).
+    AssertionRejected {
+        kind: CredentialKind,
+        error: Box<EntraError>,
+    },
+}
+
+/// What to check for Entra's assertion errors (codes as Entra documents them).
+fn assertion_hint(kind: CredentialKind, aadsts: Option<u32>) -> &'static str {
+    match (kind, aadsts) {
+        (_, Some(700_211)) => {
+            "no federated identity credential on the app registration trusts this issuer: its Issuer must be \
+             the AWS account's outbound federation issuer URL, exactly"
+        }
+        (_, Some(700_212)) => {
+            "the federated identity credential's audience differs from the token's (credential.audience)"
+        }
+        (_, Some(700_213)) => {
+            "the federated identity credential's Subject must equal the token's sub claim (the IAM role ARN), \
+             case-sensitively"
+        }
+        (_, Some(70_021)) => "no federated identity credential matches the token's issuer, subject and audience",
+        (_, Some(700_024)) => "the assertion is outside its validity window: check this host's clock",
+        (CredentialKind::KmsCertificate, Some(700_027)) => {
+            "the certificate (x5t#S256) is not registered on the app registration, or the KMS key is not its key"
+        }
+        (_, Some(700_027)) => "the assertion's signature did not verify against the issuer's published keys",
+        (_, Some(700_016)) => "no such application in this tenant: check credential.client_id and tenant_id",
+        _ => "see the AADSTS code in Entra's error reference",
+    }
 }
 
 impl AcquireError {
@@ -62,7 +95,8 @@ impl AcquireError {
             AcquireError::Fetch(e) => e.is_transient(),
             // A Secrets Manager outage during a re-read is transient; a bad secret is not.
             AcquireError::Reread { secret, .. } => secret.is_transient(),
-            AcquireError::InvalidClient { .. } => false,
+            AcquireError::Assertion(e) => e.is_transient(),
+            AcquireError::InvalidClient { .. } | AcquireError::AssertionRejected { .. } => false,
         }
     }
 
@@ -90,6 +124,12 @@ impl fmt::Display for AcquireError {
             AcquireError::Reread { error, secret } => {
                 write!(f, "identity provider rejected the client credentials ({error}) and re-reading the secret failed: {secret}")
             }
+            AcquireError::Assertion(e) => write!(f, "cannot obtain a client assertion: {e}"),
+            AcquireError::AssertionRejected { kind, error } => write!(
+                f,
+                "identity provider rejected the {kind} client assertion: {error}; {}",
+                assertion_hint(*kind, error.aadsts)
+            ),
         }
     }
 }
@@ -135,18 +175,36 @@ fn write<T>(lock: &RwLock<T>, value: T) {
     *lock.write().unwrap_or_else(|p| p.into_inner()) = value;
 }
 
-/// Tokens for a fixed set of scopes, sharing one credential store and one endpoint.
+/// How the cache authenticates its token requests.
+pub enum CallerIdentity {
+    /// Client secret from Secrets Manager, re-read once on `invalid_client`.
+    Secret(Arc<CredentialStore>),
+    /// A fresh client assertion (STS federation JWT or KMS-signed certificate assertion) per request.
+    Assertion(Arc<AssertionIdentity>),
+}
+
+/// Tokens for a fixed set of scopes, sharing one caller identity and one endpoint.
 pub struct TokenCache {
     endpoint: TokenEndpoint,
-    credentials: Arc<CredentialStore>,
+    identity: CallerIdentity,
     slots: Vec<Arc<Slot>>,
     retry: RetryPolicy,
 }
 
 impl TokenCache {
+    /// A cache authenticating with the client secret in `credentials`.
     pub fn new(
         endpoint: TokenEndpoint,
         credentials: Arc<CredentialStore>,
+        scopes: Vec<ScopeConfig>,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self::with_identity(endpoint, CallerIdentity::Secret(credentials), scopes, retry)
+    }
+
+    pub fn with_identity(
+        endpoint: TokenEndpoint,
+        identity: CallerIdentity,
         scopes: Vec<ScopeConfig>,
         retry: RetryPolicy,
     ) -> Self {
@@ -165,7 +223,7 @@ impl TokenCache {
             .collect();
         TokenCache {
             endpoint,
-            credentials,
+            identity,
             slots,
             retry,
         }
@@ -175,8 +233,20 @@ impl TokenCache {
         self.slots.iter().map(|s| &s.cfg)
     }
 
-    pub fn credentials(&self) -> &Arc<CredentialStore> {
-        &self.credentials
+    /// The secret store, for the `secret` kind.
+    pub fn credentials(&self) -> Option<&Arc<CredentialStore>> {
+        match &self.identity {
+            CallerIdentity::Secret(store) => Some(store),
+            CallerIdentity::Assertion(_) => None,
+        }
+    }
+
+    /// `secret`, `aws-federation` or `kms-certificate`.
+    pub fn credential_kind(&self) -> CredentialKind {
+        match &self.identity {
+            CallerIdentity::Secret(_) => CredentialKind::Secret,
+            CallerIdentity::Assertion(id) => id.source.kind(),
+        }
     }
 
     /// Finds a configured scope by name, exact scope, or resource (`api://x` matches `api://x/.default`).
@@ -375,10 +445,58 @@ impl TokenCache {
         }
     }
 
-    /// One logical attempt: a request, plus (on `invalid_client`) one secret re-read and one more request.
+    /// One logical attempt with the cache's identity.
     async fn attempt(&self, slot: &Slot) -> Result<Token, AcquireError> {
-        let (generation, credentials) = self.credentials.current();
-        let error = match self.request(slot, &credentials).await {
+        match &self.identity {
+            CallerIdentity::Secret(store) => self.attempt_with_secret(slot, store).await,
+            CallerIdentity::Assertion(id) => self.attempt_with_assertion(slot, id).await,
+        }
+    }
+
+    /// A fresh assertion, then one request. Nothing to re-read on `invalid_client`: the next attempt gets a
+    /// new assertion anyway, so the refusal is reported with what to check.
+    async fn attempt_with_assertion(
+        &self,
+        slot: &Slot,
+        id: &AssertionIdentity,
+    ) -> Result<Token, AcquireError> {
+        let assertion = id
+            .source
+            .assertion()
+            .await
+            .map_err(AcquireError::Assertion)?;
+        debug!(
+            "{} client assertion obtained (sha256 {})",
+            id.source.kind(),
+            assertion.fingerprint
+        );
+        let auth = ClientAuth::Assertion(&assertion);
+        match self.request(slot, &id.client_id, &id.tenant_id, auth).await {
+            Ok(t) => Ok(t),
+            Err(FetchError::InvalidClient(error)) | Err(FetchError::Rejected(error))
+                if error.aadsts.is_some_and(is_assertion_code) || error.is_invalid_client() =>
+            {
+                Err(AcquireError::AssertionRejected {
+                    kind: id.source.kind(),
+                    error,
+                })
+            }
+            Err(e) => Err(AcquireError::Fetch(e)),
+        }
+    }
+
+    /// A request, plus (on `invalid_client`) one secret re-read and one more request.
+    async fn attempt_with_secret(
+        &self,
+        slot: &Slot,
+        store: &CredentialStore,
+    ) -> Result<Token, AcquireError> {
+        let (generation, credentials) = store.current();
+        let secret = ClientAuth::Secret(credentials.client_secret());
+        let error = match self
+            .request(slot, &credentials.client_id, &credentials.tenant_id, secret)
+            .await
+        {
             Ok(t) => return Ok(t),
             Err(FetchError::InvalidClient(error)) => error,
             Err(e) => return Err(AcquireError::Fetch(e)),
@@ -388,7 +506,7 @@ impl TokenCache {
             error.error,
             error.aadsts.map(|c| format!(" AADSTS{c}")).unwrap_or_default()
         );
-        let reloaded = match self.credentials.reload_after(generation).await {
+        let reloaded = match store.reload_after(generation).await {
             Ok(r) => r,
             Err(secret) => return Err(AcquireError::Reread { error, secret }),
         };
@@ -406,7 +524,12 @@ impl TokenCache {
                 .as_deref()
                 .unwrap_or("unknown")
         );
-        match self.request(slot, &reloaded.credentials).await {
+        let fresh = &reloaded.credentials;
+        let secret = ClientAuth::Secret(fresh.client_secret());
+        match self
+            .request(slot, &fresh.client_id, &fresh.tenant_id, secret)
+            .await
+        {
             Ok(t) => Ok(t),
             Err(FetchError::InvalidClient(error)) => Err(AcquireError::InvalidClient {
                 error,
@@ -419,15 +542,20 @@ impl TokenCache {
     async fn request(
         &self,
         slot: &Slot,
-        credentials: &crate::secret::Credentials,
+        client_id: &str,
+        tenant: &str,
+        auth: ClientAuth<'_>,
     ) -> Result<Token, FetchError> {
         slot.requests.fetch_add(1, Ordering::Relaxed);
         debug!(
             "requesting token for {} from {}",
             slot.cfg.scope,
-            self.endpoint.url(&credentials.tenant_id)
+            self.endpoint.url(tenant)
         );
-        let response = self.endpoint.request(credentials, &slot.cfg.scope).await?;
+        let response = self
+            .endpoint
+            .request_as(client_id, tenant, auth, &slot.cfg.scope)
+            .await?;
         Ok(Token::from_response(
             &slot.cfg.scope,
             response,
@@ -435,4 +563,12 @@ impl TokenCache {
             SystemTime::now(),
         ))
     }
+}
+
+/// Entra's client-assertion error codes (federated credential matching, validity window, signature, replay).
+fn is_assertion_code(code: u32) -> bool {
+    matches!(
+        code,
+        50_013 | 50_027 | 70_021 | 700_024 | 700_027 | 700_211 | 700_212 | 700_213
+    )
 }

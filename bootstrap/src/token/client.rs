@@ -2,6 +2,7 @@
 
 use super::backoff::parse_retry_after;
 use super::parse::{parse_response, EntraError, ResponseError, TokenResponse, MAX_BODY_BYTES};
+use crate::credential::{ClientAuth, JWT_BEARER_ASSERTION_TYPE};
 use crate::secret::Credentials;
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -143,21 +144,44 @@ impl TokenEndpoint {
         format!("{}/{tenant}/oauth2/v2.0/token", self.authority)
     }
 
-    /// Performs one request for `scope` (`api://…/.default`).
+    /// Performs one request for `scope` (`api://…/.default`) with a client secret.
     pub async fn request(
         &self,
         credentials: &Credentials,
         scope: &str,
     ) -> Result<TokenResponse, FetchError> {
-        let form = [
+        self.request_as(
+            &credentials.client_id,
+            &credentials.tenant_id,
+            ClientAuth::Secret(credentials.client_secret()),
+            scope,
+        )
+        .await
+    }
+
+    /// Performs one request for `scope` as `client_id` of `tenant`, authenticated by `auth`.
+    pub async fn request_as(
+        &self,
+        client_id: &str,
+        tenant: &str,
+        auth: ClientAuth<'_>,
+        scope: &str,
+    ) -> Result<TokenResponse, FetchError> {
+        let mut form = vec![
             ("grant_type", "client_credentials"),
-            ("client_id", credentials.client_id.as_str()),
-            ("client_secret", credentials.client_secret()),
+            ("client_id", client_id),
             ("scope", scope),
         ];
+        match auth {
+            ClientAuth::Secret(secret) => form.push(("client_secret", secret)),
+            ClientAuth::Assertion(assertion) => {
+                form.push(("client_assertion_type", JWT_BEARER_ASSERTION_TYPE));
+                form.push(("client_assertion", assertion.expose()));
+            }
+        }
         let response = self
             .http
-            .post(self.url(&credentials.tenant_id))
+            .post(self.url(tenant))
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form)
             .send()

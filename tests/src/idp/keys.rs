@@ -92,6 +92,55 @@ impl SigningKey {
             .to_vec()
     }
 
+    /// A certificate for another party's RSA public key (SubjectPublicKeyInfo DER, e.g. from KMS
+    /// `GetPublicKey`), issued by this key acting as a CA: what a caller registers in Entra when its private
+    /// key lives in KMS.
+    pub fn issue_certificate(
+        &self,
+        subject_cn: &str,
+        subject_spki_der: &[u8],
+    ) -> anyhow::Result<Vec<u8>> {
+        use rsa::pkcs8::DecodePublicKey as _;
+        let public = RsaPublicKey::from_public_key_der(subject_spki_der)
+            .context("the subject key is not an RSA SubjectPublicKeyInfo")?;
+        let subject = SubjectKey {
+            pkcs1: public
+                .to_pkcs1_der()
+                .context("encoding subject key")?
+                .into_vec(),
+        };
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "entragate test CA");
+        let issuer = rcgen::Issuer::new(ca, CertSigner::new(&self.private)?);
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, subject_cn);
+        params.serial_number = Some(random_serial());
+        let cert = params
+            .signed_by(&subject, &issuer)
+            .context("issuing certificate")?;
+        Ok(cert.der().to_vec())
+    }
+
+    /// PS256 (RSASSA-PSS, SHA-256, salt = hash length) signature over `message`: what a caller's
+    /// certificate assertion carries.
+    pub fn sign_ps256(&self, message: &[u8]) -> Vec<u8> {
+        use rsa::signature::RandomizedSigner as _;
+        rsa::pss::SigningKey::<Sha256>::new(self.private.clone())
+            .sign_with_rng(&mut rand::thread_rng(), message)
+            .to_vec()
+    }
+
+    /// SubjectPublicKeyInfo DER of the public key.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        self.public_key()
+            .to_public_key_der()
+            .map(|d| d.as_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
     /// The JWKS entry, shaped like Entra's (`issuer` is the per-key issuer
     /// Entra adds; there is no `alg`).
     pub fn jwk(&self, issuer: &str) -> Value {
@@ -124,11 +173,7 @@ fn self_signed_cert(private: &RsaPrivateKey) -> anyhow::Result<Vec<u8>> {
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "accounts.entragate.test");
-    // A positive random serial (rcgen only invents one with a crypto backend).
-    let mut serial = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut serial);
-    serial[0] &= 0x7f;
-    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    params.serial_number = Some(random_serial());
     let cert = params
         .self_signed(&signer)
         .context("self-signing certificate")?;
@@ -170,5 +215,28 @@ impl rcgen::PublicKeyData for CertSigner {
 impl rcgen::SigningKey for CertSigner {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         Ok(self.key.sign(msg).to_vec())
+    }
+}
+
+/// A positive random serial (rcgen only invents one with a crypto backend).
+fn random_serial() -> rcgen::SerialNumber {
+    let mut serial = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut serial);
+    serial[0] &= 0x7f;
+    rcgen::SerialNumber::from_slice(&serial)
+}
+
+/// The public half of a key held elsewhere (KMS): rcgen needs only its PKCS#1 bytes.
+struct SubjectKey {
+    pkcs1: Vec<u8>,
+}
+
+impl rcgen::PublicKeyData for SubjectKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.pkcs1
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
     }
 }

@@ -18,6 +18,7 @@
 //! at [`Idp::base_url`]).
 
 mod claims;
+mod client_assertion;
 mod errors;
 mod faults;
 pub mod ids;
@@ -36,8 +37,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use faults::{Endpoint, Fault};
+pub(crate) use keypool::next_key;
 pub use keys::SigningKey;
-pub use model::{ApiApp, ClientApp, TokenVersion};
+pub use model::{ApiApp, ClientApp, FederatedCredential, TokenVersion};
 pub use random::{now as unix_now, uuid as random_uuid};
 pub use state::TokenRequest;
 pub use token::{Signature, TokenBuilder};
@@ -112,6 +114,7 @@ impl IdpBuilder {
             counters: RequestCounters::default(),
             token_log: Mutex::default(),
             issued: Mutex::default(),
+            seen_jti: Mutex::default(),
             base_url: OnceLock::new(),
         });
         let server = Server::start_on(
@@ -239,6 +242,34 @@ impl Idp {
             .clients
             .retain(|c| c.client_id != client.client_id);
         directory.clients.push(client);
+    }
+
+    /// Adds a federated identity credential to the app `client_id`.
+    pub fn add_federated_credential(&self, client_id: &str, credential: FederatedCredential) {
+        lock(&self.state.directory)
+            .federated
+            .push((client_id.to_string(), credential));
+    }
+
+    /// Removes every federated identity credential of `client_id` (revokes the federation).
+    pub fn remove_federated_credentials(&self, client_id: &str) {
+        lock(&self.state.directory)
+            .federated
+            .retain(|(c, _)| c != client_id);
+    }
+
+    /// Registers a certificate (DER) on the app `client_id`.
+    pub fn add_certificate(&self, client_id: &str, cert_der: &[u8]) {
+        lock(&self.state.directory)
+            .certificates
+            .push((client_id.to_string(), cert_der.to_vec()));
+    }
+
+    /// Removes every certificate of `client_id`.
+    pub fn remove_certificates(&self, client_id: &str) {
+        lock(&self.state.directory)
+            .certificates
+            .retain(|(c, _)| c != client_id);
     }
 
     /// Lifetime of tokens from the token endpoint (`expires_in`) and the

@@ -96,6 +96,26 @@ impl fmt::Debug for ClientApp {
     }
 }
 
+/// A federated identity credential on an app registration: Entra exchanges a token from `issuer` whose
+/// `sub` and `aud` match exactly (case-sensitive) for an access token of the app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FederatedCredential {
+    pub issuer: String,
+    pub subject: String,
+    /// `api://AzureADTokenExchange` for Entra ID.
+    pub audiences: Vec<String>,
+}
+
+impl FederatedCredential {
+    pub fn new(issuer: &str, subject: &str) -> FederatedCredential {
+        FederatedCredential {
+            issuer: issuer.to_string(),
+            subject: subject.to_string(),
+            audiences: vec!["api://AzureADTokenExchange".to_string()],
+        }
+    }
+}
+
 /// Mutable IdP settings.
 #[derive(Clone, Debug)]
 pub(crate) struct Directory {
@@ -109,6 +129,10 @@ pub(crate) struct Directory {
     pub refresh_in: Option<Duration>,
     pub apis: Vec<ApiApp>,
     pub clients: Vec<ClientApp>,
+    /// Federated identity credentials: `(client id, credential)`.
+    pub federated: Vec<(String, FederatedCredential)>,
+    /// Registered certificates (DER): `(client id, certificate)`.
+    pub certificates: Vec<(String, Vec<u8>)>,
 }
 
 impl Directory {
@@ -133,6 +157,8 @@ impl Directory {
                     vec![ids::CLIENT_ROLE.to_string()],
                 )],
             }],
+            federated: Vec::new(),
+            certificates: Vec::new(),
         }
     }
 

@@ -50,7 +50,7 @@ impl Handler for IdpHandler {
         match endpoint {
             Endpoint::Discovery => self.discovery(&tenant),
             Endpoint::Jwks => self.jwks(&tenant),
-            Endpoint::Token => token_endpoint::handle(&self.state, &tenant, &request),
+            Endpoint::Token => token_endpoint::handle(&self.state, &tenant, &request).await,
         }
     }
 }

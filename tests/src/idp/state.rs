@@ -79,6 +79,8 @@ pub(crate) struct State {
     pub token_log: Mutex<Vec<TokenRequest>>,
     /// Every access token the token endpoint issued (for leak checks).
     pub issued: Mutex<Vec<String>>,
+    /// `jti`s of certificate assertions already used (replay refused).
+    pub seen_jti: Mutex<std::collections::HashSet<String>>,
     /// `http://127.0.0.1:<port>`, set once the socket is bound.
     pub base_url: OnceLock<String>,
 }

@@ -22,9 +22,14 @@ struct Form {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
     scope: Option<String>,
     auth_method: &'static str,
 }
+
+/// RFC 7523 `client_assertion_type`, the only one Entra accepts.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 impl Form {
     fn parse(request: &HttpRequest) -> Form {
@@ -32,6 +37,8 @@ impl Form {
             grant_type: None,
             client_id: None,
             client_secret: None,
+            client_assertion_type: None,
+            client_assertion: None,
             scope: None,
             auth_method: "none",
         };
@@ -42,10 +49,14 @@ impl Form {
                 "client_id" => form.client_id = value,
                 "client_secret" => form.client_secret = value,
                 "scope" => form.scope = value,
+                "client_assertion_type" => form.client_assertion_type = value,
+                "client_assertion" => form.client_assertion = value,
                 _ => {}
             }
         }
-        if form.client_secret.is_some() {
+        if form.client_assertion.is_some() {
+            form.auth_method = "private_key_jwt";
+        } else if form.client_secret.is_some() {
             form.auth_method = "client_secret_post";
         } else if let Some((id, secret)) = basic_credentials(request) {
             form.auth_method = "client_secret_basic";
@@ -69,7 +80,7 @@ fn basic_credentials(request: &HttpRequest) -> Option<(String, String)> {
     Some((unescape(id)?, unescape(secret)?))
 }
 
-pub(crate) fn handle(state: &Arc<State>, tenant: &str, request: &HttpRequest) -> Reply {
+pub(crate) async fn handle(state: &Arc<State>, tenant: &str, request: &HttpRequest) -> Reply {
     let form = Form::parse(request);
     let directory = lock(&state.directory).clone();
     let tenant = if directory
@@ -84,8 +95,11 @@ pub(crate) fn handle(state: &Arc<State>, tenant: &str, request: &HttpRequest) ->
     };
     let client_request_id = request.header("client-request-id").map(str::to_string);
 
-    let reply = match require_post(request).and_then(|()| issue(state, &directory, &tenant, &form))
-    {
+    let outcome = match require_post(request) {
+        Ok(()) => issue(state, &directory, &tenant, &form).await,
+        Err(e) => Err(e),
+    };
+    let reply = match outcome {
         Ok(body) => Reply::json_with(
             StatusCode::OK,
             &[
@@ -116,7 +130,7 @@ pub(crate) fn handle(state: &Arc<State>, tenant: &str, request: &HttpRequest) ->
     reply
 }
 
-fn issue(
+async fn issue(
     state: &State,
     directory: &Directory,
     tenant: &str,
@@ -138,12 +152,27 @@ fn issue(
         .iter()
         .find(|c| c.client_id.eq_ignore_ascii_case(client_id))
         .ok_or_else(|| EntraError::unknown_client(client_id, tenant))?;
-    let secret = form
-        .client_secret
-        .as_deref()
-        .ok_or_else(EntraError::missing_secret)?;
-    if !constant_time_eq(secret.as_bytes(), client.secret.as_bytes()) {
-        return Err(EntraError::bad_secret(client_id));
+    match (&form.client_assertion, &form.client_secret) {
+        (Some(assertion), None) => {
+            if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
+                return Err(EntraError::missing_parameter("client_assertion_type"));
+            }
+            let token_endpoint = format!("{}/{tenant}/oauth2/v2.0/token", state.base_url());
+            super::client_assertion::verify(
+                directory,
+                client_id,
+                &token_endpoint,
+                assertion,
+                &state.seen_jti,
+            )
+            .await?;
+        }
+        (None, Some(secret)) => {
+            if !constant_time_eq(secret.as_bytes(), client.secret.as_bytes()) {
+                return Err(EntraError::bad_secret(client_id));
+            }
+        }
+        _ => return Err(EntraError::missing_secret()),
     }
     let scope = form
         .scope

@@ -4,6 +4,7 @@
 
 mod echo;
 mod envoy;
+mod idp_assertions;
 mod idp_discovery;
 mod idp_faults;
 mod idp_keys;

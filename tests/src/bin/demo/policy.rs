@@ -40,7 +40,16 @@ pub fn read(path: &std::path::Path) -> anyhow::Result<FintechIds> {
             .clone()
             .context("mesh.yaml: fraud-detector has no app_id_uri")?,
         processor_client_id: processor.application.client_id.clone(),
-        processor_secret_id: identity.secret_id.clone(),
+        // The demo's caller keeps the seed's Secrets Manager path.
+        processor_secret_id: match &identity.credential {
+            entragate_bootstrap::mesh::policy::CallerCredential::Secret { secret_id } => {
+                secret_id.clone()
+            }
+            other => anyhow::bail!(
+                "mesh.yaml: the demo's transaction-processor must use a secret, not {}",
+                other.kind()
+            ),
+        },
         processor_region: identity.region.clone(),
         impostor_client_id: service("reporting")?.application.client_id.clone(),
     })
