@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use entragate_tests::moto::Moto;
+use entragate_tests::sts::{Sts, DEFAULT_ROLE_ARN};
 use entragate_tests::{
-    free_port, random_uuid, repo_root, ApiApp, ClientApp, Envoy, Idp, Rotation, TemplateVars,
-    TokenVersion,
+    free_port, random_uuid, repo_root, ApiApp, ClientApp, Envoy, FederatedCredential, Idp,
+    Rotation, TemplateVars, TokenVersion,
 };
 use serde_json::{json, Value};
 
@@ -26,6 +27,7 @@ impl Verdicts {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Ports {
     fd_inbound: u16,
     fd_app: u16,
@@ -396,6 +398,19 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         &format!("the Fraud Detector's sidecar let {allowed} requests through (the 3 legitimate ones) and refused {denied}"),
     );
 
+    println!("\n6. A Transaction Processor with no secret anywhere: its agent federates its AWS workload identity into Entra");
+    let secretless = secretless_caller(&policy_path, &ids, &idp, &ports, &wasm, dir.path()).await?;
+    verdicts.check(
+        secretless.ok,
+        &format!(
+            "{} {} for a second Transaction Processor whose agent read no secret: it sent the STS web-identity token as its client assertion ({} token request(s) by private_key_jwt, none with a client secret); the Fraud Detector saw caller {}",
+            secretless.status,
+            secretless.decision,
+            secretless.assertion_requests,
+            secretless.caller,
+        ),
+    );
+
     if keep_running && verdicts.all_ok {
         println!("\nEverything keeps running; try:");
         println!("  curl -s -X POST http://{tp_addr}/transactions -H 'content-type: application/json' -d '{{\"amount\":99.9,\"currency\":\"EUR\"}}'");
@@ -405,6 +420,141 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
     }
     drop(agent);
     Ok(verdicts.all_ok)
+}
+
+/// What step 6 saw.
+struct Secretless {
+    ok: bool,
+    status: u16,
+    decision: String,
+    caller: String,
+    assertion_requests: usize,
+    /// Kept alive until the demo ends.
+    _children: (children::Running, children::Running, Envoy, Sts),
+}
+
+/// Step 6: the same Transaction Processor, rendered from the same policy but with `identity.aws_federation`
+/// instead of a Secrets Manager secret. Its agent is given no Secrets Manager at all: it asks the (local) STS
+/// for a web-identity token and sends it to the IdP as the client assertion, which the IdP checks against the
+/// federated credential registered on the app (issuer, subject, audience, the issuer's JWKS).
+async fn secretless_caller(
+    policy_path: &Path,
+    ids: &FintechIds,
+    idp: &Idp,
+    ports: &Ports,
+    wasm: &Path,
+    dir: &Path,
+) -> anyhow::Result<Secretless> {
+    let sts = Sts::start().context("starting the local STS")?;
+    idp.add_federated_credential(
+        &ids.processor_client_id,
+        FederatedCredential::new(&sts.issuer(), DEFAULT_ROLE_ARN),
+    );
+    let dir = dir.join("secretless");
+    std::fs::create_dir_all(&dir)?;
+    let policy = std::fs::read_to_string(policy_path)?;
+    let secret_line = format!("secret: aws-secretsmanager:{}", ids.processor_secret_id);
+    anyhow::ensure!(
+        policy.contains(&secret_line),
+        "{} no longer has `{secret_line}`",
+        policy_path.display()
+    );
+    let variant = dir.join("mesh.yaml");
+    std::fs::write(&variant, policy.replace(&secret_line, "aws_federation: {}"))?;
+    // The Fraud Detector's ports stay; the second caller gets its own.
+    let own = Ports {
+        tp_outbound: free_port()?,
+        tp_admin: free_port()?,
+        agent: free_port()?,
+        ..*ports
+    };
+    let mut args = vec![
+        "render".to_string(),
+        "--policy".to_string(),
+        variant.display().to_string(),
+        "--service".to_string(),
+        "transaction-processor".to_string(),
+        "--format".to_string(),
+        "envoy".to_string(),
+        "--wasm".to_string(),
+        wasm.display().to_string(),
+        "--set".to_string(),
+        format!(
+            "services.transaction-processor.sidecar.agent_key_file={}",
+            dir.join("agent-key").display()
+        ),
+        "--out".to_string(),
+        dir.display().to_string(),
+    ];
+    args.extend(own.overrides(idp.port()));
+    children::bootstrap(&args)?;
+    // The rendered agent config ends with its `[credential]` table; on this machine the STS is local
+    // (`endpoint_url`, as `--set` points the IdP at a local one). In AWS the regional STS is the default.
+    let agent_config = dir.join("transaction-processor.bootstrap.toml");
+    let rendered = std::fs::read_to_string(&agent_config)?;
+    anyhow::ensure!(
+        rendered.contains("kind = \"aws-federation\""),
+        "the rendered agent config has no aws-federation credential:\n{rendered}"
+    );
+    std::fs::write(
+        &agent_config,
+        format!("{rendered}endpoint_url = \"{}\"\n", sts.endpoint()),
+    )?;
+    let requests_before = idp.token_requests().len();
+    // The agent's only AWS endpoint is the STS: there is no Secrets Manager it could read a secret from.
+    let mut agent = children::start_agent(&agent_config, &sts.endpoint(), &dir)?;
+    children::wait_healthy(
+        &mut agent,
+        &format!("http://127.0.0.1:{}/healthz", own.agent),
+        Duration::from_secs(30),
+    )
+    .await?;
+    let envoy = start_envoy(&dir.join("transaction-processor.envoy.yaml")).await?;
+    let (app, addr) = children::start_app(
+        "transaction-processor",
+        &[
+            "--listen".to_string(),
+            "127.0.0.1:0".to_string(),
+            "--fraud-detector-url".to_string(),
+            format!("http://127.0.0.1:{}", own.tp_outbound),
+        ],
+        &dir,
+    )?;
+    let response = entragate_tests::http_client()
+        .post(format!("http://{addr}/transactions"))
+        .json(&json!({ "amount": 7.5, "currency": "EUR", "merchant": "Bakery" }))
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let caller = body["fraudCheck"]["verifiedCaller"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    let requests: Vec<_> = idp
+        .token_requests()
+        .into_iter()
+        .skip(requests_before)
+        .collect();
+    let assertion_requests = requests
+        .iter()
+        .filter(|r| r.auth_method == "private_key_jwt" && r.status == 200)
+        .count();
+    let with_secret = requests
+        .iter()
+        .filter(|r| r.auth_method.starts_with("client_secret"))
+        .count();
+    Ok(Secretless {
+        ok: status == 200
+            && caller == ids.processor_client_id
+            && assertion_requests >= 1
+            && with_secret == 0,
+        status,
+        decision: body["status"].as_str().unwrap_or("?").to_string(),
+        caller,
+        assertion_requests,
+        _children: (agent, app, envoy, sts),
+    })
 }
 
 async fn start_envoy(config: &Path) -> anyhow::Result<Envoy> {
