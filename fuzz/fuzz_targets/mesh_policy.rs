@@ -80,6 +80,7 @@ fuzz_target!(|data: &[u8]| {
         let gateway = GatewayOptions {
             kube: kube.clone(),
             gateway: "eg".into(),
+            gateway_namespace: "envoy-gateway-system".into(),
         };
         if service.is_callee() {
             rendered("istio", name, || istio::render(&policy, service, &kube));

@@ -30,34 +30,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Entra's fixed audience for federated identity credentials in the public cloud.
-pub const DEFAULT_FEDERATION_AUDIENCE: &str = "api://AzureADTokenExchange";
+// Shared with the mesh policy (pure, no AWS SDK): defined there once.
+pub use crate::mesh::credential_kind::{CredentialKind, DEFAULT_FEDERATION_AUDIENCE};
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
-
-/// The three ways the agent authenticates to Entra.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum CredentialKind {
-    Secret,
-    AwsFederation,
-    KmsCertificate,
-}
-
-impl CredentialKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CredentialKind::Secret => "secret",
-            CredentialKind::AwsFederation => "aws-federation",
-            CredentialKind::KmsCertificate => "kms-certificate",
-        }
-    }
-}
-
-impl fmt::Display for CredentialKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// `[credential]` as written. One flat table: which keys are allowed depends on `kind`, checked in
 /// [`CredentialConfig::try_from`] so the error names the key and the kind.

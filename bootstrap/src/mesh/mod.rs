@@ -9,6 +9,7 @@
 //! - [`render`]: Envoy bootstrap, Istio and Envoy Gateway resources;
 //! - [`table`]: the who-can-call-whom table.
 
+pub mod credential_kind;
 pub mod error;
 pub mod model;
 pub mod parse;

@@ -135,8 +135,8 @@ pub enum CallerCredential {
 }
 
 impl CallerCredential {
-    pub fn kind(&self) -> crate::credential::CredentialKind {
-        use crate::credential::CredentialKind;
+    pub fn kind(&self) -> super::credential_kind::CredentialKind {
+        use super::credential_kind::CredentialKind;
         match self {
             CallerCredential::Secret { .. } => CredentialKind::Secret,
             CallerCredential::AwsFederation { .. } => CredentialKind::AwsFederation,

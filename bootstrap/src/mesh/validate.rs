@@ -493,7 +493,7 @@ fn identity(raw: RawIdentity, path: &str, f: &mut Findings) -> Option<Identity> 
                 &format!("{path}.aws_federation.audience"),
                 f,
             )
-            .unwrap_or_else(|| crate::credential::config::DEFAULT_FEDERATION_AUDIENCE.into()),
+            .unwrap_or_else(|| super::credential_kind::DEFAULT_FEDERATION_AUDIENCE.into()),
         }),
         (None, None, Some(kms)) => {
             let key_id = required_nonblank(
