@@ -25,7 +25,7 @@ pub mod ids;
 mod keypool;
 mod keys;
 mod model;
-mod random;
+pub(crate) mod random;
 mod routes;
 mod state;
 mod token;
