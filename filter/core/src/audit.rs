@@ -9,8 +9,9 @@
 //! was not verified (see [`AuditTrail`]). The token appears only as its
 //! 12-hex SHA-256 prefix ([`crate::fingerprint::fingerprint`]).
 
+use std::borrow::Cow;
+
 use crate::engine::{AuditTrail, Decision};
-use crate::fingerprint::fingerprint;
 
 /// One published field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,38 +64,52 @@ impl AuditField {
 }
 
 /// The fields of one decision that have a value, in [`AuditField::ALL`] order.
-/// `authorization` is the request's first `Authorization` value (hashed here).
-pub fn audit_record(
+/// `token_fingerprint` is [`crate::fingerprint::fingerprint`] of the request's first `Authorization`
+/// value (the adapter computes it once, for this record and its own log line). Values borrow from the
+/// trail: this runs on every request, and the adapter only copies them into the host.
+pub fn audit_record<'a>(
     decision: &Decision,
-    trail: &AuditTrail,
-    authorization: Option<&str>,
-) -> Vec<(AuditField, String)> {
+    trail: &'a AuditTrail,
+    token_fingerprint: Option<&'a str>,
+) -> Vec<(AuditField, Cow<'a, str>)> {
     let mut fields = Vec::with_capacity(AuditField::ALL.len());
     match decision {
         Decision::Allow { .. } => {
-            fields.push((AuditField::Decision, "allow".to_string()));
+            fields.push((AuditField::Decision, Cow::Borrowed("allow")));
             let reason = if trail.token_verified {
                 "token"
             } else {
                 "anonymous"
             };
-            fields.push((AuditField::Reason, reason.to_string()));
+            fields.push((AuditField::Reason, Cow::Borrowed(reason)));
         }
         Decision::Deny(denial) => {
-            fields.push((AuditField::Decision, "deny".to_string()));
-            fields.push((AuditField::Reason, denial.error.metric().to_string()));
-            fields.push((AuditField::Status, denial.error.status().to_string()));
+            fields.push((AuditField::Decision, Cow::Borrowed("deny")));
+            fields.push((AuditField::Reason, Cow::Borrowed(denial.error.metric())));
+            fields.push((
+                AuditField::Status,
+                Cow::Owned(denial.error.status().to_string()),
+            ));
         }
     }
     let optional = [
-        (AuditField::Rule, trail.rule.clone()),
-        (AuditField::Caller, trail.caller.clone()),
-        (AuditField::Tenant, trail.tenant.clone()),
+        (AuditField::Rule, trail.rule.as_deref().map(Cow::Borrowed)),
+        (
+            AuditField::Caller,
+            trail.caller.as_deref().map(Cow::Borrowed),
+        ),
+        (
+            AuditField::Tenant,
+            trail.tenant.as_deref().map(Cow::Borrowed),
+        ),
         (
             AuditField::Roles,
-            (!trail.roles.is_empty()).then(|| trail.roles.join(" ")),
+            (!trail.roles.is_empty()).then(|| Cow::Owned(trail.roles.join(" "))),
         ),
-        (AuditField::TokenFingerprint, authorization.map(fingerprint)),
+        (
+            AuditField::TokenFingerprint,
+            token_fingerprint.map(Cow::Borrowed),
+        ),
     ];
     fields.extend(
         optional
@@ -108,6 +123,7 @@ pub fn audit_record(
 mod tests {
     use super::*;
     use crate::error::AuthError;
+    use crate::fingerprint::fingerprint;
     use crate::policy::authorize::Denial;
 
     fn trail() -> AuditTrail {
@@ -120,11 +136,11 @@ mod tests {
         }
     }
 
-    fn value(fields: &[(AuditField, String)], field: AuditField) -> Option<&str> {
+    fn value<'a>(fields: &'a [(AuditField, Cow<'_, str>)], field: AuditField) -> Option<&'a str> {
         fields
             .iter()
             .find(|(f, _)| *f == field)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     #[test]
@@ -134,7 +150,9 @@ mod tests {
             caller: trail().caller,
         };
         let token = "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln";
-        let fields = audit_record(&decision, &trail(), Some(token));
+        let trail = trail();
+        let fp = fingerprint(token);
+        let fields = audit_record(&decision, &trail, Some(&fp));
         assert_eq!(value(&fields, AuditField::Decision), Some("allow"));
         assert_eq!(value(&fields, AuditField::Reason), Some("token"));
         assert_eq!(value(&fields, AuditField::Status), None);
@@ -161,7 +179,9 @@ mod tests {
             error: AuthError::CallerNotAllowed,
             required_scope: None,
         });
-        let fields = audit_record(&decision, &trail(), Some("Bearer x.y.z"));
+        let trail = trail();
+        let fp = fingerprint("Bearer x.y.z");
+        let fields = audit_record(&decision, &trail, Some(&fp));
         assert_eq!(value(&fields, AuditField::Decision), Some("deny"));
         assert_eq!(
             value(&fields, AuditField::Reason),

@@ -21,9 +21,12 @@ pub fn apply_decision(
     flow: &RequestFlow,
 ) -> bool {
     let input = flow.input();
-    // First `Authorization` value: only ever hashed (fingerprint), never logged.
-    let authorization = input.authorization.first().map(String::as_str);
-    publish_audit(decision, flow, authorization);
+    // The first `Authorization` value is only ever hashed, once, for the audit record and the log line.
+    let token_hash = input
+        .authorization
+        .first()
+        .map(|authorization| fingerprint(authorization));
+    publish_audit(decision, flow, token_hash.as_deref());
     match decision {
         Decision::Allow { set_headers, .. } => {
             for (name, value) in set_headers {
@@ -40,9 +43,7 @@ pub fn apply_decision(
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect();
             metrics.denied(denial.error);
-            let token_hash = authorization
-                .map(fingerprint)
-                .unwrap_or_else(|| "-".to_string());
+
             log(
                 LogLevel::Info,
                 &format!(
@@ -52,7 +53,7 @@ pub fn apply_decision(
                     loggable_path(&input.path).escape_debug(),
                     response.status,
                     denial.error.metric(),
-                    token_hash
+                    token_hash.as_deref().unwrap_or("-")
                 ),
             );
             if hostcalls::send_http_response(
@@ -73,8 +74,8 @@ pub fn apply_decision(
 /// Publishes the decision's audit fields as filter state (`wasm.<property>`),
 /// where Envoy access logs read them (`%FILTER_STATE(wasm.entragate_decision:PLAIN)%`).
 /// Best effort: a failed hostcall loses an audit field, never the decision.
-fn publish_audit(decision: &Decision, flow: &RequestFlow, authorization: Option<&str>) {
-    for (field, value) in audit_record(decision, flow.audit(), authorization) {
+fn publish_audit(decision: &Decision, flow: &RequestFlow, token_fingerprint: Option<&str>) {
+    for (field, value) in audit_record(decision, flow.audit(), token_fingerprint) {
         let _ = hostcalls::set_property(vec![field.property()], Some(value.as_bytes()));
     }
 }
