@@ -1,0 +1,151 @@
+//! The part of Envoy's dynamic-module ABI this module uses, declared by hand.
+//!
+//! Pinned to **Envoy 1.40.0, ABI `v0.2.0`** (`source/extensions/dynamic_modules/abi/abi.h`).
+//! Upstream's Rust SDK is a git-only dependency that runs bindgen + libclang at
+//! build time; declaring the handful of items we use keeps the build plain
+//! `cargo` and makes every crossing of the boundary visible in one file.
+//!
+//! How the declarations are proven against the binary (see docs/native.md):
+//! - every callback below must be exported by the Envoy binary: a Rust cdylib
+//!   links with `-z now`, so a missing one fails `dlopen` and Envoy rejects the
+//!   config (`tests/tests/native_module.rs` runs `envoy --mode validate` and
+//!   also lists the module's undefined `envoy_*` symbols against `nm -D` of
+//!   the pinned binary);
+//! - every hook Envoy resolves by name must be exported here (a missing
+//!   required hook rejects the config, same test);
+//! - a changed *signature* is invisible to both checks: only serving real
+//!   requests through the real binary catches it, which the same test does for
+//!   each callback (header read/remove/set, local reply, counters, log).
+//!
+//! C enums are passed as `u32` (their C ABI on every platform Envoy ships);
+//! only the values used are named.
+
+use std::ffi::c_void;
+
+/// What `envoy_dynamic_module_on_program_init` returns. Envoy 1.40.0 compares it
+/// with its own and only logs a warning on a mismatch, so the test also checks
+/// the log for that warning.
+pub const ABI_VERSION: &[u8] = b"v0.2.0\0";
+
+/// `envoy_dynamic_module_type_envoy_buffer`: bytes owned by Envoy.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct EnvoyBuffer {
+    pub ptr: *const u8,
+    pub length: usize,
+}
+
+/// `envoy_dynamic_module_type_module_buffer`: bytes owned by the module.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ModuleBuffer {
+    pub ptr: *const u8,
+    pub length: usize,
+}
+
+impl ModuleBuffer {
+    /// Borrows `bytes` for the duration of one callback.
+    pub fn of(bytes: &[u8]) -> ModuleBuffer {
+        ModuleBuffer {
+            ptr: bytes.as_ptr(),
+            length: bytes.len(),
+        }
+    }
+
+    pub const EMPTY: ModuleBuffer = ModuleBuffer {
+        ptr: std::ptr::null(),
+        length: 0,
+    };
+}
+
+/// `envoy_dynamic_module_type_module_http_header`.
+#[repr(C)]
+pub struct ModuleHttpHeader {
+    pub key_ptr: *const u8,
+    pub key_length: usize,
+    pub value_ptr: *const u8,
+    pub value_length: usize,
+}
+
+/// `envoy_dynamic_module_type_http_header_type_RequestHeader`.
+pub const REQUEST_HEADER: u32 = 0;
+
+/// `envoy_dynamic_module_type_log_level`.
+pub const LOG_DEBUG: u32 = 1;
+pub const LOG_INFO: u32 = 2;
+pub const LOG_WARN: u32 = 3;
+pub const LOG_ERROR: u32 = 4;
+
+/// `envoy_dynamic_module_type_metrics_result_Success`.
+pub const METRICS_SUCCESS: u32 = 0;
+
+/// `envoy_dynamic_module_type_on_http_filter_request_headers_status`.
+pub const HEADERS_CONTINUE: u32 = 0;
+pub const HEADERS_STOP_ITERATION: u32 = 1;
+/// Shared by the body/trailers/response statuses: `..._Continue`.
+pub const CONTINUE: u32 = 0;
+
+extern "C" {
+    /// `void envoy_dynamic_module_callback_log(log_level, module_buffer message)`.
+    pub fn envoy_dynamic_module_callback_log(level: u32, message: ModuleBuffer);
+
+    /// `bool envoy_dynamic_module_callback_log_enabled(log_level)`.
+    pub fn envoy_dynamic_module_callback_log_enabled(level: u32) -> bool;
+
+    /// `bool ..._http_get_header(filter_envoy_ptr, header_type, module_buffer key,
+    /// envoy_buffer* result, size_t index, size_t* optional_size)`: the `index`-th
+    /// value of `key`; `optional_size` (may be null) receives how many there are.
+    pub fn envoy_dynamic_module_callback_http_get_header(
+        filter_envoy_ptr: *mut c_void,
+        header_type: u32,
+        key: ModuleBuffer,
+        result: *mut EnvoyBuffer,
+        index: usize,
+        optional_size: *mut usize,
+    ) -> bool;
+
+    /// `bool ..._http_set_header(filter_envoy_ptr, header_type, module_buffer key,
+    /// module_buffer value)`: replaces every value of `key`; an empty value
+    /// removes the header (there is no separate remove callback for HTTP filters
+    /// in 1.40).
+    pub fn envoy_dynamic_module_callback_http_set_header(
+        filter_envoy_ptr: *mut c_void,
+        header_type: u32,
+        key: ModuleBuffer,
+        value: ModuleBuffer,
+    ) -> bool;
+
+    /// `void ..._http_send_response(filter_envoy_ptr, uint32_t status_code,
+    /// module_http_header* headers, size_t headers_size, module_buffer body,
+    /// module_buffer details)`.
+    pub fn envoy_dynamic_module_callback_http_send_response(
+        filter_envoy_ptr: *mut c_void,
+        status_code: u32,
+        headers: *const ModuleHttpHeader,
+        headers_size: usize,
+        body: ModuleBuffer,
+        details: ModuleBuffer,
+    );
+
+    /// `metrics_result ..._http_filter_config_define_counter(config_envoy_ptr,
+    /// module_buffer name, module_buffer* label_names, size_t label_names_length,
+    /// size_t* counter_id_ptr)`. Only valid inside `on_http_filter_config_new`
+    /// (Envoy freezes stat creation right after).
+    pub fn envoy_dynamic_module_callback_http_filter_config_define_counter(
+        config_envoy_ptr: *mut c_void,
+        name: ModuleBuffer,
+        label_names: *const ModuleBuffer,
+        label_names_length: usize,
+        counter_id_ptr: *mut usize,
+    ) -> u32;
+
+    /// `metrics_result ..._http_filter_increment_counter(filter_envoy_ptr, size_t id,
+    /// module_buffer* label_values, size_t label_values_length, uint64_t value)`.
+    pub fn envoy_dynamic_module_callback_http_filter_increment_counter(
+        filter_envoy_ptr: *mut c_void,
+        id: usize,
+        label_values: *const ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> u32;
+}

@@ -1,0 +1,187 @@
+//! Safe wrappers over the callbacks in [`crate::abi`]: the only `unsafe` calls
+//! into Envoy. Each wrapper copies what Envoy lends (a header value is valid
+//! only until the header map changes) and lends what it passes only for the
+//! duration of the call.
+
+use std::ffi::c_void;
+
+use entragate_core::host::LogLevel;
+
+use crate::abi::{self, EnvoyBuffer, ModuleBuffer, ModuleHttpHeader};
+
+/// Envoy's `DynamicModuleHttpFilter` for the current stream. Valid from
+/// `on_http_filter_new` to `on_http_filter_destroy`, and only on the worker
+/// thread that runs the stream, which is the only place hooks receive it.
+#[derive(Clone, Copy)]
+pub struct Stream(pub *mut c_void);
+
+impl Stream {
+    /// Every value of request header `name` (lower-case), in order.
+    pub fn request_header_values(self, name: &str) -> Vec<String> {
+        let mut count = 0usize;
+        let mut values = Vec::new();
+        let Some(first) = self.request_header(name, 0, &mut count) else {
+            return values;
+        };
+        values.reserve(count);
+        values.push(first);
+        for index in 1..count {
+            if let Some(value) = self.request_header(name, index, std::ptr::null_mut()) {
+                values.push(value);
+            }
+        }
+        values
+    }
+
+    /// The first value of request header `name`, if present.
+    pub fn request_header_first(self, name: &str) -> Option<String> {
+        self.request_header(name, 0, std::ptr::null_mut())
+    }
+
+    fn request_header(self, name: &str, index: usize, count: *mut usize) -> Option<String> {
+        let mut value = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            length: 0,
+        };
+        // SAFETY: `self.0` is the live filter pointer Envoy gave this hook; the
+        // key is borrowed for the call; `value`/`count` are valid out-pointers
+        // (or null for `count`, which the ABI allows).
+        let found = unsafe {
+            abi::envoy_dynamic_module_callback_http_get_header(
+                self.0,
+                abi::REQUEST_HEADER,
+                ModuleBuffer::of(name.as_bytes()),
+                &mut value,
+                index,
+                count,
+            )
+        };
+        if !found || value.ptr.is_null() {
+            return None;
+        }
+        // SAFETY: Envoy returned `length` readable bytes at `ptr`, valid until the
+        // header map changes; they are copied before any other callback.
+        let bytes = unsafe { std::slice::from_raw_parts(value.ptr, value.length) };
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    /// Replaces request header `name` with `value`.
+    pub fn set_request_header(self, name: &str, value: &str) -> bool {
+        if value.is_empty() {
+            // An empty value would remove the header (see the ABI note); an
+            // empty claim value is sent as no header at all, like the wasm host.
+            return self.remove_request_header(name);
+        }
+        // SAFETY: live filter pointer; both buffers borrowed for the call.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_set_header(
+                self.0,
+                abi::REQUEST_HEADER,
+                ModuleBuffer::of(name.as_bytes()),
+                ModuleBuffer::of(value.as_bytes()),
+            )
+        }
+    }
+
+    /// Removes every value of request header `name`.
+    pub fn remove_request_header(self, name: &str) -> bool {
+        // SAFETY: live filter pointer; an empty value means "remove" in 1.40.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_set_header(
+                self.0,
+                abi::REQUEST_HEADER,
+                ModuleBuffer::of(name.as_bytes()),
+                ModuleBuffer::EMPTY,
+            )
+        }
+    }
+
+    /// Answers the request locally; `details` shows up as the response code
+    /// details in Envoy's access log.
+    pub fn send_response(
+        self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &str,
+        details: &str,
+    ) {
+        let headers: Vec<ModuleHttpHeader> = headers
+            .iter()
+            .map(|(name, value)| ModuleHttpHeader {
+                key_ptr: name.as_ptr(),
+                key_length: name.len(),
+                value_ptr: value.as_ptr(),
+                value_length: value.len(),
+            })
+            .collect();
+        // SAFETY: live filter pointer; the header array and the strings it points
+        // into, the body and the details all outlive the call.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_send_response(
+                self.0,
+                u32::from(status),
+                headers.as_ptr(),
+                headers.len(),
+                ModuleBuffer::of(body.as_bytes()),
+                ModuleBuffer::of(details.as_bytes()),
+            );
+        }
+    }
+
+    /// Adds one to a counter defined at configuration time.
+    pub fn increment(self, counter: Option<usize>) {
+        let Some(id) = counter else { return };
+        // SAFETY: live filter pointer; `id` came from define_counter on this
+        // filter's configuration; no labels.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_increment_counter(
+                self.0,
+                id,
+                std::ptr::null(),
+                0,
+                1,
+            );
+        }
+    }
+}
+
+/// Envoy's `DynamicModuleHttpFilterConfig`, only during `on_http_filter_config_new`.
+#[derive(Clone, Copy)]
+pub struct ConfigScope(pub *mut c_void);
+
+impl ConfigScope {
+    /// Defines a counter; `None` when Envoy refuses (the metric is then simply
+    /// not counted: metrics never decide a request).
+    pub fn define_counter(self, name: &str) -> Option<usize> {
+        let mut id = 0usize;
+        // SAFETY: the config pointer is live during config_new; the name is
+        // borrowed for the call; `id` is a valid out-pointer; no labels.
+        let result = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
+                self.0,
+                ModuleBuffer::of(name.as_bytes()),
+                std::ptr::null(),
+                0,
+                &mut id,
+            )
+        };
+        (result == abi::METRICS_SUCCESS).then_some(id)
+    }
+}
+
+/// Logs through Envoy's logger (component `dynamic_modules`), skipping the
+/// formatting cost when the level is off.
+pub fn log(level: LogLevel, message: &str) {
+    let level = match level {
+        LogLevel::Debug => abi::LOG_DEBUG,
+        LogLevel::Info => abi::LOG_INFO,
+        LogLevel::Warn => abi::LOG_WARN,
+        LogLevel::Error => abi::LOG_ERROR,
+    };
+    // SAFETY: plain calls with a borrowed buffer; callable from any thread.
+    unsafe {
+        if abi::envoy_dynamic_module_callback_log_enabled(level) {
+            abi::envoy_dynamic_module_callback_log(level, ModuleBuffer::of(message.as_bytes()));
+        }
+    }
+}

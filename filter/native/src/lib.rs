@@ -1,0 +1,341 @@
+//! entragate as an Envoy dynamic module (Envoy 1.40.0, ABI `v0.2.0`).
+//!
+//! - [`abi`]: the hooks' and callbacks' C types, declared by hand and pinned.
+//! - [`envoy`]: safe wrappers over the callbacks (the only `unsafe` calls).
+//! - [`filter`]: the inbound role: request data in, the core's decision out.
+//! - this file: the `#[no_mangle]` hooks Envoy resolves by name.
+//!
+//! **Never take Envoy down.** The module is built with `panic = "unwind"`
+//! (profile `release-native`) and every hook runs behind [`guard`]: a panic
+//! is caught at the boundary (unwinding into Envoy's C++ frames would be
+//! undefined behaviour), logged, counted, and fails that one request closed
+//! with a 503. Envoy and every other stream keep running.
+
+mod abi;
+mod envoy;
+mod filter;
+
+use std::ffi::{c_char, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use entragate_core::host::LogLevel;
+
+use crate::abi::EnvoyBuffer;
+use crate::envoy::{log, ConfigScope, Stream};
+use crate::filter::Config;
+
+/// Runs `body`, turning a panic into `on_panic()`'s value. The panic message
+/// comes from our own code (never a token: nothing formats one into a panic).
+fn guard<T>(hook: &str, body: impl FnOnce() -> T, on_panic: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_string());
+            log(
+                LogLevel::Error,
+                &format!("entragate: panic in {hook} (request failed closed): {message}"),
+            );
+            // A panic inside `on_panic` itself must not escape either.
+            catch_unwind(AssertUnwindSafe(on_panic)).unwrap_or_else(|_| {
+                // Nothing sensible is left to return; abort rather than unwind
+                // into C++. Unreachable in practice: the fallbacks are plain calls.
+                std::process::abort()
+            })
+        }
+    }
+}
+
+/// What a request gets when the filter itself failed: 503, no challenge (the
+/// caller's credentials are not at fault), the same headers as the core's 503.
+fn fail_closed(stream: Stream) {
+    let headers = [
+        (
+            "retry-after".to_string(),
+            entragate_core::response::RETRY_AFTER_SECS.to_string(),
+        ),
+        ("content-type".to_string(), "application/json".to_string()),
+        ("cache-control".to_string(), "no-store".to_string()),
+    ];
+    stream.send_response(
+        503,
+        &headers,
+        r#"{"error":"temporarily_unavailable","error_description":"The authorization filter failed; retry later."}"#,
+        "entragate_internal_error",
+    );
+}
+
+// ---- program ----
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
+    abi::ABI_VERSION.as_ptr().cast()
+}
+
+// ---- configuration ----
+
+/// Called on the main thread for each filter configuration; null rejects it.
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
+    config_envoy_ptr: *mut c_void,
+    _name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> *const c_void {
+    guard(
+        "config_new",
+        || {
+            let json: &[u8] = if config.ptr.is_null() {
+                &[]
+            } else {
+                // SAFETY: Envoy lends `length` bytes for the duration of this call.
+                unsafe { std::slice::from_raw_parts(config.ptr, config.length) }
+            };
+            match Config::new(ConfigScope(config_envoy_ptr), json) {
+                Ok(config) => Box::into_raw(Box::new(config)).cast_const().cast(),
+                Err(error) => {
+                    log(
+                        LogLevel::Error,
+                        &format!("entragate: configuration rejected: {error}"),
+                    );
+                    std::ptr::null()
+                }
+            }
+        },
+        std::ptr::null,
+    )
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
+    guard(
+        "config_destroy",
+        || {
+            if !config.is_null() {
+                // SAFETY: `config` came from Box::into_raw in config_new and Envoy
+                // destroys it exactly once, after every filter using it.
+                drop(unsafe { Box::from_raw(config.cast_mut().cast::<Config>()) });
+            }
+        },
+        || (),
+    );
+}
+
+// ---- per stream ----
+
+/// The per-stream object: only the configuration for now (the JWKS wait will
+/// keep the paused flow here).
+struct Filter {
+    config: *const Config,
+}
+
+impl Filter {
+    /// # Safety
+    /// `ptr` must be a pointer returned by `on_http_filter_new`, not yet destroyed.
+    unsafe fn config<'a>(ptr: *const c_void) -> Option<&'a Config> {
+        let filter = ptr.cast::<Filter>().as_ref()?;
+        filter.config.as_ref()
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
+    config: *const c_void,
+    _filter_envoy_ptr: *mut c_void,
+) -> *const c_void {
+    guard(
+        "filter_new",
+        || {
+            Box::into_raw(Box::new(Filter {
+                config: config.cast(),
+            }))
+            .cast_const()
+            .cast()
+        },
+        std::ptr::null,
+    )
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_void) {
+    guard(
+        "filter_destroy",
+        || {
+            if !filter.is_null() {
+                // SAFETY: from Box::into_raw in filter_new; destroyed once.
+                drop(unsafe { Box::from_raw(filter.cast_mut().cast::<Filter>()) });
+            }
+        },
+        || (),
+    );
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+    filter_envoy_ptr: *mut c_void,
+    filter: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    let stream = Stream(filter_envoy_ptr);
+    // SAFETY: `filter` is live for the stream; its config outlives it.
+    let config = unsafe { Filter::config(filter) };
+    guard(
+        "request_headers",
+        || match config {
+            Some(config) if config.on_request_headers(stream) => abi::HEADERS_CONTINUE,
+            Some(_) => abi::HEADERS_STOP_ITERATION,
+            None => {
+                fail_closed(stream);
+                abi::HEADERS_STOP_ITERATION
+            }
+        },
+        || {
+            if let Some(config) = config {
+                stream.increment(config.metrics.panics);
+            }
+            fail_closed(stream);
+            abi::HEADERS_STOP_ITERATION
+        },
+    )
+}
+
+// The remaining hooks are required by Envoy 1.40 (resolved by name when the
+// configuration loads) but the inbound role has nothing to do in them yet.
+// Argument types are those of abi.h; they are ignored, so nothing is read.
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    abi::CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+) -> u32 {
+    abi::CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    abi::CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    abi::CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+) -> u32 {
+    abi::CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+) {
+}
+
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+    _callout_id: u64,
+    _result: u32,
+    _headers: *const c_void,
+    _headers_size: usize,
+    _body_chunks: *const EnvoyBuffer,
+    _body_chunks_size: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+    _stream_id: u64,
+    _headers: *const c_void,
+    _headers_size: usize,
+    _end_stream: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+    _stream_id: u64,
+    _data: *const EnvoyBuffer,
+    _data_count: usize,
+    _end_stream: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+    _stream_id: u64,
+    _trailers: *const c_void,
+    _trailers_size: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+    _stream_id: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+    _stream_id: u64,
+    _reason: u32,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+    _event_id: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
+    _filter_envoy_ptr: *mut c_void,
+    _filter: *const c_void,
+) {
+}
