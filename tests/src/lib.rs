@@ -67,8 +67,8 @@ mod util;
 
 pub use echo::{Echo, EchoedRequest};
 pub use envoy::{
-    envoy_available, envoy_binary, render, wasm_path, Envoy, EnvoyOptions, TemplateVars, ENVOY_ENV,
-    KEEP_ENV, REQUIRE_ENVOY_ENV, WASM_ENV,
+    envoy_available, envoy_binary, native_module_path, render, wasm_path, Envoy, EnvoyOptions,
+    TemplateVars, ENVOY_ENV, KEEP_ENV, NATIVE_MODULE_ENV, REQUIRE_ENVOY_ENV, WASM_ENV,
 };
 pub use idp::{
     ids, random_uuid, unix_now, ApiApp, ClientApp, Counters, Endpoint, Fault, FederatedCredential,

