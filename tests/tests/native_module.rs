@@ -329,3 +329,67 @@ async fn serves_requests_through_the_module() {
     );
     assert!(!logs.contains("not-a-jwt"), "a credential reached the log");
 }
+
+/// Env var naming the module built with the `test-panic` feature (`cargo xtask
+/// test` builds it into its own target directory).
+const TEST_PANIC_ENV: &str = "ENTRAGATE_NATIVE_MODULE_TEST_PANIC";
+
+/// Issue 12 item 4: a panic in the module fails that request closed (503,
+/// counted, logged) and Envoy keeps serving, on the same worker and others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_fails_one_request_closed_and_envoy_keeps_serving() {
+    let test = "a_panic_fails_one_request_closed_and_envoy_keeps_serving";
+    if native_module(test).is_none() {
+        return;
+    }
+    let module = match std::env::var_os(TEST_PANIC_ENV).map(PathBuf::from) {
+        Some(path) if path.is_file() => path,
+        other if std::env::var_os(REQUIRE_ENVOY_ENV).is_some() => {
+            panic!("{test}: {TEST_PANIC_ENV}={other:?} is not a built module ({REQUIRE_ENVOY_ENV} is set)")
+        }
+        _ => {
+            eprintln!("SKIPPED {test}: set {TEST_PANIC_ENV} (a build with --features test-panic)");
+            return;
+        }
+    };
+    let echo = Echo::start().unwrap();
+    let envoy = Envoy::start(TEMPLATE, vars(&module, echo.port(), &plugin_config()))
+        .await
+        .unwrap();
+
+    for round in 1..=3u64 {
+        let response = reqwest::get(envoy.url("/__entragate_test_panic"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap()),
+            Some("5")
+        );
+        assert!(response.headers().get("www-authenticate").is_none());
+        assert_eq!(
+            envoy
+                .stat(&format!("{STAT_PREFIX}native.panics"))
+                .await
+                .unwrap(),
+            Some(round)
+        );
+        // Still serving, through the same module.
+        let (status, _, _) = get(&envoy, "/healthz", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(
+        echo.request_count(),
+        3,
+        "a panicking request reached the upstream"
+    );
+    assert!(
+        envoy
+            .logs()
+            .contains("entragate: panic in request_headers (request failed closed)"),
+        "panic not logged"
+    );
+}

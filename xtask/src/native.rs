@@ -14,6 +14,10 @@ pub const PROFILE: &str = "release-native";
 pub const ARTIFACT: &str = "libentragate_native.so";
 /// Env var the integration tests read the module's path from.
 pub const ENV: &str = "ENTRAGATE_NATIVE_MODULE";
+/// Env var naming the test-only build that panics on purpose.
+pub const TEST_PANIC_ENV: &str = "ENTRAGATE_NATIVE_MODULE_TEST_PANIC";
+/// Its own target directory, so it never overwrites the shipped module.
+const TEST_PANIC_TARGET: &str = "native-test-panic";
 
 /// Builds the release module and returns its path.
 pub fn build() -> Result<PathBuf, String> {
@@ -33,4 +37,33 @@ pub fn build() -> Result<PathBuf, String> {
 
 pub fn artifact_path() -> Result<PathBuf, String> {
     Ok(cmd::target_dir()?.join(PROFILE).join(ARTIFACT))
+}
+
+/// Builds the module with the `test-panic` feature (a request to
+/// `/__entragate_test_panic` panics inside the hook) for the test showing that
+/// Envoy keeps serving. Never shipped.
+pub fn build_test_panic() -> Result<PathBuf, String> {
+    let target = cmd::target_dir()?.join(TEST_PANIC_TARGET);
+    cmd::run(
+        cmd::cargo()
+            .args([
+                "build",
+                "--profile",
+                PROFILE,
+                "-p",
+                PACKAGE,
+                "--features",
+                "test-panic",
+            ])
+            .arg("--target-dir")
+            .arg(&target),
+    )?;
+    Ok(target.join(PROFILE).join(ARTIFACT))
+}
+
+pub fn test_panic_artifact_path() -> Result<PathBuf, String> {
+    Ok(cmd::target_dir()?
+        .join(TEST_PANIC_TARGET)
+        .join(PROFILE)
+        .join(ARTIFACT))
 }

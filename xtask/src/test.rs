@@ -35,6 +35,9 @@ pub fn run() -> Result<(), String> {
     });
     step(&mut steps, "build-wasm", || wasm::build().map(|_| ()));
     step(&mut steps, "build-native", || native::build().map(|_| ()));
+    step(&mut steps, "build-native (test-panic)", || {
+        native::build_test_panic().map(|_| ())
+    });
     // The pure core runs inside Envoy's V8 as wasm: run its unit tests compiled
     // to wasm32-wasip1 too (under Wasmtime), not only natively.
     step(&mut steps, "core tests as wasm", || {
@@ -63,10 +66,12 @@ pub fn run() -> Result<(), String> {
     // a skip.
     let wasm_path = wasm::artifact_path()?;
     let native_path = native::artifact_path()?;
+    let native_panic_path = native::test_panic_artifact_path()?;
     let with_env = |command: &mut Command| {
         command
             .env("ENTRAGATE_WASM", &wasm_path)
             .env(native::ENV, &native_path)
+            .env(native::TEST_PANIC_ENV, &native_panic_path)
             .env("ENTRAGATE_ENVOY", &setup.envoy)
             .env("ENTRAGATE_REQUIRE_ENVOY", "1");
     };
