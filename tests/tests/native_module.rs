@@ -324,6 +324,10 @@ async fn serves_requests_through_the_module() {
     // The module logs through Envoy's logger, never the token itself.
     let logs = envoy.logs();
     assert!(
+        logs.contains("entragate: signatures checked natively (aws-lc-rs)"),
+        "native verifier not selected (self-test?)"
+    );
+    assert!(
         logs.contains("entragate: denied GET /api/items status=401 reason=token_missing"),
         "denial not logged"
     );

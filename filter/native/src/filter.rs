@@ -9,8 +9,9 @@
 //! while anonymous routes, missing/duplicated/malformed credentials and
 //! unmatched routes are answered exactly as by the wasm filter.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use entragate_core::cache::VerifiedTokenCache;
@@ -19,10 +20,12 @@ use entragate_core::engine::{Decision, KeysView, RequestFlow, RequestInput, Step
 use entragate_core::error::AuthError;
 use entragate_core::fingerprint::{fingerprint, loggable_path};
 use entragate_core::host::LogLevel;
+use entragate_core::options::SignatureBackend;
 use entragate_core::response::denial_response;
-use entragate_core::token::signature::PureRustVerifier;
+use entragate_core::token::signature::{PureRustVerifier, SignatureVerifier};
 
 use crate::envoy::{log, ConfigScope, Stream};
+use crate::signature::{AwsLc, NativeVerifier};
 
 /// Counter ids, defined once per configuration (Envoy freezes stat creation
 /// after `on_http_filter_config_new`). Names match the wasm filter's; Envoy
@@ -60,9 +63,50 @@ impl Metrics {
 pub struct Config {
     pub policy: FilterPolicy,
     pub metrics: Metrics,
-    /// Bounded; entries never outlive their token's `exp` (the core checks
-    /// claims again on every hit). Shared by all workers.
-    cache: Mutex<VerifiedTokenCache>,
+    /// Names this configuration's per-worker token cache (see [`with_cache`]).
+    id: u64,
+    verifier: Box<dyn SignatureVerifier + Send + Sync>,
+}
+
+// Envoy calls a configuration's hooks from every worker thread, through raw
+// pointers the compiler cannot follow: check here that sharing it is sound.
+const _: () = {
+    const fn shared_by_workers<T: Send + Sync>() {}
+    shared_by_workers::<Config>();
+};
+
+/// `signature_verifier` means the same as in wasm, with the linked crypto
+/// crate as "the host's native verifier": `auto` uses it when its self-test
+/// passes (else pure Rust, logged), `host` refuses the configuration if it
+/// fails, `pure` never uses it.
+fn choose_verifier(
+    backend: SignatureBackend,
+) -> Result<Box<dyn SignatureVerifier + Send + Sync>, String> {
+    if backend == SignatureBackend::Pure {
+        log(
+            LogLevel::Info,
+            "entragate: signatures checked by pure Rust (signature_verifier: pure)",
+        );
+        return Ok(Box::new(PureRustVerifier));
+    }
+    let native = NativeVerifier::<AwsLc>::new();
+    if native.self_test() {
+        log(
+            LogLevel::Info,
+            "entragate: signatures checked natively (aws-lc-rs)",
+        );
+        return Ok(Box::new(native));
+    }
+    if backend == SignatureBackend::Host {
+        return Err(
+            "signature_verifier: host, but the native verifier failed its self-test".into(),
+        );
+    }
+    log(
+        LogLevel::Warn,
+        "entragate: native verifier failed its self-test; using pure Rust",
+    );
+    Ok(Box::new(PureRustVerifier))
 }
 
 impl Config {
@@ -70,11 +114,12 @@ impl Config {
     /// takes) and defines the counters.
     pub fn new(scope: ConfigScope, json: &[u8]) -> Result<Config, String> {
         let policy = FilterPolicy::from_json(json).map_err(|e| e.to_string())?;
-        let cache = Mutex::new(VerifiedTokenCache::new(policy.token_cache_size));
+        let verifier = choose_verifier(policy.signature_verifier)?;
         Ok(Config {
             metrics: Metrics::define(scope),
             policy,
-            cache,
+            id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
+            verifier,
         })
     }
 
@@ -100,19 +145,15 @@ impl Config {
         }
 
         let mut flow = RequestFlow::new(input);
-        let step = {
-            // A panic while the lock was held leaves at worst a stale entry,
-            // which the core re-validates (key still present, claims still
-            // valid now) before trusting: keep serving rather than fail forever.
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let step = with_cache(self, |cache| {
             flow.start_verify(
                 &self.policy,
                 KeysView::Unavailable,
-                &PureRustVerifier,
-                &mut cache,
+                self.verifier.as_ref(),
+                cache,
                 now_secs(),
             )
-        };
+        });
         let decision = match step {
             Step::Done(decision) => decision,
             // No fetch to wait for yet (see the module doc): fail closed.
@@ -161,6 +202,28 @@ impl Config {
             }
         }
     }
+}
+
+static NEXT_CONFIG_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Each worker's verified-token caches, one per configuration. Per worker
+    /// (as in wasm) for now: the core's cache holds its keys in `Rc`, so it
+    /// cannot be shared between threads; one process-wide cache needs the core
+    /// to hold them in `Arc` (issue 12, item 2). A cache is bounded; one left
+    /// behind by a replaced configuration stays bounded and is never read again
+    /// (ids are not reused).
+    static CACHES: RefCell<HashMap<u64, VerifiedTokenCache>> = RefCell::new(HashMap::new());
+}
+
+fn with_cache<T>(config: &Config, body: impl FnOnce(&mut VerifiedTokenCache) -> T) -> T {
+    CACHES.with(|caches| {
+        let mut caches = caches.borrow_mut();
+        let cache = caches
+            .entry(config.id)
+            .or_insert_with(|| VerifiedTokenCache::new(config.policy.token_cache_size));
+        body(cache)
+    })
 }
 
 fn now_secs() -> i64 {

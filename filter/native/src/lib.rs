@@ -3,6 +3,7 @@
 //! - [`abi`]: the hooks' and callbacks' C types, declared by hand and pinned.
 //! - [`envoy`]: safe wrappers over the callbacks (the only `unsafe` calls).
 //! - [`filter`]: the inbound role: request data in, the core's decision out.
+//! - [`signature`]: RS256/384/512 with `ring`, behind the core's rules.
 //! - this file: the `#[no_mangle]` hooks Envoy resolves by name.
 //!
 //! **Never take Envoy down.** The module is built with `panic = "unwind"`
@@ -18,7 +19,10 @@
 
 mod abi;
 mod envoy;
+#[cfg(test)]
+mod fake_envoy;
 mod filter;
+mod signature;
 
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};

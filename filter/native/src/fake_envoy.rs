@@ -1,0 +1,73 @@
+//! Stand-ins for the Envoy callbacks the module imports, so the unit-test
+//! binary links (the real ones exist only inside Envoy). They do nothing:
+//! the adapter's behaviour against Envoy is tested in the real Envoy
+//! (tests/tests/native_module.rs); unit tests here cover what needs no host.
+//! Rust's clashing-extern-declarations lint checks these signatures against
+//! the declarations in `abi.rs`.
+
+use std::ffi::c_void;
+
+use crate::abi::{EnvoyBuffer, ModuleBuffer, ModuleHttpHeader};
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_log(_level: u32, _message: ModuleBuffer) {}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_log_enabled(_level: u32) -> bool {
+    false
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_get_header(
+    _filter_envoy_ptr: *mut c_void,
+    _header_type: u32,
+    _key: ModuleBuffer,
+    _result: *mut EnvoyBuffer,
+    _index: usize,
+    _optional_size: *mut usize,
+) -> bool {
+    false
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_set_header(
+    _filter_envoy_ptr: *mut c_void,
+    _header_type: u32,
+    _key: ModuleBuffer,
+    _value: ModuleBuffer,
+) -> bool {
+    false
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_send_response(
+    _filter_envoy_ptr: *mut c_void,
+    _status_code: u32,
+    _headers: *const ModuleHttpHeader,
+    _headers_size: usize,
+    _body: ModuleBuffer,
+    _details: ModuleBuffer,
+) {
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_define_counter(
+    _config_envoy_ptr: *mut c_void,
+    _name: ModuleBuffer,
+    _label_names: *const ModuleBuffer,
+    _label_names_length: usize,
+    _counter_id_ptr: *mut usize,
+) -> u32 {
+    1
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_increment_counter(
+    _filter_envoy_ptr: *mut c_void,
+    _id: usize,
+    _label_values: *const ModuleBuffer,
+    _label_values_length: usize,
+    _value: u64,
+) -> u32 {
+    1
+}
