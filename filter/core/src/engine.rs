@@ -31,11 +31,11 @@
 use crate::cache::{TokenDigest, VerifiedTokenCache};
 use crate::claims::validate::validate_claims;
 use crate::claims::Claims;
-use crate::config::{FilterPolicy, UnmatchedRequests};
+use crate::config::FilterPolicy;
 use crate::error::AuthError;
-use crate::jwks::{KeySet, RsaPublicKey};
+use crate::jwks::{KeyAvailability, KeySet, RsaPublicKey};
 use crate::policy::authorize::{authorize, Denial};
-use crate::policy::routes::{RouteLookup, Rule};
+use crate::policy::routes::Rule;
 use crate::token::extract::bearer_token;
 use crate::token::jws::{decode, DecodedJws};
 use crate::token::signature::SignatureVerifier;
@@ -71,15 +71,6 @@ impl Decision {
     }
 }
 
-/// What the key store can offer right now (the adapter asks the JWKS coordinator).
-pub enum KeysView<'k> {
-    Ready(&'k KeySet),
-    /// A fetch is in flight (or about to start): wait for it.
-    Pending,
-    /// No usable keys and no fetch that could produce them soon.
-    Unavailable,
-}
-
 /// What the flow wants next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -90,13 +81,6 @@ pub enum Step {
     AwaitKeys {
         force_refresh: bool,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Start,
-    AwaitingKeys,
-    Done,
 }
 
 /// What the flow learned that an auditor needs, filled in as it goes.
@@ -133,7 +117,8 @@ impl AuditTrail {
 pub struct RequestFlow {
     input: RequestInput,
     audit: AuditTrail,
-    state: State,
+    /// Parked in [`Step::AwaitKeys`]: only then may [`RequestFlow::on_keys_changed`] resume it.
+    awaiting_keys: bool,
     /// A request triggers at most one forced (unknown-kid) refresh: after it, an
     /// unknown kid is final. This bounds the work an attacker can cause.
     forced_refresh_used: bool,
@@ -144,7 +129,7 @@ impl RequestFlow {
         RequestFlow {
             input,
             audit: AuditTrail::default(),
-            state: State::Start,
+            awaiting_keys: false,
             forced_refresh_used: false,
         }
     }
@@ -163,12 +148,12 @@ impl RequestFlow {
     pub fn start_verify(
         &mut self,
         policy: &FilterPolicy,
-        keys: KeysView<'_>,
+        keys: &KeyAvailability,
         verifier: &dyn SignatureVerifier,
         cache: &mut VerifiedTokenCache,
         now_secs: i64,
     ) -> Step {
-        self.state = State::Start;
+        self.awaiting_keys = false;
         self.verify_key(policy, keys, verifier, cache, now_secs)
     }
 
@@ -177,12 +162,12 @@ impl RequestFlow {
     pub fn on_keys_changed(
         &mut self,
         policy: &FilterPolicy,
-        keys: KeysView<'_>,
+        keys: &KeyAvailability,
         verifier: &dyn SignatureVerifier,
         cache: &mut VerifiedTokenCache,
         now_secs: i64,
     ) -> Step {
-        if self.state != State::AwaitingKeys {
+        if !self.awaiting_keys {
             return Step::Done(Decision::deny(AuthError::KeysUnavailable));
         }
         self.verify_key(policy, keys, verifier, cache, now_secs)
@@ -199,7 +184,7 @@ impl RequestFlow {
     }
 
     fn finish(&mut self, decision: Decision) -> Decision {
-        self.state = State::Done;
+        self.awaiting_keys = false;
         decision
     }
 
@@ -210,25 +195,21 @@ impl RequestFlow {
     fn verify_key(
         &mut self,
         policy: &FilterPolicy,
-        keys: KeysView<'_>,
+        keys: &KeyAvailability,
         verifier: &dyn SignatureVerifier,
         cache: &mut VerifiedTokenCache,
         now_secs: i64,
     ) -> Step {
         // Route first: an anonymous route needs no token, and an unmatched or
         // ambiguous path (`..`, encoded slashes) is refused before any crypto.
-        let rule = match policy.routes.lookup(&self.input.method, &self.input.path) {
-            RouteLookup::Matched(rule) => Some(rule),
-            RouteLookup::AmbiguousPath => {
-                return self.done(Decision::deny(AuthError::RouteNotAllowed))
-            }
-            RouteLookup::Unmatched => match policy.unmatched {
-                UnmatchedRequests::Deny => {
-                    return self.done(Decision::deny(AuthError::RouteNotAllowed))
-                }
-                UnmatchedRequests::AllowAnyValidToken => None,
-            },
-        };
+        let rule =
+            match policy
+                .routes
+                .resolve(&self.input.method, &self.input.path, policy.unmatched)
+            {
+                Ok(rule) => rule,
+                Err(e) => return self.done(Decision::deny(e)),
+            };
         self.audit.rule = rule.map(|rule| rule.name().to_string());
         if rule.is_some_and(Rule::is_anonymous) {
             return self.done(Decision::Allow {
@@ -249,7 +230,7 @@ impl RequestFlow {
         };
         // Hashing costs about as much as a lookup saves when the cache is off.
         let digest = cache.is_enabled().then(|| TokenDigest::of(token));
-        if let (Some(digest), KeysView::Ready(key_set)) = (&digest, &keys) {
+        if let (Some(digest), KeyAvailability::Ready(key_set)) = (&digest, keys) {
             if let Some(decision) = from_cache(
                 policy,
                 rule,
@@ -268,21 +249,23 @@ impl RequestFlow {
         };
 
         let key_set = match keys {
-            KeysView::Ready(key_set) => key_set,
-            KeysView::Pending => {
-                self.state = State::AwaitingKeys;
+            KeyAvailability::Ready(key_set) => key_set,
+            KeyAvailability::Pending => {
+                self.awaiting_keys = true;
                 return Step::AwaitKeys {
                     force_refresh: false,
                 };
             }
-            KeysView::Unavailable => return self.done(Decision::deny(AuthError::KeysUnavailable)),
+            KeyAvailability::Unavailable => {
+                return self.done(Decision::deny(AuthError::KeysUnavailable))
+            }
         };
         let Some(key) = key_set.find(jws.header.kid.as_deref(), jws.header.x5t.as_deref()) else {
             if self.forced_refresh_used {
                 return self.done(Decision::deny(AuthError::SigningKeyUnknown));
             }
             self.forced_refresh_used = true;
-            self.state = State::AwaitingKeys;
+            self.awaiting_keys = true;
             return Step::AwaitKeys {
                 force_refresh: true,
             };
@@ -372,7 +355,7 @@ fn check_token(
 
 fn decide(policy: &FilterPolicy, rule: Option<&Rule>, claims: &Claims) -> Decision {
     if let Some(rule) = rule {
-        if let Err(denial) = authorize(rule, claims) {
+        if let Err(denial) = authorize(rule.access(), claims) {
             return Decision::Deny(denial);
         }
     }

@@ -2,6 +2,7 @@
 //! the signature; key membership, lifetime and authorization are re-checked.
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use serde_json::json;
 
@@ -102,7 +103,7 @@ impl Fixture {
         });
         flow.start_verify(
             &self.policy,
-            KeysView::Ready(&self.keys),
+            &KeyAvailability::Ready(Rc::new(self.keys.clone())),
             &self.verifier,
             &mut self.cache,
             now,
@@ -287,7 +288,7 @@ fn without_ready_keys_the_cache_is_not_consulted() {
     });
     let step = flow.start_verify(
         &f.policy,
-        KeysView::Unavailable,
+        &KeyAvailability::Unavailable,
         &f.verifier,
         &mut f.cache,
         IAT + 20,

@@ -8,19 +8,6 @@
 //! Descriptions are deliberately short and never contain request data: the
 //! caller learns *why* it was refused, never an echo of what it sent.
 
-/// Which part of the check refused the request. Used for grouping in docs and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorGroup {
-    /// The `Authorization` header or the compact JWS itself.
-    Token,
-    /// The signing keys (JWKS) needed to check the signature.
-    Keys,
-    /// The token's claims (issuer, audience, lifetime, tenant).
-    Claims,
-    /// Authorization: route rules, roles, scopes, callers.
-    Access,
-}
-
 /// RFC 6750 section 3.1 error codes (plus the 503 case, which has none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OAuthErrorCode {
@@ -46,7 +33,6 @@ impl OAuthErrorCode {
 /// Everything the response writer and the metrics need to know about one variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorSpec {
-    pub group: ErrorGroup,
     pub status: u16,
     pub code: OAuthErrorCode,
     /// Short reason for `error_description`; never contains request data.
@@ -112,14 +98,12 @@ pub enum AuthError {
 }
 
 const fn spec(
-    group: ErrorGroup,
     status: u16,
     code: OAuthErrorCode,
     description: &'static str,
     metric: &'static str,
 ) -> ErrorSpec {
     ErrorSpec {
-        group,
         status,
         code,
         description,
@@ -163,90 +147,74 @@ impl AuthError {
     /// The single mapping from reason to status, RFC 6750 code, description and metric.
     pub const fn spec(self) -> ErrorSpec {
         use AuthError as E;
-        use ErrorGroup::{Access, Claims, Keys, Token};
         use OAuthErrorCode::{InsufficientScope, InvalidToken, TemporarilyUnavailable};
         match self {
             // RFC 6750 3.1: a request with no credentials gets no error code.
             E::TokenMissing => spec(
-                Token,
                 401,
                 OAuthErrorCode::None,
                 "missing bearer token",
                 "token_missing",
             ),
             E::AuthorizationHeaderDuplicated => spec(
-                Token,
                 401,
                 InvalidToken,
                 "more than one authorization header",
                 "authorization_duplicated",
             ),
             E::AuthorizationSchemeNotBearer => spec(
-                Token,
                 401,
                 InvalidToken,
                 "authorization scheme is not bearer",
                 "authorization_not_bearer",
             ),
-            E::TokenTooLong => spec(Token, 401, InvalidToken, "token too long", "token_too_long"),
+            E::TokenTooLong => spec(401, InvalidToken, "token too long", "token_too_long"),
             E::TokenNotCompactJws => spec(
-                Token,
                 401,
                 InvalidToken,
                 "token is not a signed JWT",
                 "token_malformed",
             ),
             E::TokenNotBase64Url => spec(
-                Token,
                 401,
                 InvalidToken,
                 "token is not base64url",
                 "token_malformed",
             ),
             E::TokenHeaderInvalid => spec(
-                Token,
                 401,
                 InvalidToken,
                 "token header is invalid",
                 "token_malformed",
             ),
             E::TokenClaimsInvalid => spec(
-                Token,
                 401,
                 InvalidToken,
                 "token claims are invalid",
                 "token_malformed",
             ),
             E::AlgorithmNotAllowed => spec(
-                Token,
                 401,
                 InvalidToken,
                 "token algorithm not allowed",
                 "algorithm_not_allowed",
             ),
             E::CriticalHeaderUnsupported => spec(
-                Token,
                 401,
                 InvalidToken,
                 "unsupported critical header",
                 "crit_unsupported",
             ),
             E::KeyIdMissing => spec(
-                Token,
                 401,
                 InvalidToken,
                 "token names no signing key",
                 "key_id_missing",
             ),
-            E::SignatureInvalid => spec(
-                Token,
-                401,
-                InvalidToken,
-                "invalid signature",
-                "signature_invalid",
-            ),
+            E::SignatureInvalid => {
+                spec(401, InvalidToken, "invalid signature", "signature_invalid")
+            }
             E::SigningKeyUnknown => spec(
-                Keys,
                 401,
                 InvalidToken,
                 "signing key not found",
@@ -254,99 +222,65 @@ impl AuthError {
             ),
             // Our dependency failed, not the caller: 503 without blaming the token.
             E::KeysUnavailable => spec(
-                Keys,
                 503,
                 TemporarilyUnavailable,
                 "signing keys unavailable",
                 "keys_unavailable",
             ),
             E::KeysWaitTimedOut => spec(
-                Keys,
                 503,
                 TemporarilyUnavailable,
                 "timed out waiting for signing keys",
                 "keys_wait_timeout",
             ),
-            E::ExpiryMissing => spec(
-                Claims,
-                401,
-                InvalidToken,
-                "token has no expiry",
-                "expiry_missing",
-            ),
-            E::Expired => spec(Claims, 401, InvalidToken, "token expired", "expired"),
-            E::NotYetValid => spec(
-                Claims,
-                401,
-                InvalidToken,
-                "token not yet valid",
-                "not_yet_valid",
-            ),
+            E::ExpiryMissing => spec(401, InvalidToken, "token has no expiry", "expiry_missing"),
+            E::Expired => spec(401, InvalidToken, "token expired", "expired"),
+            E::NotYetValid => spec(401, InvalidToken, "token not yet valid", "not_yet_valid"),
             E::IssuedInFuture => spec(
-                Claims,
                 401,
                 InvalidToken,
                 "token issued in the future",
                 "issued_in_future",
             ),
-            E::IssuerInvalid => spec(
-                Claims,
-                401,
-                InvalidToken,
-                "issuer not accepted",
-                "issuer_invalid",
-            ),
+            E::IssuerInvalid => spec(401, InvalidToken, "issuer not accepted", "issuer_invalid"),
             E::AudienceInvalid => spec(
-                Claims,
                 401,
                 InvalidToken,
                 "audience not accepted",
                 "audience_invalid",
             ),
-            E::TenantInvalid => spec(
-                Claims,
-                401,
-                InvalidToken,
-                "tenant claim invalid",
-                "tenant_invalid",
-            ),
+            E::TenantInvalid => spec(401, InvalidToken, "tenant claim invalid", "tenant_invalid"),
             E::TenantNotAllowed => spec(
-                Claims,
                 401,
                 InvalidToken,
                 "tenant not allowed",
                 "tenant_not_allowed",
             ),
             E::TokenVersionUnsupported => spec(
-                Claims,
                 401,
                 InvalidToken,
                 "token version not accepted",
                 "version_unsupported",
             ),
             E::RouteNotAllowed => spec(
-                Access,
                 403,
                 InsufficientScope,
                 "no rule allows this route",
                 "route_not_allowed",
             ),
             E::PermissionMissing => spec(
-                Access,
                 403,
                 InsufficientScope,
                 "missing required role or scope",
                 "permission_missing",
             ),
             E::CallerNotAllowed => spec(
-                Access,
                 403,
                 InsufficientScope,
                 "caller application not allowed",
                 "caller_not_allowed",
             ),
             E::CallerUnverified => spec(
-                Access,
                 403,
                 InsufficientScope,
                 "caller identity requires an app token",
@@ -384,14 +318,14 @@ mod tests {
     fn every_variant_has_a_consistent_spec() {
         for e in AuthError::ALL {
             let s = e.spec();
-            match s.group {
-                ErrorGroup::Token | ErrorGroup::Claims => assert_eq!(s.status, 401, "{e:?}"),
-                ErrorGroup::Access => {
-                    assert_eq!(s.status, 403, "{e:?}");
-                    assert_eq!(s.code, OAuthErrorCode::InsufficientScope, "{e:?}");
-                }
-                ErrorGroup::Keys => assert!(s.status == 401 || s.status == 503, "{e:?}"),
-            }
+            // The status follows from the code: 403 exactly for insufficient
+            // scope, 503 exactly when our dependency failed, 401 otherwise.
+            let expected = match s.code {
+                OAuthErrorCode::InsufficientScope => 403,
+                OAuthErrorCode::TemporarilyUnavailable => 503,
+                OAuthErrorCode::None | OAuthErrorCode::InvalidToken => 401,
+            };
+            assert_eq!(s.status, expected, "{e:?}");
             assert!(!s.description.is_empty() && !s.description.contains('"'));
             assert!(s.metric.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
         }

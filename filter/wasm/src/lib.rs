@@ -24,8 +24,6 @@ pub mod outbound;
 pub mod role;
 pub mod root;
 pub mod root_hostcalls;
-#[cfg(feature = "shared-cache-experiment")]
-pub mod shared_memo;
 pub mod signatures;
 pub mod worker;
 

@@ -122,25 +122,6 @@ impl RootContext for AuthRoot {
                 selected.description, policy.token_cache_size
             ),
         );
-        #[cfg(feature = "shared-cache-experiment")]
-        let (selected, policy) = {
-            let mut policy = policy;
-            policy.token_cache_size = 0;
-            let verifier = Box::new(crate::shared_memo::SharedMemoVerifier {
-                inner: selected.verifier,
-            });
-            log(
-                LogLevel::Warn,
-                "entragate: EXPERIMENT shared-data token memo",
-            );
-            (
-                signatures::Selected {
-                    verifier,
-                    ..selected
-                },
-                policy,
-            )
-        };
         let worker = Worker {
             token_cache: VerifiedTokenCache::new(policy.token_cache_size),
             cache_generation: None,

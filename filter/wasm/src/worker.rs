@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use entragate_core::cache::VerifiedTokenCache;
 use entragate_core::config::FilterPolicy;
-use entragate_core::engine::{Decision, KeysView, RequestFlow, Step};
+use entragate_core::engine::{Decision, RequestFlow, Step};
 use entragate_core::jwks::coordinator::{JwksCoordinator, KeyAvailability};
 use entragate_core::token::signature::SignatureVerifier;
 
@@ -66,11 +66,6 @@ impl Worker {
         let host = ProxyWasmHost;
         let now_secs = (now_ms() / 1000) as i64;
         let availability = self.coordinator.keys(&host);
-        let view = match &availability {
-            KeyAvailability::Ready(keys) => KeysView::Ready(keys),
-            KeyAvailability::Pending => KeysView::Pending,
-            KeyAvailability::Unavailable => KeysView::Unavailable,
-        };
         // A new key set drops the entries of keys that left it (hits check
         // membership anyway; this frees their memory at once).
         if let KeyAvailability::Ready(keys) = &availability {
@@ -83,9 +78,21 @@ impl Worker {
         let policy = Rc::clone(&self.policy);
         let cache = &mut self.token_cache;
         let step = if resume {
-            flow.on_keys_changed(&policy, view, self.verifier.as_ref(), cache, now_secs)
+            flow.on_keys_changed(
+                &policy,
+                &availability,
+                self.verifier.as_ref(),
+                cache,
+                now_secs,
+            )
         } else {
-            flow.start_verify(&policy, view, self.verifier.as_ref(), cache, now_secs)
+            flow.start_verify(
+                &policy,
+                &availability,
+                self.verifier.as_ref(),
+                cache,
+                now_secs,
+            )
         };
         match step {
             Step::Done(decision) => Outcome::Decided(decision),

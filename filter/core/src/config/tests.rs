@@ -123,8 +123,9 @@ fn documented_example_is_accepted() {
     assert_eq!(rules[1].methods(), &MethodMatch::OneOf(vec!["POST".into()]));
     let analyze = policy
         .routes
-        .find("POST", "/fraud/scan?x=1")
-        .expect("analyze matches");
+        .resolve("POST", "/fraud/scan?x=1", policy.unmatched)
+        .expect("analyze matches")
+        .expect("a rule matches");
     assert_eq!(analyze.name(), "analyze");
     let claims = Claims {
         ver: Some("2.0".into()),
@@ -133,7 +134,7 @@ fn documented_example_is_accepted() {
         roles: vec!["Fraud.Scan".into()],
         ..Claims::default()
     };
-    assert_eq!(authorize(analyze, &claims), Ok(()));
+    assert_eq!(authorize(analyze.access(), &claims), Ok(()));
 }
 
 #[test]
@@ -703,7 +704,7 @@ fn compiled_rule_precomputes_the_challenge_scope() {
     };
     let permissions = requirements.permissions().expect("permissions");
     assert_eq!(permissions.challenge_scope(), "Fraud.Scan Fraud.User");
-    let denial = authorize(&policy.routes.rules()[0], &Claims::default()).unwrap_err();
+    let denial = authorize(policy.routes.rules()[0].access(), &Claims::default()).unwrap_err();
     assert_eq!(denial.error, AuthError::PermissionMissing);
     assert_eq!(
         denial.required_scope.as_deref(),

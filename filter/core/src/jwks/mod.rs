@@ -4,9 +4,9 @@
 //! - [`keyset`]: the key set and how a token header selects a key.
 //! - [`record`]: the shared-data records and their key names.
 //! - [`coordinator`]: the per-worker state machine sharing one fetch per Envoy.
-//! - `fake_host` (tests, or feature `testing`): an in-memory [`crate::host::Host`].
+//! - `fake_host` (tests): an in-memory [`crate::host::Host`].
 pub mod coordinator;
-#[cfg(any(test, feature = "testing"))]
+#[cfg(test)]
 pub mod fake_host;
 pub mod key;
 pub mod keyset;

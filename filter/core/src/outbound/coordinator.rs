@@ -225,11 +225,6 @@ impl TokenCoordinator {
         self.in_flight.as_ref().is_some_and(|f| f.token == token)
     }
 
-    /// This worker's current token, usable or not.
-    pub fn local_token(&self) -> Option<Rc<CachedToken>> {
-        self.local.clone()
-    }
-
     // ----- per request -------------------------------------------------------
 
     /// The token for one request. Free of hostcalls while this worker's copy is

@@ -4,7 +4,6 @@
 //! every claim read here is trustworthy. It decides nothing about *whether* a
 //! token is needed: anonymous rules are handled before any token is looked at.
 
-use super::routes::{RouteLookup, Rule};
 use crate::claims::Claims;
 use crate::error::AuthError;
 
@@ -214,12 +213,12 @@ impl From<AuthError> for Denial {
     }
 }
 
-/// Checks a verified token against the rule that matched the request.
+/// Checks a verified token against the access of the rule that matched the request.
 ///
 /// Caller restrictions are checked before permissions, so a caller that is
 /// not allowed at all is not told which scope the route needs.
-pub fn authorize(rule: &Rule, claims: &Claims) -> Result<(), Denial> {
-    let requirements = match rule.access() {
+pub fn authorize(access: &Access, claims: &Claims) -> Result<(), Denial> {
+    let requirements = match access {
         Access::Anonymous => return Ok(()),
         Access::Authenticated(requirements) => requirements,
     };
@@ -235,35 +234,9 @@ pub fn authorize(rule: &Rule, claims: &Claims) -> Result<(), Denial> {
     }
 }
 
-/// Decision for a request that no rule matched (with `AllowAnyValidToken`,
-/// call it only once the token is verified).
-pub fn authorize_unmatched(unmatched: UnmatchedRequests) -> Result<(), Denial> {
-    match unmatched {
-        UnmatchedRequests::Deny => Err(AuthError::RouteNotAllowed.into()),
-        UnmatchedRequests::AllowAnyValidToken => Ok(()),
-    }
-}
-
-/// The whole access decision for a request with a verified token:
-/// the matched rule decides, else `unmatched_requests`; an ambiguous path is
-/// always refused, whatever `unmatched_requests` says, because it may reach
-/// a route whose rule it did not match.
-pub fn authorize_lookup(
-    lookup: RouteLookup<'_>,
-    unmatched: UnmatchedRequests,
-    claims: &Claims,
-) -> Result<(), Denial> {
-    match lookup {
-        RouteLookup::Matched(rule) => authorize(rule, claims),
-        RouteLookup::Unmatched => authorize_unmatched(unmatched),
-        RouteLookup::AmbiguousPath => Err(AuthError::RouteNotAllowed.into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::routes::{MethodMatch, PathMatch};
 
     const CALLER: &str = "c1d8f1a2-3b4c-4d5e-8f90-a1b2c3d4e5f6";
     const OTHER: &str = "0f2c3b4a-5d6e-4f70-8a9b-c0d1e2f3a4b5";
@@ -272,24 +245,12 @@ mod tests {
         values.iter().map(|v| v.to_string()).collect()
     }
 
-    fn rule_with(access: Access) -> Rule {
-        Rule::new(
-            "r".into(),
-            PathMatch::Prefix("/".into()),
-            MethodMatch::Any,
-            access,
-        )
-    }
-
     fn rule(
         roles: Option<Requirement>,
         scopes: Option<Requirement>,
         callers: Option<CallerRestriction>,
-    ) -> Rule {
-        rule_with(Access::Authenticated(Requirements::new(
-            Permissions::new(roles, scopes),
-            callers,
-        )))
+    ) -> Access {
+        Access::Authenticated(Requirements::new(Permissions::new(roles, scopes), callers))
     }
 
     fn any_of(values: &[&str]) -> Option<Requirement> {
@@ -342,10 +303,7 @@ mod tests {
 
     #[test]
     fn anonymous_rule_always_passes() {
-        assert_eq!(
-            authorize(&rule_with(Access::Anonymous), &Claims::default()),
-            Ok(())
-        );
+        assert_eq!(authorize(&Access::Anonymous, &Claims::default()), Ok(()));
     }
 
     #[test]
@@ -537,46 +495,5 @@ mod tests {
         let p = Permissions::new(all_of(&["A", "B"]), any_of(&["B", "C"])).unwrap();
         assert_eq!(p.challenge_scope(), "A B C");
         assert!(Permissions::new(None, None).is_none());
-    }
-
-    #[test]
-    fn unmatched_requests() {
-        assert_eq!(
-            authorize_unmatched(UnmatchedRequests::Deny),
-            Err(Denial::from(AuthError::RouteNotAllowed))
-        );
-        assert_eq!(
-            authorize_unmatched(UnmatchedRequests::AllowAnyValidToken),
-            Ok(())
-        );
-        assert_eq!(UnmatchedRequests::default(), UnmatchedRequests::Deny);
-    }
-
-    #[test]
-    fn lookup_decision() {
-        let claims = app_v2(&[]);
-        let allow = UnmatchedRequests::AllowAnyValidToken;
-        let r = rule(any_of(&["X"]), None, None);
-        assert_eq!(
-            denied(authorize_lookup(RouteLookup::Matched(&r), allow, &claims)),
-            AuthError::PermissionMissing
-        );
-        assert_eq!(
-            authorize_lookup(RouteLookup::Unmatched, allow, &claims),
-            Ok(())
-        );
-        assert_eq!(
-            denied(authorize_lookup(
-                RouteLookup::Unmatched,
-                UnmatchedRequests::Deny,
-                &claims
-            )),
-            AuthError::RouteNotAllowed
-        );
-        // Refused even when unmatched requests are allowed.
-        assert_eq!(
-            denied(authorize_lookup(RouteLookup::AmbiguousPath, allow, &claims)),
-            AuthError::RouteNotAllowed
-        );
     }
 }

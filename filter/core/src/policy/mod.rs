@@ -13,8 +13,8 @@ pub mod headers;
 pub mod routes;
 
 pub use authorize::{
-    authorize, authorize_lookup, authorize_unmatched, Access, CallerRestriction, Denial,
-    Permissions, Requirement, Requirements, UnmatchedRequests,
+    authorize, Access, CallerRestriction, Denial, Permissions, Requirement, Requirements,
+    UnmatchedRequests,
 };
 pub use headers::{ClaimHeader, ClaimHeaders, ClaimSource};
 pub use routes::{is_ambiguous_path, MethodMatch, PathMatch, RouteLookup, RouteTable, Rule};

@@ -12,7 +12,8 @@
 //! matches a rule: otherwise `/public/..%2fadmin` would match an anonymous
 //! `/public/` rule and reach `/admin` on a decoding upstream.
 
-use super::authorize::Access;
+use super::authorize::{Access, UnmatchedRequests};
+use crate::error::AuthError;
 
 /// How a rule matches the request path (query string excluded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,13 +166,24 @@ impl RouteTable {
         }
     }
 
-    /// The first rule matching the request, or `None` when no rule matches or
-    /// the path is ambiguous. Prefer [`RouteTable::lookup`], which tells the
-    /// two apart.
-    pub fn find(&self, method: &str, path: &str) -> Option<&Rule> {
-        match self.lookup(method, path) {
-            RouteLookup::Matched(rule) => Some(rule),
-            RouteLookup::Unmatched | RouteLookup::AmbiguousPath => None,
+    /// The rule that decides a request, before any token is looked at:
+    /// `Ok(Some(rule))` for the first match, `Ok(None)` when no rule matches
+    /// and `unmatched_requests` lets any valid token through. An unmatched
+    /// request under `deny`, and an ambiguous path whatever `unmatched` says
+    /// (it may reach a route whose rule it did not match), are refused with
+    /// [`AuthError::RouteNotAllowed`].
+    pub fn resolve(
+        &self,
+        method: &str,
+        path: &str,
+        unmatched: UnmatchedRequests,
+    ) -> Result<Option<&Rule>, AuthError> {
+        match (self.lookup(method, path), unmatched) {
+            (RouteLookup::Matched(rule), _) => Ok(Some(rule)),
+            (RouteLookup::Unmatched, UnmatchedRequests::AllowAnyValidToken) => Ok(None),
+            (RouteLookup::Unmatched, UnmatchedRequests::Deny) | (RouteLookup::AmbiguousPath, _) => {
+                Err(AuthError::RouteNotAllowed)
+            }
         }
     }
 }
@@ -299,7 +311,14 @@ mod tests {
     }
 
     fn found(method: &str, path: &str) -> Option<String> {
-        table().find(method, path).map(|r| r.name().to_string())
+        matched(&table(), method, path)
+    }
+
+    fn matched(table: &RouteTable, method: &str, path: &str) -> Option<String> {
+        match table.lookup(method, path) {
+            RouteLookup::Matched(rule) => Some(rule.name().to_string()),
+            RouteLookup::Unmatched | RouteLookup::AmbiguousPath => None,
+        }
     }
 
     #[test]
@@ -332,9 +351,9 @@ mod tests {
     #[test]
     fn prefix_is_a_literal_byte_prefix() {
         let table = RouteTable::new(vec![rule("f", prefix("/fraud"), &[])]);
-        assert!(table.find("GET", "/fraudulent").is_some());
-        assert!(table.find("GET", "/fraud").is_some());
-        assert!(table.find("GET", "/Fraud").is_none());
+        assert!(matched(&table, "GET", "/fraudulent").is_some());
+        assert!(matched(&table, "GET", "/fraud").is_some());
+        assert!(matched(&table, "GET", "/Fraud").is_none());
     }
 
     #[test]
@@ -387,7 +406,11 @@ mod tests {
                 RouteLookup::AmbiguousPath,
                 "{path:?}"
             );
-            assert_eq!(table.find("POST", path), None, "{path:?}");
+            assert_eq!(
+                table.resolve("POST", path, UnmatchedRequests::AllowAnyValidToken),
+                Err(AuthError::RouteNotAllowed),
+                "refused even when unmatched requests are allowed: {path:?}"
+            );
         }
     }
 
@@ -434,5 +457,28 @@ mod tests {
             assert!(!is_valid_method(m), "{m:?}");
         }
         assert!(!is_valid_method(&"A".repeat(33)));
+    }
+
+    #[test]
+    fn resolve_applies_unmatched_requests() {
+        let table = table();
+        let allow = UnmatchedRequests::AllowAnyValidToken;
+        let deny = UnmatchedRequests::Deny;
+        let name = |r: Result<Option<&Rule>, AuthError>| r.map(|r| r.map(|r| r.name().to_string()));
+        assert_eq!(
+            name(table.resolve("GET", "/healthz", deny)),
+            Ok(Some("health".into()))
+        );
+        let only = RouteTable::new(vec![rule("h", exact("/healthz"), &["GET"])]);
+        assert_eq!(only.resolve("GET", "/other", allow), Ok(None));
+        assert_eq!(
+            only.resolve("GET", "/other", deny),
+            Err(AuthError::RouteNotAllowed)
+        );
+        assert_eq!(
+            only.resolve("GET", "/a/../healthz", allow),
+            Err(AuthError::RouteNotAllowed)
+        );
+        assert_eq!(UnmatchedRequests::default(), UnmatchedRequests::Deny);
     }
 }
