@@ -90,15 +90,14 @@ impl HttpContext for AuthRequest {
                 }
             }
             Outcome::Wait { forced_refresh } => {
-                let deadline_ms = now_ms().saturating_add(worker.policy.jwks.request_wait_ms);
-                worker.waiters.insert(
-                    self.context_id,
-                    Waiter {
-                        flow,
-                        deadline_ms,
-                        forced_refresh,
-                    },
-                );
+                let wait_ms = worker.policy.jwks.request_wait_ms;
+                let waiter = Waiter {
+                    flow,
+                    forced_refresh,
+                };
+                worker
+                    .waiters
+                    .park(self.context_id, waiter, now_ms(), wait_ms);
                 // Ask our root context to tick right away: it starts the fetch
                 // (or polls for another worker's) and resumes us.
                 let _ = hostcalls::set_tick_period(Duration::from_millis(1));
@@ -114,7 +113,7 @@ impl Drop for AuthRequest {
         // resume a dead context.
         if let Ok(mut guard) = self.worker.try_borrow_mut() {
             if let Some(worker) = guard.as_mut() {
-                worker.waiters.remove(&self.context_id);
+                worker.waiters.remove(self.context_id);
             }
         }
     }

@@ -1,11 +1,11 @@
 //! The per-worker root context: configuration, ticks and the JWKS callouts.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use entragate_core::cache::VerifiedTokenCache;
 use entragate_core::config::FilterPolicy;
+use entragate_core::fetcher::waiters::Waiters;
 use entragate_core::host::LogLevel;
 use entragate_core::jwks::coordinator::JwksCoordinator;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -57,7 +57,7 @@ impl AuthRoot {
         };
         let decided = decided
             .into_iter()
-            .map(|(context_id, flow, decision)| (context_id, (flow, decision)));
+            .map(|(context_id, waiter, decision)| (context_id, (waiter.flow, decision)));
         resume_requests(self.context_id, decided, |(flow, decision)| {
             apply_decision(&decision, &realm, &metrics, &flow)
         });
@@ -128,7 +128,7 @@ impl RootContext for AuthRoot {
             policy: Rc::new(policy),
             coordinator,
             verifier: selected.verifier,
-            waiters: BTreeMap::new(),
+            waiters: Waiters::default(),
             metrics,
         };
         install_worker(&self.worker, worker);
@@ -154,7 +154,7 @@ impl RootContext for AuthRoot {
             worker.metrics.token_cache(worker.token_cache.stats());
             worker.metrics.jwks_requests(worker.coordinator.stats());
             (
-                outcome.keys_changed || outcome.recheck_waiters,
+                outcome.changed || outcome.recheck_waiters,
                 outcome.next_tick_ms,
             )
         }) else {

@@ -5,12 +5,12 @@
 //! data and is managed by the core's `JwksCoordinator`.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use entragate_core::cache::VerifiedTokenCache;
 use entragate_core::config::FilterPolicy;
 use entragate_core::engine::{Decision, RequestFlow, Step};
+use entragate_core::fetcher::waiters::Waiters;
 use entragate_core::jwks::coordinator::{JwksCoordinator, KeyAvailability};
 use entragate_core::token::signature::SignatureVerifier;
 
@@ -21,7 +21,6 @@ use crate::root_hostcalls::PausingWorker;
 /// A request paused until the JWKS changes (or its wait bound elapses).
 pub struct Waiter {
     pub flow: RequestFlow,
-    pub deadline_ms: u64,
     /// Waiting for an unknown-kid refresh: only a key-set change (or the end of
     /// the fetch) may resume it, otherwise it would be denied before the refresh.
     pub forced_refresh: bool,
@@ -38,7 +37,7 @@ pub struct Worker {
     pub cache_generation: Option<u64>,
     /// Paused requests by context id. Entries are removed when resumed or when
     /// the request context is destroyed (client went away).
-    pub waiters: BTreeMap<u32, Waiter>,
+    pub waiters: Waiters<Waiter>,
     pub metrics: Metrics,
 }
 
@@ -110,31 +109,25 @@ impl Worker {
 
     /// Decides every waiter that can be decided now: timed out, or resumable
     /// because the keys changed / the fetch finished (`keys_settled`).
-    pub fn drain_waiters(&mut self, keys_settled: bool) -> Vec<(u32, RequestFlow, Decision)> {
-        let now = now_ms();
-        let ids: Vec<u32> = self.waiters.keys().copied().collect();
-        let mut decided = Vec::new();
-        for id in ids {
-            let Some(mut waiter) = self.waiters.remove(&id) else {
-                continue;
-            };
-            if now >= waiter.deadline_ms {
-                let decision = waiter.flow.on_wait_timeout();
-                decided.push((id, waiter.flow, decision));
-                continue;
+    pub fn drain_waiters(&mut self, keys_settled: bool) -> Vec<(u32, Waiter, Decision)> {
+        // Taken out while deciding: `run` needs the whole worker.
+        let mut waiters = core::mem::take(&mut self.waiters);
+        let decided = waiters.drain(now_ms(), |waiter, waited| {
+            if waited.timed_out {
+                return Some(waiter.flow.on_wait_timeout());
             }
             if waiter.forced_refresh && !keys_settled {
-                self.waiters.insert(id, waiter);
-                continue;
+                return None;
             }
             match self.run(&mut waiter.flow, true) {
-                Outcome::Decided(decision) => decided.push((id, waiter.flow, decision)),
+                Outcome::Decided(decision) => Some(decision),
                 Outcome::Wait { forced_refresh } => {
                     waiter.forced_refresh = forced_refresh;
-                    self.waiters.insert(id, waiter);
+                    None
                 }
             }
-        }
+        });
+        self.waiters = waiters;
         decided
     }
 }

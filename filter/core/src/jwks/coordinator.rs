@@ -5,8 +5,9 @@
 //! shared-data records (see [`super::record`]): a lease taken by CAS decides who
 //! fetches, the key record carries the result, and a tiny generation key lets
 //! every request notice a new key set cheaply.
-//! The lease steps themselves (take, settle, back off) are shared with the
-//! outbound token coordinator: see [`crate::shared::leased_state`].
+//! The fetch itself (tick, lease, callout answers, settling, backoff) is the
+//! generic [`crate::fetcher::single_flight::Fetcher`]; this module adds only
+//! the JWKS hooks ([`JwksDocument`]) and the per-request checks.
 //!
 //! ```text
 //! per request:  keys() ── sync_local_copy ── fresh local keys ──────────────► Ready
@@ -41,20 +42,16 @@ use super::keyset::KeySet;
 use super::parse::{parse_discovery, parse_jwks, JwksError, ParsedJwks};
 use super::record::{
     decode_generation, encode_generation, ForcedRefresh, KeysRecord, RecordError, RecordNames,
-    StateRecord,
 };
 use super::settings::JwksSettings;
+use crate::fetcher::leased_state::{store_next_generation, LeasedState, CAS_ATTEMPTS};
+// Re-exported: the tick periods and lease margin are common to both roles
+// but have always been reached through this module.
+pub use crate::fetcher::leased_state::{FAST_TICK_MS, LEASE_MARGIN_MS, SLOW_TICK_MS};
+use crate::fetcher::single_flight::{self, Answer, Document, Fetcher};
 use crate::host::{
     CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, SharedWriteError, UnixMillis,
 };
-use crate::shared::leased_state::{
-    clamp_tick, store_next_generation, tick_plan, InFlight, LeasedState, SettleError,
-    StateSnapshot, TickPlan, CAS_ATTEMPTS,
-};
-// Re-exported: the tick periods and lease margin are common to both roles
-// but have always been reached through this module.
-pub use crate::shared::leased_state::{FAST_TICK_MS, LEASE_MARGIN_MS, SLOW_TICK_MS};
-use crate::shared::state_record::Due;
 
 /// A request that finds no usable keys while a failed fetch backs off may pull
 /// the retry forward, but only if the last attempt in this Envoy started at
@@ -111,64 +108,18 @@ impl core::fmt::Display for FetchError {
     }
 }
 
+/// A new key set stored and in use ([`FetchOutcome::Updated`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeysUpdate {
+    pub generation: u64,
+    pub keys: usize,
+    pub skipped: usize,
+}
+
 /// Result of one [`JwksCoordinator::on_tick`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TickOutcome {
-    /// This worker's key set moved to a newer shared generation.
-    pub keys_changed: bool,
-    /// Waiting requests should call `keys()` again (new keys, or a fetch somewhere
-    /// in this Envoy settled, possibly with a failure that makes them 503).
-    pub recheck_waiters: bool,
-    /// This worker took the lease and dispatched a callout on this tick.
-    pub started_fetch: bool,
-    /// The fetch started on this tick failed at once (dispatch refused). Count it.
-    pub failure: Option<FetchError>,
-    /// Suggested delay until the next tick.
-    pub next_tick_ms: u64,
-}
-
+pub type TickOutcome = single_flight::TickOutcome<FetchError>;
 /// Result of one [`JwksCoordinator::on_callout_response`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchOutcome {
-    /// Not a callout this coordinator is waiting for (stale, or another instance's).
-    Ignored,
-    /// Discovery answered; the keys callout is now in flight.
-    Continuing,
-    /// A new key set is stored and in use. Count a successful fetch.
-    Updated {
-        generation: u64,
-        keys: usize,
-        skipped: usize,
-    },
-    /// The fetch failed; the previous keys (if any) stay. Count a failed fetch.
-    Failed { error: FetchError, retry_in_ms: u64 },
-    /// Our lease expired and another worker took over: nothing was written; the
-    /// new holder's result counts. `error` is set if our fetch had failed anyway.
-    Discarded { error: Option<FetchError> },
-}
-
-impl FetchOutcome {
-    /// The fetch ended and its result was recorded (new keys, or a failure that
-    /// may make requests 503): waiting requests should call `keys()` again now.
-    pub fn settled(&self) -> bool {
-        matches!(
-            self,
-            FetchOutcome::Updated { .. } | FetchOutcome::Failed { .. }
-        )
-    }
-
-    /// For the fetch counters: `Some(true)` a fetch succeeded, `Some(false)` one
-    /// failed, `None` nothing to count (ignored, or still continuing).
-    pub fn fetch_succeeded(&self) -> Option<bool> {
-        match self {
-            FetchOutcome::Updated { .. } => Some(true),
-            FetchOutcome::Failed { .. } | FetchOutcome::Discarded { error: Some(_) } => Some(false),
-            FetchOutcome::Ignored
-            | FetchOutcome::Continuing
-            | FetchOutcome::Discarded { error: None } => None,
-        }
-    }
-}
+pub type FetchOutcome = single_flight::FetchOutcome<KeysUpdate, FetchError>;
 
 /// Per-worker counters (cumulative). Fetch counters only move in the worker that
 /// fetched, so summing them over workers counts fetches per Envoy.
@@ -186,8 +137,9 @@ pub struct JwksStats {
     pub keys_loaded: usize,
 }
 
+/// Which callout of a JWKS fetch is in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub enum Phase {
     Discovery,
     Keys,
 }
@@ -200,58 +152,75 @@ struct LocalKeys {
     keys: Rc<KeySet>,
 }
 
-/// The JWKS state machine of one worker. See the module docs for the steps.
+/// The JWKS hooks of the generic fetcher, and this worker's copy of the keys.
 #[derive(Debug)]
-pub struct JwksCoordinator {
+pub struct JwksDocument {
     settings: JwksSettings,
-    worker_id: u32,
     names: RecordNames,
     local: Option<LocalKeys>,
     /// Highest shared generation looked at (even if its record was unreadable,
     /// so a broken record is not re-read on every request).
     seen_generation: u64,
-    in_flight: Option<InFlight<Phase>>,
-    state: LeasedState<ForcedRefresh>,
-    stats: JwksStats,
+    forced_refreshes: u64,
+    early_retries: u64,
+    keys_loaded: usize,
+}
+
+/// The JWKS state machine of one worker. See the module docs for the steps.
+#[derive(Debug)]
+pub struct JwksCoordinator {
+    fetcher: Fetcher<JwksDocument>,
 }
 
 impl JwksCoordinator {
     pub fn new(settings: JwksSettings, worker_id: u32) -> JwksCoordinator {
         let names = RecordNames::for_settings(&settings);
         let lease_ms = settings.fetch_timeout_ms.saturating_add(LEASE_MARGIN_MS);
-        JwksCoordinator {
-            state: LeasedState::new(names.state.clone(), "jwks".into(), worker_id, lease_ms),
-            names,
+        let state = LeasedState::new(names.state.clone(), "jwks".into(), worker_id, lease_ms);
+        let document = JwksDocument {
             settings,
-            worker_id,
+            names,
             local: None,
             seen_generation: 0,
-            in_flight: None,
-            stats: JwksStats::default(),
+            forced_refreshes: 0,
+            early_retries: 0,
+            keys_loaded: 0,
+        };
+        JwksCoordinator {
+            fetcher: Fetcher::new(document, state),
         }
     }
 
     pub fn names(&self) -> &RecordNames {
-        &self.names
+        &self.fetcher.document().names
     }
 
     pub fn stats(&self) -> JwksStats {
-        self.stats
+        let fetch = self.fetcher.stats();
+        let document = self.fetcher.document();
+        JwksStats {
+            fetch_ok: fetch.fetch_ok,
+            fetch_failed: fetch.fetch_failed,
+            forced_refreshes: document.forced_refreshes,
+            early_retries: document.early_retries,
+            ignored_responses: fetch.ignored_responses,
+            keys_loaded: document.keys_loaded,
+        }
     }
 
     /// Gauge: number of keys in this worker's current set.
     pub fn keys_loaded(&self) -> usize {
-        self.stats.keys_loaded
+        self.fetcher.document().keys_loaded
     }
 
     /// Generation of this worker's key set, if it has one.
     pub fn local_generation(&self) -> Option<u64> {
-        self.local.as_ref().map(|l| l.generation)
+        self.fetcher.document().local.as_ref().map(|l| l.generation)
     }
 
     /// Whether this worker is waiting for one of its own callouts.
     pub fn fetch_in_flight(&self) -> bool {
-        self.in_flight.is_some()
+        self.fetcher.fetch_in_flight()
     }
 
     // ----- per request -------------------------------------------------------
@@ -260,11 +229,12 @@ impl JwksCoordinator {
     /// local copy is current; see [`KeyAvailability`] for the exact rule.
     pub fn keys(&mut self, host: &dyn Host) -> KeyAvailability {
         let now = host.now_ms();
-        self.sync_local_copy(host);
-        if let Some(keys) = self.fresh_keys(now) {
+        let (document, state) = self.fetcher.parts_mut();
+        document.sync_local_copy(host);
+        if let Some(keys) = document.fresh_keys(now) {
             return KeyAvailability::Ready(keys);
         }
-        self.availability_without_keys(host, now)
+        document.availability_without_keys(host, state, now)
     }
 
     /// A token named a key we do not have. Returns true if a refresh will happen
@@ -276,30 +246,31 @@ impl JwksCoordinator {
     /// backing off. The engine calls this at most once per request.
     pub fn request_refresh_for_unknown_kid(&mut self, host: &dyn Host) -> bool {
         let now = host.now_ms();
+        let (document, state) = self.fetcher.parts_mut();
         for _ in 0..CAS_ATTEMPTS {
-            let snap = self.state.load(host);
+            let snap = state.load(host);
             let Some(cas) = snap.cas else {
                 return true; // nothing fetched yet: the first fetch is about to start
             };
-            let state = snap.record;
-            if state.lease_active(now) || state.role.refresh_requested {
+            let record = snap.record;
+            if record.lease_active(now) || record.role.refresh_requested {
                 return true; // a fetch is in flight or already requested: share it
             }
-            if state.in_backoff(now) {
+            if record.in_backoff(now) {
                 return false;
             }
-            let min_interval = self.settings.unknown_kid_refresh_min_interval_ms;
-            if let Some(last) = state.role.last_forced_refresh_ms {
+            let min_interval = document.settings.unknown_kid_refresh_min_interval_ms;
+            if let Some(last) = record.role.last_forced_refresh_ms {
                 if now.saturating_sub(last) < min_interval {
                     return false;
                 }
             }
-            let mut next = state;
+            let mut next = record;
             next.role.refresh_requested = true;
             next.role.last_forced_refresh_ms = Some(now);
-            match self.state.write(host, &next, Some(cas)) {
+            match state.write(host, &next, Some(cas)) {
                 Ok(()) => {
-                    self.stats.forced_refreshes += 1;
+                    document.forced_refreshes += 1;
                     host.log(LogLevel::Info, "jwks: unknown kid, refresh requested");
                     return true;
                 }
@@ -310,79 +281,26 @@ impl JwksCoordinator {
         false
     }
 
-    // ----- root context: tick ------------------------------------------------
+    // ----- root context ------------------------------------------------------
 
     /// Background work: pick up new keys, start a fetch when due and the lease
-    /// can be taken. Call from the root context's `on_tick` (and once at start),
-    /// then set the tick period to `next_tick_ms`.
+    /// can be taken (see [`Fetcher::on_tick`]).
     pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
-        let now = host.now_ms();
-        self.state.abandon_expired(&*host, &mut self.in_flight, now);
-        // State first, keys second (as the outbound coordinator does): a fetching worker
-        // publishes its keys before it releases the lease, so a released lease seen here
-        // means its keys are visible to the read below. The other order let a worker read
-        // "no keys", then find the lease just released, and fetch a second time.
-        let (snap, settled) = self.state.load_for_tick(&*host);
-        let keys_changed = self.sync_local_copy(&*host);
-        let mut out = TickOutcome {
-            keys_changed,
-            recheck_waiters: keys_changed || settled,
-            started_fetch: false,
-            failure: None,
-            next_tick_ms: SLOW_TICK_MS,
-        };
-        match tick_plan(self.in_flight.as_ref(), now, || {
-            self.fetch_due(&snap.record, now)
-        }) {
-            TickPlan::Wait(ms) => out.next_tick_ms = ms,
-            TickPlan::Fetch(reason) => self.start_fetch(host, snap, now, reason, &mut out),
-        }
-        out
+        self.fetcher.on_tick(host)
     }
 
-    // ----- root context: callout answered ------------------------------------
-
-    /// The answer to a callout. Tokens this coordinator does not know (a callout
-    /// from before a VM reload, or abandoned after its lease expired) are ignored.
+    /// The answer to a callout (see [`Fetcher::on_callout_response`]).
     pub fn on_callout_response(
         &mut self,
         host: &mut dyn Host,
         token: CalloutToken,
         response: CalloutResponse,
     ) -> FetchOutcome {
-        let Some(flight) = self.in_flight.take_if(|f| f.token == token) else {
-            self.stats.ignored_responses += 1;
-            host.log(
-                LogLevel::Debug,
-                &format!("jwks: ignoring response to unknown callout {token}"),
-            );
-            return FetchOutcome::Ignored;
-        };
-        let now = host.now_ms();
-        let body = match response.status {
-            Some(200) => Ok(response.body.as_slice()),
-            Some(status) => Err(FetchError::HttpStatus(status)),
-            None => Err(FetchError::NoResponse),
-        };
-        match flight.phase {
-            Phase::Discovery => {
-                let authority = self.settings.authority.as_str();
-                match body
-                    .and_then(|b| parse_discovery(b, authority).map_err(FetchError::Discovery))
-                {
-                    Ok(path) => self.continue_with_keys(host, &flight.lease_id, path, now),
-                    Err(error) => self.on_jwks_error(&*host, &flight.lease_id, error, now),
-                }
-            }
-            Phase::Keys => match body.and_then(|b| parse_jwks(b).map_err(FetchError::Jwks)) {
-                Ok(parsed) => self.on_jwks_success(&*host, &flight.lease_id, parsed, now),
-                Err(error) => self.on_jwks_error(&*host, &flight.lease_id, error, now),
-            },
-        }
+        self.fetcher.on_callout_response(host, token, response)
     }
+}
 
-    // ----- steps --------------------------------------------------------------
-
+impl JwksDocument {
     /// Adopt the shared key set if its generation moved. Returns true if the
     /// local set changed.
     fn sync_local_copy(&mut self, host: &dyn Host) -> bool {
@@ -413,7 +331,7 @@ impl JwksCoordinator {
                     return false;
                 }
                 self.seen_generation = self.seen_generation.max(record.generation);
-                self.stats.keys_loaded = set.len();
+                self.keys_loaded = set.len();
                 self.local = Some(LocalKeys {
                     generation: record.generation,
                     fetched_at_ms: record.fetched_at_ms,
@@ -443,29 +361,34 @@ impl JwksCoordinator {
     /// any worker then takes the lease as for any due retry, and
     /// `consecutive_failures` stays, so a retry that fails again backs off
     /// further for the Envoy's requests-free periods.
-    fn availability_without_keys(&mut self, host: &dyn Host, now: UnixMillis) -> KeyAvailability {
+    fn availability_without_keys(
+        &mut self,
+        host: &dyn Host,
+        state: &LeasedState<ForcedRefresh>,
+        now: UnixMillis,
+    ) -> KeyAvailability {
         for _ in 0..CAS_ATTEMPTS {
-            let snap = self.state.load(host);
+            let snap = state.load(host);
             let Some(cas) = snap.cas else {
                 return KeyAvailability::Pending; // nothing fetched yet: the first fetch is due
             };
-            let state = snap.record;
-            if state.lease_active(now) || !state.in_backoff(now) {
+            let record = snap.record;
+            if record.lease_active(now) || !record.in_backoff(now) {
                 return KeyAvailability::Pending;
             }
             if now
-                < state
+                < record
                     .last_attempt_ms
                     .saturating_add(EARLY_RETRY_INTERVAL_MS)
             {
                 return KeyAvailability::Unavailable;
             }
-            let backoff_left_ms = state.next_attempt_ms.saturating_sub(now);
-            let mut next = state;
+            let backoff_left_ms = record.next_attempt_ms.saturating_sub(now);
+            let mut next = record;
             next.next_attempt_ms = now;
-            match self.state.write(host, &next, Some(cas)) {
+            match state.write(host, &next, Some(cas)) {
                 Ok(()) => {
-                    self.stats.early_retries += 1;
+                    self.early_retries += 1;
                     host.log(
                         LogLevel::Info,
                         &format!(
@@ -482,202 +405,14 @@ impl JwksCoordinator {
         KeyAvailability::Unavailable
     }
 
-    fn fetch_due(&self, state: &StateRecord, now: UnixMillis) -> Due {
-        state.fetch_due(now, || match &self.local {
-            None => Ok("no keys yet"),
-            Some(l) => {
-                let refresh_at = l
-                    .fetched_at_ms
-                    .saturating_add(self.settings.refresh_interval_ms);
-                if now >= refresh_at {
-                    Ok("refresh interval elapsed")
-                } else if state.role.refresh_requested {
-                    Ok("unknown kid")
-                } else {
-                    Err(refresh_at)
-                }
-            }
-        })
-    }
-
-    fn start_fetch(
-        &mut self,
-        host: &mut dyn Host,
-        snap: StateSnapshot<ForcedRefresh>,
-        now: UnixMillis,
-        reason: &str,
-        out: &mut TickOutcome,
-    ) {
-        let Some((lease_id, lease_until_ms)) = self.state.take_lease(&*host, snap, now) else {
-            out.next_tick_ms = FAST_TICK_MS; // record just created, or lost the race: look again soon
-            return;
-        };
-        host.log(
-            LogLevel::Debug,
-            &format!("jwks: worker {} fetching keys ({reason})", self.worker_id),
-        );
-        let (phase, path) = match &self.settings.discovery_path {
-            Some(discovery) => (Phase::Discovery, discovery.clone()),
-            None => (Phase::Keys, self.settings.keys_path.clone()),
-        };
-        match self.dispatch(host, phase, path, lease_id.clone(), lease_until_ms) {
-            Ok(()) => {
-                out.started_fetch = true;
-                out.next_tick_ms = clamp_tick(lease_until_ms.saturating_sub(now));
-            }
-            Err(error) => {
-                let outcome = self.on_jwks_error(&*host, &lease_id, error.clone(), now);
-                out.failure = Some(error);
-                out.recheck_waiters = true;
-                out.next_tick_ms = match outcome {
-                    FetchOutcome::Failed { retry_in_ms, .. } => clamp_tick(retry_in_ms),
-                    _ => FAST_TICK_MS,
-                };
-            }
-        }
-    }
-
-    fn dispatch(
-        &mut self,
-        host: &mut dyn Host,
-        phase: Phase,
-        path: String,
-        lease_id: String,
-        lease_until_ms: UnixMillis,
-    ) -> Result<(), FetchError> {
-        let request = CalloutRequest {
+    fn request(&self, path: String) -> CalloutRequest {
+        CalloutRequest {
             cluster: self.settings.cluster.clone(),
             authority: self.settings.authority.clone(),
             path,
             timeout_ms: self.settings.fetch_timeout_ms,
             headers: Vec::new(),
-        };
-        let token = host
-            .dispatch(&request)
-            .map_err(FetchError::DispatchFailed)?;
-        self.in_flight = Some(InFlight {
-            token,
-            phase,
-            lease_id,
-            lease_until_ms,
-        });
-        Ok(())
-    }
-
-    /// Discovery answered: extend the lease for the second callout and send it.
-    fn continue_with_keys(
-        &mut self,
-        host: &mut dyn Host,
-        lease_id: &str,
-        path: String,
-        now: UnixMillis,
-    ) -> FetchOutcome {
-        let lease_until_ms = now.saturating_add(self.state.lease_ms());
-        match self
-            .state
-            .update_owned(&*host, lease_id, |s| s.lease_until_ms = lease_until_ms)
-        {
-            Ok(_) => {}
-            Err(SettleError::LeaseLost) => return FetchOutcome::Discarded { error: None },
-            Err(SettleError::StoreFailed) => {
-                return self.on_jwks_error(&*host, lease_id, FetchError::StoreFailed, now)
-            }
         }
-        match self.dispatch(
-            host,
-            Phase::Keys,
-            path,
-            lease_id.to_string(),
-            lease_until_ms,
-        ) {
-            Ok(()) => FetchOutcome::Continuing,
-            Err(error) => self.on_jwks_error(&*host, lease_id, error, now),
-        }
-    }
-
-    fn on_jwks_success(
-        &mut self,
-        host: &dyn Host,
-        lease_id: &str,
-        parsed: ParsedJwks,
-        now: UnixMillis,
-    ) -> FetchOutcome {
-        if !self.state.still_owned(host, lease_id) {
-            return FetchOutcome::Discarded { error: None };
-        }
-        let generation = match self.store_keys(host, &parsed.key_set, now) {
-            Ok(generation) => generation,
-            Err(error) => return self.on_jwks_error(host, lease_id, error, now),
-        };
-        self.publish_generation(host, generation);
-        self.state.settle_success(host, lease_id, now);
-        let summary = parsed.summary();
-        let (keys, skipped) = (parsed.key_set.len(), parsed.skipped.len());
-        self.local = Some(LocalKeys {
-            generation,
-            fetched_at_ms: now,
-            keys: Rc::new(parsed.key_set),
-        });
-        self.seen_generation = self.seen_generation.max(generation);
-        self.stats.fetch_ok += 1;
-        self.stats.keys_loaded = keys;
-        host.log(
-            LogLevel::Info,
-            &format!("jwks: fetched {summary} (generation {generation})"),
-        );
-        FetchOutcome::Updated {
-            generation,
-            keys,
-            skipped,
-        }
-    }
-
-    fn on_jwks_error(
-        &mut self,
-        host: &dyn Host,
-        lease_id: &str,
-        error: FetchError,
-        now: UnixMillis,
-    ) -> FetchOutcome {
-        self.stats.fetch_failed += 1;
-        let message = error.to_string();
-        let (settings, worker_id) = (&self.settings, self.worker_id);
-        let kept = match &self.local {
-            Some(l) => format!(
-                "keeping {} keys fetched {} s ago",
-                l.keys.len(),
-                now.saturating_sub(l.fetched_at_ms) / 1000
-            ),
-            None => "no keys yet".to_string(),
-        };
-        let delay = |failures| backoff_ms(settings, worker_id, failures, now);
-        match self
-            .state
-            .settle_failure(host, lease_id, now, &message, delay, &kept)
-        {
-            Some(retry_in_ms) => FetchOutcome::Failed { error, retry_in_ms },
-            None => FetchOutcome::Discarded { error: Some(error) },
-        }
-    }
-
-    /// Write the new key set with a generation above every one seen.
-    fn store_keys(
-        &self,
-        host: &dyn Host,
-        set: &KeySet,
-        now: UnixMillis,
-    ) -> Result<u64, FetchError> {
-        store_next_generation(
-            host,
-            &self.names.keys,
-            |d| KeysRecord::decode(d).ok().map(|r| r.generation),
-            || {
-                let published = self.read_generation(host).unwrap_or(0);
-                published.max(self.seen_generation)
-            },
-            |generation| KeysRecord::new(generation, now, set).encode().ok(),
-        )
-        .ok_or(FetchError::StoreFailed)
     }
 
     /// Raise `.gen` to `generation` (never lower it: readers only move forward).
@@ -707,6 +442,144 @@ impl JwksCoordinator {
         host.shared_get(&self.names.generation)
             .data
             .and_then(|d| decode_generation(&d))
+    }
+}
+
+impl Document for JwksDocument {
+    type Fields = ForcedRefresh;
+    type Phase = Phase;
+    type Parsed = ParsedJwks;
+    type Stored = (u64, ParsedJwks);
+    type Adopted = KeysUpdate;
+    type Error = FetchError;
+
+    const WHAT: &'static str = "keys";
+
+    fn dispatch_failed(reason: String) -> FetchError {
+        FetchError::DispatchFailed(reason)
+    }
+
+    fn store_failed() -> FetchError {
+        FetchError::StoreFailed
+    }
+
+    fn first_request(&self) -> (Phase, CalloutRequest) {
+        match &self.settings.discovery_path {
+            Some(discovery) => (Phase::Discovery, self.request(discovery.clone())),
+            None => (Phase::Keys, self.request(self.settings.keys_path.clone())),
+        }
+    }
+
+    fn parse(
+        &self,
+        phase: Phase,
+        response: CalloutResponse,
+    ) -> Result<Answer<Phase, ParsedJwks>, FetchError> {
+        let body = match response.status {
+            Some(200) => response.body.as_slice(),
+            Some(status) => return Err(FetchError::HttpStatus(status)),
+            None => return Err(FetchError::NoResponse),
+        };
+        match phase {
+            Phase::Discovery => {
+                let path = parse_discovery(body, self.settings.authority.as_str())
+                    .map_err(FetchError::Discovery)?;
+                Ok(Answer::Next(Phase::Keys, self.request(path)))
+            }
+            Phase::Keys => parse_jwks(body).map(Answer::Done).map_err(FetchError::Jwks),
+        }
+    }
+
+    fn sync(&mut self, host: &dyn Host, _settled: bool, _now: UnixMillis) -> bool {
+        self.sync_local_copy(host)
+    }
+
+    fn wanted(&self, fields: &ForcedRefresh, now: UnixMillis) -> Result<&'static str, UnixMillis> {
+        match &self.local {
+            None => Ok("no keys yet"),
+            Some(l) => {
+                let refresh_at = l
+                    .fetched_at_ms
+                    .saturating_add(self.settings.refresh_interval_ms);
+                if now >= refresh_at {
+                    Ok("refresh interval elapsed")
+                } else if fields.refresh_requested {
+                    Ok("unknown kid")
+                } else {
+                    Err(refresh_at)
+                }
+            }
+        }
+    }
+
+    /// Write the new key set with a generation above every one seen, then
+    /// publish that generation.
+    fn store(
+        &mut self,
+        host: &dyn Host,
+        parsed: ParsedJwks,
+        now: UnixMillis,
+    ) -> Result<(u64, ParsedJwks), FetchError> {
+        let generation = store_next_generation(
+            host,
+            &self.names.keys,
+            |d| KeysRecord::decode(d).ok().map(|r| r.generation),
+            || {
+                let published = self.read_generation(host).unwrap_or(0);
+                published.max(self.seen_generation)
+            },
+            |generation| {
+                KeysRecord::new(generation, now, &parsed.key_set)
+                    .encode()
+                    .ok()
+            },
+        )
+        .ok_or(FetchError::StoreFailed)?;
+        self.publish_generation(host, generation);
+        Ok((generation, parsed))
+    }
+
+    fn adopt(&mut self, host: &dyn Host, stored: (u64, ParsedJwks), now: UnixMillis) -> KeysUpdate {
+        let (generation, parsed) = stored;
+        let summary = parsed.summary();
+        let (keys, skipped) = (parsed.key_set.len(), parsed.skipped.len());
+        self.local = Some(LocalKeys {
+            generation,
+            fetched_at_ms: now,
+            keys: Rc::new(parsed.key_set),
+        });
+        self.seen_generation = self.seen_generation.max(generation);
+        self.keys_loaded = keys;
+        host.log(
+            LogLevel::Info,
+            &format!("jwks: fetched {summary} (generation {generation})"),
+        );
+        KeysUpdate {
+            generation,
+            keys,
+            skipped,
+        }
+    }
+
+    fn retry_delay_ms(
+        &self,
+        _error: &FetchError,
+        worker_id: u32,
+        failures: u32,
+        now: UnixMillis,
+    ) -> u64 {
+        backoff_ms(&self.settings, worker_id, failures, now)
+    }
+
+    fn kept(&self, now: UnixMillis) -> String {
+        match &self.local {
+            Some(l) => format!(
+                "keeping {} keys fetched {} s ago",
+                l.keys.len(),
+                now.saturating_sub(l.fetched_at_ms) / 1000
+            ),
+            None => "no keys yet".to_string(),
+        }
     }
 }
 

@@ -1,4 +1,6 @@
-//! Drives [`JwksCoordinator`] through the fake host in many orders.
+//! Drives [`JwksCoordinator`] through the fake host: what the JWKS hooks add
+//! (keys, staleness, unknown-kid refreshes, early retries, discovery). The
+//! out-of-order cases of the fetch itself run once, in `fetcher::single_flight`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -9,8 +11,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::fetcher::test_support::{self, respond};
 use crate::jwks::fake_host::{DispatchedCallout, FakeEnvoy, FakeHost};
-use crate::shared::test_support::{self, respond};
+use crate::jwks::record::StateRecord;
 
 const T0: u64 = 1_700_000_000_000;
 const KEYS_PATH: &str = "/tenant/discovery/v2.0/keys";
@@ -150,17 +153,17 @@ fn answered_fetch_makes_every_worker_ready() {
     let out = answer(&mut ws, &c, ok(&["k1", "k2"]));
     assert_eq!(
         out,
-        FetchOutcome::Updated {
+        FetchOutcome::Updated(KeysUpdate {
             generation: 1,
             keys: 2,
             skipped: 0
-        }
+        })
     );
     assert!(out.settled());
     assert_eq!(out.fetch_succeeded(), Some(true));
     assert_eq!(ws[fetcher].kids().unwrap(), ["k1", "k2"]);
     let tick = ws[other].tick();
-    assert!(tick.keys_changed && tick.recheck_waiters);
+    assert!(tick.changed && tick.recheck_waiters);
     assert_eq!(ws[other].kids().unwrap(), ["k1", "k2"]);
     assert!(
         !ws[fetcher].tick().recheck_waiters,
@@ -281,15 +284,15 @@ fn keys_are_refreshed_after_the_interval_by_one_worker() {
     assert!(ws[0].kids().is_some() && ws[1].kids().is_some());
     assert_eq!(
         answer(&mut ws, &c, ok(&["k1"])),
-        FetchOutcome::Updated {
+        FetchOutcome::Updated(KeysUpdate {
             generation: 2,
             keys: 1,
             skipped: 0
-        }
+        })
     );
     let other = 1 - c.worker_id as usize;
     assert!(
-        ws[other].tick().keys_changed,
+        ws[other].tick().changed,
         "same keys, new fetch time: still a new generation"
     );
     for _ in 0..10 {
@@ -574,83 +577,6 @@ fn unknown_kid_before_any_state_waits_for_the_first_fetch() {
 }
 
 #[test]
-fn lease_expires_when_a_callout_is_never_answered() {
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 2, &settings());
-    let lost = next_dispatch(&envoy, &mut ws);
-    let other = 1 - lost.worker_id as usize;
-    assert_eq!(
-        ws[other].tick().next_tick_ms,
-        FAST_TICK_MS,
-        "polls while another worker fetches"
-    );
-    envoy.advance(LEASE - 1);
-    tick_all(&mut ws);
-    assert_eq!(envoy.callout_count(), 1);
-    assert_eq!(ws[0].keys(), KeyAvailability::Pending);
-    envoy.advance(1);
-    let retry = next_dispatch(&envoy, &mut ws);
-    assert!(matches!(
-        answer(&mut ws, &retry, ok(&["k1"])),
-        FetchOutcome::Updated { .. }
-    ));
-    // The lost callout finally answers: its worker abandoned it, so it is ignored.
-    assert_eq!(answer(&mut ws, &lost, ok(&["old"])), FetchOutcome::Ignored);
-    assert_eq!(ws[0].kids().unwrap(), ["k1"]);
-    assert_eq!(ws[1].kids().unwrap(), ["k1"]);
-    assert!(envoy.logs().iter().any(|l| l.message.contains("abandoned")));
-}
-
-#[test]
-fn response_for_an_unknown_token_is_ignored() {
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 2, &settings());
-    let c = next_dispatch(&envoy, &mut ws);
-    let fetcher = c.worker_id as usize;
-    assert_eq!(
-        ws[fetcher].answer(c.token + 100, ok(&["x"])),
-        FetchOutcome::Ignored
-    );
-    assert_eq!(
-        ws[1 - fetcher].answer(c.token, ok(&["x"])),
-        FetchOutcome::Ignored
-    );
-    assert!(ws[fetcher].coord.fetch_in_flight());
-    assert_eq!(ws[0].keys(), KeyAvailability::Pending);
-    assert!(matches!(
-        answer(&mut ws, &c, ok(&["k1"])),
-        FetchOutcome::Updated { .. }
-    ));
-    assert_eq!(
-        answer(&mut ws, &c, ok(&["again"])),
-        FetchOutcome::Ignored,
-        "answered twice"
-    );
-    assert_eq!(ws[fetcher].kids().unwrap(), ["k1"]);
-    assert_eq!(ws[fetcher].coord.stats().ignored_responses, 2);
-}
-
-#[test]
-fn response_after_the_dispatching_worker_was_replaced_is_harmless() {
-    let s = settings();
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 2, &s);
-    let c = next_dispatch(&envoy, &mut ws);
-    let id = c.worker_id;
-    ws[id as usize] = Worker::new(&envoy, id, &s); // VM reload
-    assert_eq!(
-        ws[id as usize].answer(c.token, ok(&["k1"])),
-        FetchOutcome::Ignored
-    );
-    assert_eq!(ws[id as usize].keys(), KeyAvailability::Pending);
-    // The old lease blocks nobody forever.
-    envoy.advance(LEASE);
-    let retry = next_dispatch(&envoy, &mut ws);
-    answer(&mut ws, &retry, ok(&["k1"]));
-    assert!(ws[0].kids().is_some() && ws[1].kids().is_some());
-}
-
-#[test]
 fn a_reloaded_worker_uses_the_shared_keys_without_fetching() {
     let s = settings();
     let envoy = FakeEnvoy::new(T0);
@@ -659,116 +585,6 @@ fn a_reloaded_worker_uses_the_shared_keys_without_fetching() {
     let mut fresh = Worker::new(&envoy, 0, &s);
     assert_eq!(fresh.kids().unwrap(), ["k1"]);
     fresh.tick();
-    assert_eq!(envoy.callout_count(), 1);
-}
-
-#[test]
-fn a_late_result_after_the_lease_was_taken_over_is_discarded() {
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 2, &settings());
-    let first = next_dispatch(&envoy, &mut ws);
-    let slow = first.worker_id as usize;
-    let other = 1 - slow;
-    envoy.advance(LEASE);
-    // Only the other worker ticks: the slow one still believes its callout is live.
-    assert!(ws[other].tick().started_fetch);
-    let second = envoy.last_callout().unwrap();
-    assert_eq!(
-        ws[slow].answer(first.token, ok(&["old"])),
-        FetchOutcome::Discarded { error: None }
-    );
-    assert_eq!(
-        envoy.shared_raw(&ws[0].coord.names().generation),
-        None,
-        "nothing written"
-    );
-    assert!(matches!(
-        answer(&mut ws, &second, ok(&["new"])),
-        FetchOutcome::Updated { generation: 1, .. }
-    ));
-    assert_eq!(ws[slow].kids().unwrap(), ["new"]);
-}
-
-#[test]
-fn a_late_failure_after_the_lease_was_taken_over_records_nothing() {
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 2, &settings());
-    let first = next_dispatch(&envoy, &mut ws);
-    let slow = first.worker_id as usize;
-    envoy.advance(LEASE);
-    assert!(ws[1 - slow].tick().started_fetch);
-    let out = ws[slow].answer(first.token, respond(Some(502), b""));
-    assert_eq!(
-        out,
-        FetchOutcome::Discarded {
-            error: Some(FetchError::HttpStatus(502))
-        }
-    );
-    assert!(!out.settled());
-    assert_eq!(
-        out.fetch_succeeded(),
-        Some(false),
-        "still counted as a failed fetch"
-    );
-    let s = state(&envoy, &ws[0]);
-    assert_eq!(s.consecutive_failures, 0);
-    assert!(
-        s.lease_active(envoy.now()),
-        "the new holder keeps its lease"
-    );
-}
-
-#[test]
-fn same_millisecond_ticks_dispatch_once() {
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 3, &settings());
-    // Worker 0 only creates the state record (creation cannot be exclusive), so
-    // worker 1 takes the lease by CAS and worker 2 finds it taken.
-    let first = tick_all(&mut ws);
-    let started: Vec<bool> = first.iter().map(|o| o.started_fetch).collect();
-    assert_eq!(started, [false, true, false]);
-    assert_eq!(first[0].next_tick_ms, FAST_TICK_MS);
-    assert_eq!(first[2].next_tick_ms, FAST_TICK_MS);
-    let c = envoy.last_callout().unwrap();
-    answer(&mut ws, &c, ok(&["k1"]));
-    // Refresh due for everyone in the same millisecond: still one fetch.
-    envoy.advance(HOUR);
-    let second = tick_all(&mut ws);
-    assert_eq!(second.iter().filter(|o| o.started_fetch).count(), 1);
-    assert_eq!(envoy.callout_count(), 2);
-}
-
-#[test]
-fn interleaved_lease_race_dispatches_once() {
-    let s = settings();
-    let envoy = FakeEnvoy::new(T0);
-    let mut w0 = Worker::new(&envoy, 0, &s);
-    let w1 = Rc::new(RefCell::new(Worker::new(&envoy, 1, &s)));
-    w0.tick(); // creates the state record
-    envoy.advance(FAST_TICK_MS);
-    // w1 runs its whole tick between w0's state read and w0's lease write.
-    let racer = Rc::clone(&w1);
-    envoy.before_next_set(move || assert!(racer.borrow_mut().tick().started_fetch));
-    let out = w0.tick();
-    assert!(!out.started_fetch);
-    assert_eq!(out.next_tick_ms, FAST_TICK_MS);
-    assert_eq!(envoy.callout_count(), 1);
-    assert_eq!(envoy.last_callout().unwrap().worker_id, 1);
-}
-
-#[test]
-fn interleaved_state_creation_race_dispatches_once() {
-    let s = settings();
-    let envoy = FakeEnvoy::new(T0);
-    let mut w0 = Worker::new(&envoy, 0, &s);
-    let w1 = Rc::new(RefCell::new(Worker::new(&envoy, 1, &s)));
-    // Both see "no state": w1 creates it between w0's read and w0's own create.
-    let racer = Rc::clone(&w1);
-    envoy.before_next_set(move || assert!(!racer.borrow_mut().tick().started_fetch));
-    w0.tick();
-    envoy.advance(FAST_TICK_MS);
-    w0.tick();
-    w1.borrow_mut().tick();
     assert_eq!(envoy.callout_count(), 1);
 }
 
@@ -786,7 +602,7 @@ fn a_concurrent_key_write_keeps_generations_monotonic() {
     envoy.before_next_set(move || e.put_raw(&names.keys, &foreign));
     assert!(matches!(
         answer(&mut ws, &c, ok(&["k2"])),
-        FetchOutcome::Updated { generation: 6, .. }
+        FetchOutcome::Updated(KeysUpdate { generation: 6, .. })
     ));
     let other = 1 - c.worker_id as usize;
     assert_eq!(ws[other].kids().unwrap(), ["k2"]);
@@ -841,38 +657,6 @@ fn empty_or_garbage_documents_never_replace_good_keys() {
         let c = next_dispatch(&envoy, &mut ws);
         answer(&mut ws, &c, ok(&["k1"]));
     }
-}
-
-#[test]
-fn dispatch_failure_counts_as_a_failed_fetch_and_backs_off() {
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 2, &settings());
-    ws[0].host.fail_dispatch = Some("cluster not found".into());
-    ws[0].tick(); // creates state
-    envoy.advance(FAST_TICK_MS);
-    let out = ws[0].tick();
-    assert!(!out.started_fetch && out.recheck_waiters);
-    assert_eq!(
-        out.failure,
-        Some(FetchError::DispatchFailed("cluster not found".into()))
-    );
-    assert!(
-        (900..=1000).contains(&out.next_tick_ms),
-        "{}",
-        out.next_tick_ms
-    );
-    assert_eq!(ws[1].keys(), KeyAvailability::Unavailable);
-    let s = state(&envoy, &ws[0]);
-    assert_eq!(
-        (s.lease_owner.as_deref(), s.consecutive_failures),
-        (None, 1)
-    );
-    assert_eq!(ws[0].coord.stats().fetch_failed, 1);
-    envoy.advance(1000);
-    assert!(
-        ws[1].tick().started_fetch,
-        "a healthy worker retries after the backoff"
-    );
 }
 
 #[test]
@@ -990,7 +774,7 @@ fn corrupt_shared_records_do_not_wedge_workers() {
     let c = next_dispatch(&envoy, &mut ws);
     assert!(matches!(
         answer(&mut ws, &c, ok(&["k1"])),
-        FetchOutcome::Updated { generation: 4, .. }
+        FetchOutcome::Updated(KeysUpdate { generation: 4, .. })
     ));
     assert_eq!(ws[0].kids().unwrap(), ["k1"]);
     assert_eq!(ws[1].kids().unwrap(), ["k1"]);

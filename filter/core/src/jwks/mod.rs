@@ -15,7 +15,7 @@ pub mod record;
 pub mod settings;
 
 pub use coordinator::{
-    FetchError, FetchOutcome, JwksCoordinator, JwksStats, KeyAvailability, TickOutcome,
+    FetchError, FetchOutcome, JwksCoordinator, JwksStats, KeyAvailability, KeysUpdate, TickOutcome,
 };
 pub use key::RsaPublicKey;
 pub use keyset::KeySet;

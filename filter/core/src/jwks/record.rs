@@ -24,10 +24,10 @@ use serde::{Deserialize, Serialize};
 use super::key::RsaPublicKey;
 use super::keyset::KeySet;
 use super::settings::JwksSettings;
+pub use crate::fetcher::record::RecordError;
+use crate::fetcher::record::{decode_record, encode_record, record_prefix};
+use crate::fetcher::state_record::RoleFields;
 use crate::host::UnixMillis;
-pub use crate::shared::record::RecordError;
-use crate::shared::record::{decode_record, encode_record, record_prefix};
-use crate::shared::state_record::RoleFields;
 
 /// Version of the record format; bump on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -136,7 +136,7 @@ impl KeysRecord {
 }
 
 /// `<prefix>.state`: who is fetching, and how the last attempts went.
-pub type StateRecord = crate::shared::state_record::StateRecord<ForcedRefresh>;
+pub type StateRecord = crate::fetcher::state_record::StateRecord<ForcedRefresh>;
 
 /// The JWKS role's own fields of the state record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

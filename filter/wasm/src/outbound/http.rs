@@ -104,17 +104,15 @@ impl HttpContext for OutboundRequest {
         };
         match worker.step_for(source) {
             Step::Wait => {
-                let now = now_ms();
                 worker.metrics.waited();
-                worker.waiters.insert(
-                    self.context_id,
-                    Waiter {
-                        source,
-                        destination,
-                        started_ms: now,
-                        deadline_ms: now.saturating_add(worker.policy.fetch.request_wait_ms),
-                    },
-                );
+                let wait_ms = worker.policy.fetch.request_wait_ms;
+                let waiter = Waiter {
+                    source,
+                    destination,
+                };
+                worker
+                    .waiters
+                    .park(self.context_id, waiter, now_ms(), wait_ms);
                 // Ask our root context to tick right away: it starts the fetch
                 // (or polls for another worker's) and resumes us.
                 let _ = hostcalls::set_tick_period(Duration::from_millis(1));
@@ -138,7 +136,7 @@ impl Drop for OutboundRequest {
         // resume a dead context.
         if let Ok(mut guard) = self.worker.try_borrow_mut() {
             if let Some(worker) = guard.as_mut() {
-                worker.waiters.remove(&self.context_id);
+                worker.waiters.remove(self.context_id);
             }
         }
     }

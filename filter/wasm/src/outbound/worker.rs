@@ -3,9 +3,9 @@
 //! through shared data by the core's `TokenCoordinator`.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use entragate_core::fetcher::waiters::Waiters;
 use entragate_core::host::LogLevel;
 use entragate_core::outbound::{
     step, wait_timeout, OutboundPolicy, Refusal, Step, TokenCoordinator,
@@ -21,8 +21,6 @@ use crate::root_hostcalls::PausingWorker;
 pub struct Waiter {
     pub source: usize,
     pub destination: usize,
-    pub started_ms: u64,
-    pub deadline_ms: u64,
 }
 
 pub struct OutboundWorker {
@@ -30,7 +28,7 @@ pub struct OutboundWorker {
     /// One per token source (`policy.sources`), same order.
     pub coordinators: Vec<TokenCoordinator>,
     /// Paused requests by context id; removed when resumed or destroyed.
-    pub waiters: BTreeMap<u32, Waiter>,
+    pub waiters: Waiters<Waiter>,
     pub metrics: OutboundMetrics,
 }
 
@@ -53,26 +51,21 @@ impl OutboundWorker {
 
     /// Decides every waiter that can be decided now (token ready, refused,
     /// or waited too long); the others stay.
-    pub fn drain_waiters(&mut self) -> Vec<(u32, usize, Step)> {
-        let now = now_ms();
-        let ids: Vec<u32> = self.waiters.keys().copied().collect();
-        let mut decided = Vec::new();
-        for id in ids {
-            let Some(waiter) = self.waiters.remove(&id) else {
-                continue;
-            };
-            let step = if now >= waiter.deadline_ms {
-                Step::Refuse(wait_timeout(now.saturating_sub(waiter.started_ms)))
+    pub fn drain_waiters(&mut self) -> Vec<(u32, Waiter, Step)> {
+        // Taken out while deciding: `step_for` needs the whole worker.
+        let mut waiters = core::mem::take(&mut self.waiters);
+        let decided = waiters.drain(now_ms(), |waiter, waited| {
+            let step = if waited.timed_out {
+                Step::Refuse(wait_timeout(waited.waited_ms))
             } else {
                 self.step_for(waiter.source)
             };
             match step {
-                Step::Wait => {
-                    self.waiters.insert(id, waiter);
-                }
-                step => decided.push((id, waiter.destination, step)),
+                Step::Wait => None,
+                step => Some(step),
             }
-        }
+        });
+        self.waiters = waiters;
         decided
     }
 

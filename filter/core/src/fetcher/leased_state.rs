@@ -110,6 +110,10 @@ impl<X: RoleFields> LeasedState<X> {
         self.lease_ms
     }
 
+    pub fn worker_id(&self) -> u32 {
+        self.worker_id
+    }
+
     pub fn log(&self, host: &dyn Host, level: LogLevel, message: &str) {
         host.log(level, &format!("{}: {message}", self.log_prefix));
     }
