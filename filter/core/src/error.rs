@@ -302,6 +302,24 @@ impl AuthError {
     }
 }
 
+/// A refusal: the reason, and for a missing permission the RFC 6750 `scope`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub error: AuthError,
+    /// The `scope` of `WWW-Authenticate` (e.g. "Fraud.Scan"), only for
+    /// [`AuthError::PermissionMissing`].
+    pub required_scope: Option<String>,
+}
+
+impl From<AuthError> for Denial {
+    fn from(error: AuthError) -> Denial {
+        Denial {
+            error,
+            required_scope: None,
+        }
+    }
+}
+
 impl core::fmt::Display for AuthError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.description())

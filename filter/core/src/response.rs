@@ -14,8 +14,7 @@
 
 use serde::Serialize;
 
-use crate::error::OAuthErrorCode;
-use crate::policy::Denial;
+use crate::error::{Denial, OAuthErrorCode};
 
 /// A reply produced by the filter itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 
+use crate::inbound::root::AuthRoot;
 use crate::outbound::root::OutboundRoot;
-use crate::root::AuthRoot;
 
 /// `root_id` selecting the outbound role.
 pub const OUTBOUND_ROOT_ID: &str = "entragate_outbound";

@@ -10,10 +10,10 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 
 use super::*;
+use crate::fetcher::fake_host::{DispatchedCallout, FakeEnvoy, FakeHost};
 use crate::fetcher::leased_state::{store_next_generation, LEASE_MARGIN_MS};
 use crate::fetcher::state_record::StateRecord;
 use crate::fetcher::test_support::{self, respond};
-use crate::jwks::fake_host::{DispatchedCallout, FakeEnvoy, FakeHost};
 
 const T0: u64 = 1_700_000_000_000;
 const TIMEOUT: u64 = 1_000;

@@ -1,9 +1,9 @@
 //! Helpers both coordinators' tests use to drive workers through the fake host.
 
+use crate::fetcher::fake_host::{DispatchedCallout, FakeEnvoy};
 use crate::fetcher::leased_state::FAST_TICK_MS;
 use crate::fetcher::state_record::{RoleFields, StateRecord};
 use crate::host::CalloutResponse;
-use crate::jwks::fake_host::{DispatchedCallout, FakeEnvoy};
 
 pub fn respond(status: Option<u16>, body: &[u8]) -> CalloutResponse {
     CalloutResponse {

@@ -7,9 +7,9 @@ use std::rc::Rc;
 use serde_json::json;
 
 use super::*;
+use crate::fetcher::fake_host::{DispatchedCallout, FakeEnvoy, FakeHost};
 use crate::fetcher::leased_state::FAST_TICK_MS;
 use crate::fetcher::test_support::{self, respond};
-use crate::jwks::fake_host::{DispatchedCallout, FakeEnvoy, FakeHost};
 use crate::outbound::policy::{AgentKey, AgentSettings, FetchPolicy, TokenSource};
 use crate::outbound::record::StateRecord;
 

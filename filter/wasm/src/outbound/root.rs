@@ -3,9 +3,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use entragate_core::fetcher::leased_state::{FAST_TICK_MS, SLOW_TICK_MS};
 use entragate_core::fetcher::waiters::Waiters;
 use entragate_core::host::LogLevel;
-use entragate_core::jwks::coordinator::{FAST_TICK_MS, SLOW_TICK_MS};
 use entragate_core::outbound::{OutboundPolicy, TokenCoordinator};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
