@@ -3,7 +3,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use entragate_core::host::{
-    CalloutRequest, CalloutToken, Host, LogLevel, SharedValue, SharedWriteError, UnixMillis,
+    CalloutRequest, CalloutToken, Host, LogLevel, SharedStore, SharedValue, SharedWriteError,
+    UnixMillis,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::Context;
@@ -37,11 +38,7 @@ pub fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }
 
-impl Host for ProxyWasmHost {
-    fn now_ms(&self) -> UnixMillis {
-        now_ms()
-    }
-
+impl SharedStore for ProxyWasmHost {
     fn shared_get(&self, key: &str) -> SharedValue {
         match hostcalls::get_shared_data(key) {
             Ok((data, cas)) => SharedValue { data, cas },
@@ -60,6 +57,12 @@ impl Host for ProxyWasmHost {
             Err(Status::CasMismatch) => Err(SharedWriteError::CasMismatch),
             Err(_) => Err(SharedWriteError::Failed),
         }
+    }
+}
+
+impl Host for ProxyWasmHost {
+    fn now_ms(&self) -> UnixMillis {
+        now_ms()
     }
 
     fn dispatch(&mut self, request: &CalloutRequest) -> Result<CalloutToken, String> {

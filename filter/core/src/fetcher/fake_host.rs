@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::host::{
-    CalloutRequest, CalloutToken, Host, LogLevel, SharedValue, SharedWriteError, UnixMillis,
+    CalloutRequest, CalloutToken, Host, LogLevel, SharedStore, SharedValue, SharedWriteError,
+    UnixMillis,
 };
 
 /// One callout a worker dispatched.
@@ -147,11 +148,7 @@ impl FakeHost {
     }
 }
 
-impl Host for FakeHost {
-    fn now_ms(&self) -> UnixMillis {
-        self.envoy.now()
-    }
-
+impl SharedStore for FakeHost {
     fn shared_get(&self, key: &str) -> SharedValue {
         let mut inner = self.envoy.inner.borrow_mut();
         let found = inner.store.get(key).cloned();
@@ -190,6 +187,12 @@ impl Host for FakeHost {
             .store
             .insert(key.to_string(), (value.to_vec(), new_cas));
         Ok(())
+    }
+}
+
+impl Host for FakeHost {
+    fn now_ms(&self) -> UnixMillis {
+        self.envoy.now()
     }
 
     fn dispatch(&mut self, request: &CalloutRequest) -> Result<CalloutToken, String> {
