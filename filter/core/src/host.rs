@@ -82,3 +82,82 @@ pub trait Host: SharedStore {
     fn dispatch(&mut self, request: &CalloutRequest) -> Result<CalloutToken, String>;
     fn log(&self, level: LogLevel, message: &str);
 }
+
+/// A request header could not be written (the stream is gone, or the host
+/// refused the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderWriteError;
+
+/// The headers of the request being decided, as the request path's host
+/// offers them (proxy-wasm: the current HTTP context's header map; a native
+/// filter: its request header map). Names are lower-case, as Envoy stores
+/// them; pseudo-headers (`:path`, `:authority`) are included.
+///
+/// The security-relevant rewrites (stripping spoofed claim headers,
+/// replacing `Authorization` for the caller role) are written in the core
+/// against this trait, so they are unit-tested without a proxy.
+pub trait RequestHeaders {
+    /// Every header, in order, with repeated names kept (one read of the map).
+    fn all(&self) -> Vec<(String, String)>;
+    /// The first value of `name`, if any.
+    fn get(&self, name: &str) -> Option<String>;
+    /// Removes every value of `name`.
+    fn remove(&mut self, name: &str);
+    /// Sets `name` to exactly `value`, replacing any value it had.
+    fn set(&mut self, name: &str, value: &str) -> Result<(), HeaderWriteError>;
+}
+
+/// An in-memory header map for tests, with Envoy's semantics for the
+/// operations above.
+#[cfg(test)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderList {
+    pub headers: Vec<(String, String)>,
+    /// Writes fail (the host refused them) while set.
+    pub refuse_writes: bool,
+}
+
+#[cfg(test)]
+impl HeaderList {
+    pub fn of(headers: &[(&str, &str)]) -> HeaderList {
+        HeaderList {
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            refuse_writes: false,
+        }
+    }
+
+    pub fn values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+impl RequestHeaders for HeaderList {
+    fn all(&self) -> Vec<(String, String)> {
+        self.headers.clone()
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.values(name).first().map(|v| v.to_string())
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| n != name);
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> Result<(), HeaderWriteError> {
+        if self.refuse_writes {
+            return Err(HeaderWriteError);
+        }
+        self.remove(name);
+        self.headers.push((name.to_string(), value.to_string()));
+        Ok(())
+    }
+}

@@ -6,6 +6,8 @@
 //! - [`jwks`]: the JWKS document and its fetch, shared per Envoy by the common fetcher.
 //! - [`cache`]: the per-worker cache of verified tokens.
 //! - [`engine`]: the per-request flow tying the above together.
+//! - [`request`]: reading the request headers (stripping spoofed claim headers) and
+//!   setting the verified identity headers.
 //! - [`audit`]: every decision as named values for the proxy's access log.
 //!
 //! It uses the common parts (token, keys, claims, fetcher, errors) and never
@@ -17,3 +19,4 @@ pub mod config;
 pub mod engine;
 pub mod jwks;
 pub mod policy;
+pub mod request;

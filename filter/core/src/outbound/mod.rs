@@ -29,5 +29,5 @@ pub use coordinator::{
     CachedToken, FetchOutcome, TickOutcome, TokenAvailability, TokenCoordinator, TokenUpdate,
 };
 pub use policy::{OutboundPolicy, UnmatchedOutbound, AGENT_KEY_HEADER};
-pub use request::{plan, step, wait_timeout, ForwardReason, Plan, Refusal, Step};
+pub use request::{inject, plan, step, wait_timeout, ForwardReason, Plan, Refusal, Step};
 pub use timing::{TokenSchedule, TokenTiming};

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::coordinator::{CachedToken, TokenAvailability};
 use super::policy::{OutboundPolicy, UnmatchedOutbound};
+use crate::host::RequestHeaders;
 
 /// What to do with a request before any token is looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +124,16 @@ pub fn step(availability: TokenAvailability) -> Step {
     }
 }
 
+/// Attaches the token: every `Authorization` the application sent is removed
+/// first, so the request leaves with exactly one, ours. If it cannot be set,
+/// the request is refused rather than sent on without credentials.
+pub fn inject(headers: &mut dyn RequestHeaders, token: &CachedToken) -> Result<(), Refusal> {
+    headers.remove("authorization");
+    headers
+        .set("authorization", &token.header_value)
+        .map_err(|_| Refusal::token_unavailable("could not set the Authorization header"))
+}
+
 /// A waiting request's bound elapsed.
 pub fn wait_timeout(waited_ms: u64) -> Refusal {
     Refusal::token_unavailable(format!("no token from the agent within {waited_ms} ms"))
@@ -139,6 +150,7 @@ fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::HeaderList;
     use crate::outbound::policy::{AgentKey, AgentSettings, Destination, FetchPolicy};
     use crate::outbound::timing::TokenTiming;
 
@@ -236,6 +248,35 @@ mod tests {
         assert_eq!(
             wait_timeout(250).description,
             "no token from the agent within 250 ms"
+        );
+    }
+
+    #[test]
+    fn inject_replaces_every_authorization_or_refuses() {
+        let token = CachedToken {
+            generation: 1,
+            header_value: "Bearer ours".into(),
+            fingerprint: "f".into(),
+            expires_at_ms: 0,
+            refresh_at_ms: 0,
+            usable_until_ms: 0,
+        };
+        let mut headers = HeaderList::of(&[
+            ("authorization", "Bearer app-1"),
+            (":authority", "x"),
+            ("authorization", "Basic app-2"),
+        ]);
+        assert_eq!(inject(&mut headers, &token), Ok(()));
+        assert_eq!(headers.values("authorization"), ["Bearer ours"]);
+        assert_eq!(headers.values(":authority"), ["x"]);
+
+        let mut refusing = HeaderList::of(&[("authorization", "Bearer app")]);
+        refusing.refuse_writes = true;
+        let refusal = inject(&mut refusing, &token).unwrap_err();
+        assert_eq!((refusal.status, refusal.error), (503, "token_unavailable"));
+        assert!(
+            refusing.values("authorization").is_empty(),
+            "the application's credential is not forwarded either"
         );
     }
 }

@@ -4,11 +4,11 @@ use entragate_core::fingerprint::{fingerprint, loggable_path};
 use entragate_core::host::LogLevel;
 use entragate_core::inbound::audit::audit_record;
 use entragate_core::inbound::engine::{Decision, RequestFlow};
+use entragate_core::inbound::request::set_identity_headers;
 use entragate_core::response::denial_response;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::MapType;
 
-use crate::host::log;
+use crate::host::{log, RequestHeaderMap};
 use crate::inbound::metrics::Metrics;
 
 /// Applies `decision` (the outcome of `flow`) to the current effective
@@ -29,9 +29,7 @@ pub fn apply_decision(
     publish_audit(decision, flow, token_hash.as_deref());
     match decision {
         Decision::Allow { set_headers, .. } => {
-            for (name, value) in set_headers {
-                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
-            }
+            set_identity_headers(&mut RequestHeaderMap, set_headers);
             metrics.allowed(!flow.audit().token_verified);
             true
         }

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use entragate_core::inbound::engine::{RequestFlow, RequestInput};
+use entragate_core::inbound::engine::RequestFlow;
+use entragate_core::inbound::request::read_request;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 
-use crate::host::now_ms;
+use crate::host::{now_ms, RequestHeaderMap};
 use crate::inbound::apply::apply_decision;
 use crate::inbound::worker::{Outcome, SharedWorker, Waiter};
 
@@ -41,46 +42,15 @@ impl Context for AuthRequest {}
 
 impl HttpContext for AuthRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
-
         let Ok(mut guard) = self.worker.try_borrow_mut() else {
             return refuse_unavailable("filter busy");
         };
         let Some(worker) = guard.as_mut() else {
             return refuse_unavailable("filter not configured");
         };
-        let mut method = String::new();
-        let mut path = String::new();
-        let mut authorization = Vec::new();
-        let mut spoofed: Vec<String> = Vec::new();
-        for (name, value) in headers {
-            match name.as_str() {
-                ":method" => method = value,
-                ":path" => path = value,
-                // Envoy lower-cases header names; keep every value to detect duplicates.
-                "authorization" => authorization.push(value),
-                other => {
-                    if worker.policy.claim_headers.names().any(|n| n == other)
-                        && !spoofed.iter().any(|seen| seen == other)
-                    {
-                        spoofed.push(name);
-                    }
-                }
-            }
-        }
-        // Strip claim headers first, on every route: a caller must never be able
-        // to inject what the upstream treats as verified identity. The map above
-        // is complete (every name, lower-cased), so only names it holds need a
-        // hostcall; the usual request has none.
-        for name in &spoofed {
-            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
-        }
-
-        let mut flow = RequestFlow::new(RequestInput {
-            method,
-            path,
-            authorization,
-        });
+        // Claim headers are stripped first, on every route (see `read_request`).
+        let input = read_request(&mut RequestHeaderMap, &worker.policy.claim_headers);
+        let mut flow = RequestFlow::new(input);
         match worker.run(&mut flow, false) {
             Outcome::Decided(decision) => {
                 if apply_decision(&decision, &worker.policy.realm, &worker.metrics, &flow) {

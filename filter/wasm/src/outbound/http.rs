@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use entragate_core::host::LogLevel;
+use entragate_core::host::{LogLevel, RequestHeaders};
 use entragate_core::outbound::{plan, ForwardReason, Plan, Refusal, Step};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 
 use super::worker::{apply_step, refuse, SharedOutbound, Waiter};
-use crate::host::{log, now_ms};
+use crate::host::{log, now_ms, RequestHeaderMap};
 
 pub struct OutboundRequest {
     context_id: u32,
@@ -60,14 +60,8 @@ impl HttpContext for OutboundRequest {
         let Some(worker) = guard.as_mut() else {
             return refuse_unconfigured("filter not configured");
         };
-        let authority = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":authority")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let has_authorization = matches!(
-            hostcalls::get_map_value(MapType::HttpRequestHeaders, "authorization"),
-            Ok(Some(_))
-        );
+        let authority = RequestHeaderMap.get(":authority").unwrap_or_default();
+        let has_authorization = RequestHeaderMap.get("authorization").is_some();
         let cluster = if worker.policy.matches_clusters() {
             upstream_cluster()
         } else {

@@ -8,13 +8,12 @@ use std::rc::Rc;
 use entragate_core::fetcher::waiters::Waiters;
 use entragate_core::host::LogLevel;
 use entragate_core::outbound::{
-    step, wait_timeout, OutboundPolicy, Refusal, Step, TokenCoordinator,
+    inject, step, wait_timeout, OutboundPolicy, Refusal, Step, TokenCoordinator,
 };
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::MapType;
 
 use super::metrics::OutboundMetrics;
-use crate::host::{log, now_ms, ProxyWasmHost};
+use crate::host::{log, now_ms, ProxyWasmHost, RequestHeaderMap};
 use crate::root_hostcalls::PausingWorker;
 
 /// A request paused until its destination's token is available.
@@ -82,23 +81,13 @@ impl OutboundWorker {
 /// true when the request may continue upstream.
 pub fn apply_step(step: &Step, destination: &str, metrics: &OutboundMetrics) -> bool {
     match step {
-        Step::Inject(token) => {
-            // Remove every value first: a request must leave with exactly one
-            // Authorization header, ours.
-            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "authorization");
-            if hostcalls::add_map_value(
-                MapType::HttpRequestHeaders,
-                "authorization",
-                &token.header_value,
-            )
-            .is_err()
-            {
-                let refusal = Refusal::token_unavailable("could not set the Authorization header");
-                return refuse(&refusal, destination, metrics);
+        Step::Inject(token) => match inject(&mut RequestHeaderMap, token) {
+            Ok(()) => {
+                metrics.injected();
+                true
             }
-            metrics.injected();
-            true
-        }
+            Err(refusal) => refuse(&refusal, destination, metrics),
+        },
         Step::Refuse(refusal) => refuse(refusal, destination, metrics),
         // Not a decision: callers only apply decided steps.
         Step::Wait => false,
