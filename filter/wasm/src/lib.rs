@@ -5,13 +5,15 @@
 //! - [`inbound`]: the callee role (token validation).
 //! - [`outbound`]: the caller role (attach the agent's token to requests).
 //! - [`role`]: choosing the role by Envoy `root_id`.
-//! - [`host`]: `entragate_core::host::Host` implemented with hostcalls.
+//! - [`host`]: the core's host traits implemented with hostcalls.
+//! - [`refusals`]: sending the core's refusal replies and defining their counters.
 //! - [`root_hostcalls`]: hostcall plumbing both roles' root contexts share
 //!   (configuration, callout answers, worker ids, ticks, resuming paused requests).
 
 pub mod host;
 pub mod inbound;
 pub mod outbound;
+pub mod refusals;
 pub mod role;
 pub mod root_hostcalls;
 

@@ -10,6 +10,7 @@ use proxy_wasm::hostcalls;
 
 use crate::host::{log, RequestHeaderMap};
 use crate::inbound::metrics::Metrics;
+use crate::refusals::send_reply;
 
 /// Applies `decision` (the outcome of `flow`) to the current effective
 /// context. Returns true when the request may continue upstream (the caller
@@ -35,11 +36,6 @@ pub fn apply_decision(
         }
         Decision::Deny(denial) => {
             let response = denial_response(denial, realm);
-            let headers: Vec<(&str, &str)> = response
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
             metrics.denied(denial.error);
 
             log(
@@ -54,16 +50,7 @@ pub fn apply_decision(
                     token_hash.as_deref().unwrap_or("-")
                 ),
             );
-            if hostcalls::send_http_response(
-                u32::from(response.status),
-                headers,
-                Some(response.body.as_bytes()),
-            )
-            .is_err()
-            {
-                // Fail closed: if we cannot answer, reset the stream rather than continue.
-                let _ = hostcalls::reset_http_request();
-            }
+            send_reply(&response);
             false
         }
     }

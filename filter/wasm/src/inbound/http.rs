@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use entragate_core::error::AuthError;
 use entragate_core::inbound::engine::RequestFlow;
 use entragate_core::inbound::request::read_request;
+use entragate_core::response::local_response;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -11,6 +13,7 @@ use proxy_wasm::types::Action;
 use crate::host::{now_ms, RequestHeaderMap};
 use crate::inbound::apply::apply_decision;
 use crate::inbound::worker::{Outcome, SharedWorker, Waiter};
+use crate::refusals::send_reply;
 
 pub struct AuthRequest {
     context_id: u32,
@@ -24,17 +27,9 @@ impl AuthRequest {
 }
 
 /// Fail closed when the filter cannot work at all (not configured, re-entrancy).
-fn refuse_unavailable(reason: &'static str) -> Action {
-    let body = serde_json::json!({
-        "error": "temporarily_unavailable",
-        "error_description": reason,
-    })
-    .to_string();
-    let headers = vec![
-        ("content-type", "application/json"),
-        ("cache-control", "no-store"),
-    ];
-    let _ = hostcalls::send_http_response(503, headers, Some(body.as_bytes()));
+pub fn refuse_unavailable(reason: &'static str) -> Action {
+    let reply = local_response(AuthError::FilterUnavailable.into(), Some(reason), "", None);
+    send_reply(&reply);
     Action::Pause
 }
 

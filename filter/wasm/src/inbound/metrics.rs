@@ -3,9 +3,9 @@
 //! Metric ids are defined once per worker at configuration time; the request
 //! path only increments by id, never looks a metric up by name.
 
-use std::collections::HashMap;
-
 use entragate_core::error::AuthError;
+
+use crate::refusals::RefusalCounters;
 use entragate_core::inbound::cache::CacheStats;
 use entragate_core::inbound::jwks::JwksStats;
 use proxy_wasm::hostcalls;
@@ -15,7 +15,7 @@ use proxy_wasm::types::MetricType;
 pub struct Metrics {
     allowed: Option<u32>,
     allowed_anonymous: Option<u32>,
-    denied: HashMap<&'static str, u32>,
+    denied: RefusalCounters,
     jwks_fetch_ok: Option<u32>,
     jwks_fetch_failed: Option<u32>,
     jwks_keys_loaded: Option<u32>,
@@ -37,16 +37,8 @@ fn define(kind: MetricType, name: &str) -> Option<u32> {
 
 impl Metrics {
     pub fn define() -> Metrics {
-        let mut denied = HashMap::new();
-        for error in AuthError::ALL {
-            let metric = error.metric();
-            if !denied.contains_key(metric) {
-                if let Some(id) = define(MetricType::Counter, &format!("entragate.denied.{metric}"))
-                {
-                    denied.insert(metric, id);
-                }
-            }
-        }
+        // One counter per reason name, from the refusal table.
+        let denied = RefusalCounters::define(AuthError::ALL.iter().map(|e| e.spec()));
         Metrics {
             allowed: define(MetricType::Counter, "entragate.allowed"),
             allowed_anonymous: define(MetricType::Counter, "entragate.allowed_anonymous"),
@@ -83,7 +75,7 @@ impl Metrics {
     }
 
     pub fn denied(&self, error: AuthError) {
-        Self::bump(self.denied.get(error.metric()).copied());
+        self.denied.bump(error.spec());
     }
 
     pub fn jwks_fetch(&self, ok: bool) {

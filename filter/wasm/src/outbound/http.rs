@@ -10,6 +10,7 @@ use proxy_wasm::types::Action;
 
 use super::worker::{apply_step, refuse, SharedOutbound, Waiter};
 use crate::host::{log, now_ms, RequestHeaderMap};
+use crate::refusals::send_reply;
 
 pub struct OutboundRequest {
     context_id: u32,
@@ -40,13 +41,7 @@ fn upstream_cluster() -> Option<String> {
 
 /// Fail closed when the filter cannot work at all (not configured, re-entrancy).
 fn refuse_unconfigured(reason: &'static str) -> Action {
-    let refusal = Refusal::token_unavailable(reason);
-    let body = refusal.body();
-    let _ = hostcalls::send_http_response(
-        u32::from(refusal.status),
-        refusal.headers().to_vec(),
-        Some(body.as_bytes()),
-    );
+    send_reply(&Refusal::token_unavailable(reason).response());
     Action::Pause
 }
 

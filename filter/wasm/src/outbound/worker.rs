@@ -10,10 +10,10 @@ use entragate_core::host::LogLevel;
 use entragate_core::outbound::{
     inject, step, wait_timeout, OutboundPolicy, Refusal, Step, TokenCoordinator,
 };
-use proxy_wasm::hostcalls;
 
 use super::metrics::OutboundMetrics;
 use crate::host::{log, now_ms, ProxyWasmHost, RequestHeaderMap};
+use crate::refusals::send_reply;
 use crate::root_hostcalls::PausingWorker;
 
 /// A request paused until its destination's token is available.
@@ -103,20 +103,11 @@ pub fn refuse(refusal: &Refusal, destination: &str, metrics: &OutboundMetrics) -
         &format!(
             "entragate outbound: refused request to {} status={} reason={}: {}",
             destination.escape_debug(),
-            refusal.status,
-            refusal.error,
+            refusal.status(),
+            refusal.error.spec().metric,
             refusal.description
         ),
     );
-    let body = refusal.body();
-    if hostcalls::send_http_response(
-        u32::from(refusal.status),
-        refusal.headers().to_vec(),
-        Some(body.as_bytes()),
-    )
-    .is_err()
-    {
-        let _ = hostcalls::reset_http_request();
-    }
+    send_reply(&refusal.response());
     false
 }
