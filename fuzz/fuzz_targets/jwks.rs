@@ -7,9 +7,9 @@
 //! against the same set read back from shared data.
 #![no_main]
 
-use entragate_core::jwks::parse::{MAX_MODULUS_BITS, MIN_MODULUS_BITS};
-use entragate_core::jwks::record::{KeysRecord, StateRecord};
-use entragate_core::jwks::{parse_discovery, parse_jwks};
+use entragate_core::inbound::jwks::parse::{MAX_MODULUS_BITS, MIN_MODULUS_BITS};
+use entragate_core::inbound::jwks::record::{KeysRecord, StateRecord};
+use entragate_core::inbound::jwks::{parse_discovery, parse_jwks};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

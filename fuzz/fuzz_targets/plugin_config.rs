@@ -5,7 +5,7 @@
 //! paths and methods without panicking, and an error always names a field.
 #![no_main]
 
-use entragate_core::config::FilterPolicy;
+use entragate_core::inbound::config::FilterPolicy;
 use entragate_core::outbound::OutboundPolicy;
 use libfuzzer_sys::fuzz_target;
 

@@ -15,8 +15,8 @@
 //! has a numeric `exp` and is refused as expired once `exp` + leeway passed.
 #![no_main]
 
-use entragate_core::cache::VerifiedTokenCache;
-use entragate_core::engine::Decision;
+use entragate_core::inbound::cache::VerifiedTokenCache;
+use entragate_core::inbound::engine::Decision;
 use entragate_core::error::AuthError;
 use entragate_fuzz_fixtures::{self as fx, Mode, Verifier, ANONYMOUS_ROUTE};
 use libfuzzer_sys::fuzz_target;

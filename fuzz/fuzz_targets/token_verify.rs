@@ -8,7 +8,7 @@
 //! unmatched route is never allowed.
 #![no_main]
 
-use entragate_core::cache::VerifiedTokenCache;
+use entragate_core::inbound::cache::VerifiedTokenCache;
 use entragate_fuzz_fixtures::{self as fx, Mode};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,8 +1,9 @@
 //! The small surface the core needs from its proxy host.
 //!
-//! The proxy-wasm adapter implements [`Host`] with hostcalls; tests implement it
-//! with an in-memory fake so the JWKS state machine can be driven in any order
-//! (including a callout answered after the request that caused it is gone).
+//! The proxy-wasm adapter implements [`Host`] (and its [`SharedStore`]) with
+//! hostcalls; tests implement it with an in-memory fake so the fetcher can be
+//! driven in any order (including a callout answered after the request that
+//! caused it is gone).
 
 /// Milliseconds since the Unix epoch, as reported by the host clock.
 pub type UnixMillis = u64;
@@ -55,13 +56,108 @@ pub enum LogLevel {
     Error,
 }
 
-/// Host services used by the JWKS coordinator. Request data (headers, path) is
-/// not behind this trait: the adapter copies it into plain structs first.
-pub trait Host {
-    fn now_ms(&self) -> UnixMillis;
+/// The store every worker of one proxy process shares: get, and set with
+/// compare-and-swap. The fetcher's lease, state and document records live
+/// here. proxy-wasm implements it with Envoy shared data; a native host
+/// (one process, worker threads) can implement it with process memory under a
+/// lock, with the same semantics:
+///
+/// - a read returns the value and a version (`cas`), `None` when the key is absent;
+/// - a write with `Some(cas)` fails with [`SharedWriteError::CasMismatch`] if
+///   the key was written since that version was read; `None` (or `Some(0)`)
+///   writes unconditionally, and a write to an absent key always succeeds
+///   (Envoy's rule, which the fetcher is built to tolerate);
+/// - every successful write gives the key a new version.
+pub trait SharedStore {
     fn shared_get(&self, key: &str) -> SharedValue;
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>)
         -> Result<(), SharedWriteError>;
+}
+
+/// Host services of a worker's root context: the clock, the shared store,
+/// callouts and logs. No proxy-wasm type appears here, so a native Envoy
+/// dynamic module can implement it as the wasm adapter does.
+pub trait Host: SharedStore {
+    fn now_ms(&self) -> UnixMillis;
     fn dispatch(&mut self, request: &CalloutRequest) -> Result<CalloutToken, String>;
     fn log(&self, level: LogLevel, message: &str);
+}
+
+/// A request header could not be written (the stream is gone, or the host
+/// refused the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderWriteError;
+
+/// The headers of the request being decided, as the request path's host
+/// offers them (proxy-wasm: the current HTTP context's header map; a native
+/// filter: its request header map). Names are lower-case, as Envoy stores
+/// them; pseudo-headers (`:path`, `:authority`) are included.
+///
+/// The security-relevant rewrites (stripping spoofed claim headers,
+/// replacing `Authorization` for the caller role) are written in the core
+/// against this trait, so they are unit-tested without a proxy.
+pub trait RequestHeaders {
+    /// Every header, in order, with repeated names kept (one read of the map).
+    fn all(&self) -> Vec<(String, String)>;
+    /// The first value of `name`, if any.
+    fn get(&self, name: &str) -> Option<String>;
+    /// Removes every value of `name`.
+    fn remove(&mut self, name: &str);
+    /// Sets `name` to exactly `value`, replacing any value it had.
+    fn set(&mut self, name: &str, value: &str) -> Result<(), HeaderWriteError>;
+}
+
+/// An in-memory header map for tests, with Envoy's semantics for the
+/// operations above.
+#[cfg(test)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderList {
+    pub headers: Vec<(String, String)>,
+    /// Writes fail (the host refused them) while set.
+    pub refuse_writes: bool,
+}
+
+#[cfg(test)]
+impl HeaderList {
+    pub fn of(headers: &[(&str, &str)]) -> HeaderList {
+        HeaderList {
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            refuse_writes: false,
+        }
+    }
+
+    pub fn values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+impl RequestHeaders for HeaderList {
+    fn all(&self) -> Vec<(String, String)> {
+        self.headers.clone()
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.values(name).first().map(|v| v.to_string())
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| n != name);
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> Result<(), HeaderWriteError> {
+        if self.refuse_writes {
+            return Err(HeaderWriteError);
+        }
+        self.remove(name);
+        self.headers.push((name.to_string(), value.to_string()));
+        Ok(())
+    }
 }

@@ -1,37 +1,37 @@
 //! entragate-core: everything the entragate filter decides, with no proxy-wasm import.
 //!
-//! Layout (one concern per module):
-//! - [`audit`]: every decision as named values for the proxy's access log.
-//! - [`error`]: the single error enum and its status/RFC 6750/metric mapping.
-//! - [`cache`]: the per-worker cache of verified tokens.
-//! - [`options`]: verification options with secure defaults.
+//! Two roles, each a folder, over common parts; neither role imports the other:
+//! - [`inbound`]: the callee role (validate the caller's token per request).
+//! - [`outbound`]: the caller role (attach the agent's token to requests).
+//!
+//! Common parts:
+//! - [`host`]: the traits a proxy adapter implements (clock, shared store, callouts, logs).
+//! - [`fetcher`]: one fetch per Envoy for any document (the JWKS, an agent
+//!   token): lease, settle, backoff, waiters.
+//! - [`error`] / [`response`]: the error enum and its status/RFC 6750/metric mapping.
 //! - [`token`]: `Authorization` extraction, compact JWS decoding, signature check.
 //! - [`claims`]: typed claims and issuer/audience/lifetime/tenant validation.
-//! - [`jwks`]: JWKS parsing, the shared key record and the fetch state machine.
-//! - [`config`]: the plugin configuration (serde) and its compilation into a policy.
-//! - [`policy`]: route rules, authorization and claim headers.
-//! - [`engine`]: the per-request flow tying the above together.
-//! - [`response`]: turning a denial into status, headers and body.
-//! - [`host`]: the trait the proxy adapter implements.
-//! - [`outbound`]: the caller-side role (tokens from the local agent, shared per Envoy).
+//! - [`keys`]: RSA signing keys and key sets.
+//! - [`options`]: verification options with secure defaults.
+//! - [`plugin_config`]: JSON documents, field checks and errors both configurations share.
 //! - [`retry`]: jittered exponential backoff shared by every fetch.
-//! - [`shared`]: the lease/backoff state record and its CAS steps, shared by
-//!   the JWKS and outbound coordinators.
+//! - [`fingerprint`] / [`guid`]: token fingerprints for logs, GUID syntax.
 
-pub mod audit;
-pub mod cache;
 pub mod claims;
-pub mod config;
-pub mod engine;
 pub mod error;
+pub mod fetcher;
 pub mod fingerprint;
 pub mod guid;
 pub mod host;
-pub mod jwks;
+pub mod inbound;
+pub mod keys;
 pub mod options;
 pub mod outbound;
-pub mod policy;
+pub mod plugin_config;
 pub mod response;
 pub mod retry;
-pub mod shared;
 pub mod token;
+
+// The callee role's configuration and audit fields at their former paths:
+// `bootstrap` (split separately) renders and checks plugin configurations with them.
+pub use inbound::{audit, config};

@@ -1,7 +1,8 @@
-//! Turning a [`Denial`] into the local reply sent instead of the upstream's.
+//! Turning a refusal of either role into the local reply sent instead of the
+//! upstream's.
 //!
-//! Status, error code and description come only from [`AuthError::spec`]; this
-//! module decides formatting, never policy. Nothing from the request (least of
+//! Status, code, description and metric come only from the refusal tables
+//! ([`crate::error`]); this module decides formatting, never policy. Nothing from the request (least of
 //! all the token) is ever echoed: the reply is built from static descriptions,
 //! the configured realm and the rule's configured scope values.
 //!
@@ -11,11 +12,15 @@
 //! - 403: `..., error="insufficient_scope", error_description="..."` plus
 //!   `scope="..."` when the rule names roles/scopes.
 //! - 503: no challenge (the caller's credentials are not at fault), `retry-after`.
+//! - the caller role's refusals: no challenge; the body's `error` names the
+//!   reason and `error_description` the cause.
+//!
+//! The body is always `{"error": "...", "error_description": "..."}` with
+//! `content-type: application/json` and `cache-control: no-store`.
 
 use serde::Serialize;
 
-use crate::error::OAuthErrorCode;
-use crate::policy::Denial;
+use crate::error::{Denial, ErrorCode, ErrorSpec, Reason};
 
 /// A reply produced by the filter itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,13 +32,9 @@ pub struct LocalResponse {
     pub body: String,
 }
 
-/// Seconds a client should wait before retrying a 503: roughly one JWKS fetch.
+/// Seconds a client should wait before retrying a 503: roughly one fetch
+/// (the JWKS, or the agent's token).
 pub const RETRY_AFTER_SECS: u32 = 5;
-
-/// The `error` member of the body when no token was sent. RFC 6750 gives this
-/// case no error code, and `invalid_token` would wrongly say a token was
-/// presented; this names the HTTP condition instead.
-pub const MISSING_TOKEN_BODY_ERROR: &str = "unauthorized";
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -41,23 +42,32 @@ struct ErrorBody<'a> {
     error_description: &'a str,
 }
 
-/// Builds the reply for a refused request.
-pub fn denial_response(denial: &Denial, realm: &str) -> LocalResponse {
-    let spec = denial.error.spec();
+/// Builds the reply for any refusal of either role. Status, challenge, body
+/// `error` and `retry-after` come from the reason's table row; `description`
+/// replaces the row's (the caller role names the cause, e.g. the agent's
+/// failure); `required_scope` is announced with `insufficient_scope`.
+pub fn local_response(
+    reason: Reason,
+    description: Option<&str>,
+    realm: &str,
+    required_scope: Option<&str>,
+) -> LocalResponse {
+    let spec = reason.spec();
+    let description = description.unwrap_or(spec.description);
     let mut headers = Vec::with_capacity(4);
-    if let Some(challenge) = challenge(denial, realm) {
+    if let Some(challenge) = challenge(&spec, description, realm, required_scope) {
         headers.push(("www-authenticate".to_string(), challenge));
     }
-    if spec.code == OAuthErrorCode::TemporarilyUnavailable {
+    if spec.status == 503 {
         headers.push(("retry-after".to_string(), RETRY_AFTER_SECS.to_string()));
     }
     headers.push(("content-type".to_string(), "application/json".to_string()));
-    // Authorization failures must not be cached by any intermediary.
+    // Refusals must not be cached by any intermediary.
     headers.push(("cache-control".to_string(), "no-store".to_string()));
 
     let body = ErrorBody {
-        error: spec.code.as_str().unwrap_or(MISSING_TOKEN_BODY_ERROR),
-        error_description: spec.description,
+        error: spec.body_error(),
+        error_description: description,
     };
     LocalResponse {
         status: spec.status,
@@ -66,21 +76,34 @@ pub fn denial_response(denial: &Denial, realm: &str) -> LocalResponse {
     }
 }
 
-/// The `WWW-Authenticate` value, or `None` when the failure is ours (503).
-fn challenge(denial: &Denial, realm: &str) -> Option<String> {
-    let spec = denial.error.spec();
+/// Builds the reply for a request the callee role refused.
+pub fn denial_response(denial: &Denial, realm: &str) -> LocalResponse {
+    local_response(
+        denial.error.into(),
+        None,
+        realm,
+        denial.required_scope.as_deref(),
+    )
+}
+
+/// The `WWW-Authenticate` value, or `None` when the caller's credentials are
+/// not at fault (503, and the caller role's refusals).
+fn challenge(
+    spec: &ErrorSpec,
+    description: &str,
+    realm: &str,
+    required_scope: Option<&str>,
+) -> Option<String> {
+    if !spec.code.challenges() {
+        return None;
+    }
     let mut value = format!("Bearer realm={}", quoted(realm));
-    match spec.code {
-        OAuthErrorCode::None => {}
-        OAuthErrorCode::TemporarilyUnavailable => return None,
-        OAuthErrorCode::InvalidToken | OAuthErrorCode::InsufficientScope => {
-            let code = spec.code.as_str().unwrap_or_default();
-            value.push_str(&format!(", error={}", quoted(code)));
-            value.push_str(&format!(", error_description={}", quoted(spec.description)));
-            let scope = denial.required_scope.as_deref().filter(|s| !s.is_empty());
-            if let (OAuthErrorCode::InsufficientScope, Some(scope)) = (spec.code, scope) {
-                value.push_str(&format!(", scope={}", quoted(scope)));
-            }
+    if let Some(code) = spec.code.challenge_code() {
+        value.push_str(&format!(", error={}", quoted(code)));
+        value.push_str(&format!(", error_description={}", quoted(description)));
+        let scope = required_scope.filter(|s| !s.is_empty());
+        if let (ErrorCode::InsufficientScope, Some(scope)) = (spec.code, scope) {
+            value.push_str(&format!(", scope={}", quoted(scope)));
         }
     }
     Some(value)
@@ -113,7 +136,7 @@ fn body_json(body: &ErrorBody<'_>) -> String {
 #[allow(clippy::indexing_slicing)] // a wrong index in a test is a test failure
 mod tests {
     use super::*;
-    use crate::error::AuthError;
+    use crate::error::{AuthError, OutboundError};
     use serde_json::Value;
 
     fn header<'a>(response: &'a LocalResponse, name: &str) -> Option<&'a str> {
@@ -236,15 +259,21 @@ mod tests {
 
     #[test]
     fn every_error_gets_a_consistent_reply() {
-        for error in AuthError::ALL {
-            let spec = error.spec();
-            let r = respond(*error);
+        for reason in Reason::all() {
+            let spec = reason.spec();
+            let error = reason;
+            let r = local_response(reason, None, "fraud-detector", None);
             assert_eq!(r.status, spec.status, "{error:?}");
             assert_eq!(header(&r, "content-type"), Some("application/json"));
             assert_eq!(header(&r, "cache-control"), Some("no-store"));
             assert_eq!(
                 header(&r, "www-authenticate").is_some(),
-                spec.status != 503,
+                matches!(reason, Reason::Inbound(_)) && spec.status != 503,
+                "{error:?}"
+            );
+            assert_eq!(
+                header(&r, "retry-after"),
+                (spec.status == 503).then_some("5"),
                 "{error:?}"
             );
             for (name, value) in &r.headers {
@@ -255,5 +284,47 @@ mod tests {
             assert_eq!(body["error_description"], spec.description, "{error:?}");
             assert_eq!(body.as_object().unwrap().len(), 2);
         }
+    }
+
+    #[test]
+    fn the_caller_roles_refusals_name_the_cause_without_a_challenge() {
+        let r = local_response(
+            OutboundError::TokenUnavailable.into(),
+            Some("agent down"),
+            "ignored",
+            None,
+        );
+        assert_eq!(r.status, 503);
+        assert_eq!(header(&r, "www-authenticate"), None);
+        assert_eq!(header(&r, "retry-after"), Some("5"));
+        assert_eq!(
+            r.body,
+            r#"{"error":"token_unavailable","error_description":"agent down"}"#
+        );
+        let r = local_response(
+            OutboundError::DestinationNotConfigured.into(),
+            Some("no outbound destination is configured for x"),
+            "",
+            None,
+        );
+        assert_eq!((r.status, header(&r, "retry-after")), (403, None));
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"], "destination_not_configured");
+    }
+
+    #[test]
+    fn a_filter_that_cannot_decide_fails_closed_with_503() {
+        let r = local_response(
+            AuthError::FilterUnavailable.into(),
+            Some("filter busy"),
+            "r",
+            None,
+        );
+        assert_eq!((r.status, header(&r, "retry-after")), (503, Some("5")));
+        assert_eq!(header(&r, "www-authenticate"), None);
+        assert_eq!(
+            r.body,
+            r#"{"error":"temporarily_unavailable","error_description":"filter busy"}"#
+        );
     }
 }

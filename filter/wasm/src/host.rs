@@ -3,11 +3,12 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use entragate_core::host::{
-    CalloutRequest, CalloutToken, Host, LogLevel, SharedValue, SharedWriteError, UnixMillis,
+    CalloutRequest, CalloutToken, HeaderWriteError, Host, LogLevel, RequestHeaders, SharedStore,
+    SharedValue, SharedWriteError, UnixMillis,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::Context;
-use proxy_wasm::types::Status;
+use proxy_wasm::types::{MapType, Status};
 
 /// The hostcall-backed host. Only used from root-context callbacks: callouts
 /// dispatched through it are answered to the root context, which outlives any
@@ -37,11 +38,7 @@ pub fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }
 
-impl Host for ProxyWasmHost {
-    fn now_ms(&self) -> UnixMillis {
-        now_ms()
-    }
-
+impl SharedStore for ProxyWasmHost {
     fn shared_get(&self, key: &str) -> SharedValue {
         match hostcalls::get_shared_data(key) {
             Ok((data, cas)) => SharedValue { data, cas },
@@ -60,6 +57,12 @@ impl Host for ProxyWasmHost {
             Err(Status::CasMismatch) => Err(SharedWriteError::CasMismatch),
             Err(_) => Err(SharedWriteError::Failed),
         }
+    }
+}
+
+impl Host for ProxyWasmHost {
+    fn now_ms(&self) -> UnixMillis {
+        now_ms()
     }
 
     fn dispatch(&mut self, request: &CalloutRequest) -> Result<CalloutToken, String> {
@@ -89,5 +92,31 @@ impl Host for ProxyWasmHost {
 
     fn log(&self, level: LogLevel, message: &str) {
         log(level, message)
+    }
+}
+
+/// The current (effective) HTTP context's request headers. In a request
+/// callback that is the request itself; when the root context resumes a
+/// waiting request it first makes that request's context effective.
+pub struct RequestHeaderMap;
+
+impl RequestHeaders for RequestHeaderMap {
+    fn all(&self) -> Vec<(String, String)> {
+        hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+            .ok()
+            .flatten()
+    }
+
+    fn remove(&mut self, name: &str) {
+        let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> Result<(), HeaderWriteError> {
+        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
+            .map_err(|_| HeaderWriteError)
     }
 }

@@ -13,8 +13,9 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 
+use crate::inbound::http::refuse_unavailable;
+use crate::inbound::root::AuthRoot;
 use crate::outbound::root::OutboundRoot;
-use crate::root::AuthRoot;
 
 /// `root_id` selecting the outbound role.
 pub const OUTBOUND_ROOT_ID: &str = "entragate_outbound";
@@ -101,13 +102,6 @@ impl Context for Unconfigured {}
 
 impl HttpContext for Unconfigured {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let body =
-            r#"{"error":"temporarily_unavailable","error_description":"filter not configured"}"#;
-        let headers = vec![
-            ("content-type", "application/json"),
-            ("cache-control", "no-store"),
-        ];
-        let _ = hostcalls::send_http_response(503, headers, Some(body.as_bytes()));
-        Action::Pause
+        refuse_unavailable("filter not configured")
     }
 }

@@ -1,4 +1,4 @@
-//! Hostcall plumbing shared by the root contexts of both roles ([`crate::root`]
+//! Hostcall plumbing shared by the root contexts of both roles ([`crate::inbound::root`]
 //! for callee validation, [`crate::outbound::root`] for the caller side).
 //!
 //! The two roles differ in what they decide, not in how a root context talks

@@ -11,8 +11,8 @@ use super::policy::{
 };
 use super::raw::{RawAgent, RawDestination, RawOutboundConfig};
 use super::timing::TokenTiming;
-use crate::config::checks::{self, fail, number, required, Result};
-use crate::config::ConfigError;
+use crate::plugin_config::checks::{self, fail, number, required, Result};
+use crate::plugin_config::ConfigError;
 
 const TIMEOUT_MS_RANGE: RangeInclusive<u64> = 1..=60_000;
 const REQUEST_WAIT_MS_RANGE: RangeInclusive<u64> = 1..=60_000;

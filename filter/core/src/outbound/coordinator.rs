@@ -5,7 +5,9 @@
 //! data ([`super::record`]): a lease taken by CAS decides who calls the agent,
 //! the token record carries the result, and `settled_seq` in the state record
 //! tells the other workers to pick it up.
-//! The lease steps are the JWKS coordinator's: see [`crate::shared::leased_state`].
+//! The fetch itself (tick, lease, callout answers, settling, backoff) is the
+//! generic [`crate::fetcher::single_flight::Fetcher`], the JWKS's too; this
+//! module adds only the token hooks ([`TokenDocument`]) and the per-request check.
 //!
 //! ```text
 //! per request:  token() ── usable local copy ──────────────────────────────► Ready
@@ -34,18 +36,17 @@
 
 use std::rc::Rc;
 
-use super::agent::{parse_agent_response, AgentFailure};
+use super::agent::{parse_agent_response, AgentFailure, AgentToken};
 use super::policy::{AgentSettings, FetchPolicy, TokenSource, AGENT_KEY_HEADER};
-use super::record::{NoRoleFields, RecordNames, StateRecord, TokenRecord};
+use super::record::{NoRoleFields, RecordNames, TokenRecord};
 use super::timing::TokenTiming;
+use crate::fetcher::leased_state::{
+    store_next_generation, LeasedState, StateSnapshot, LEASE_MARGIN_MS,
+};
+use crate::fetcher::single_flight::{self, Answer, Document, FetchStats, Fetcher};
 use crate::fingerprint::fingerprint;
 use crate::host::{CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, UnixMillis};
 use crate::retry::jittered_backoff_ms;
-use crate::shared::leased_state::{
-    clamp_tick, store_next_generation, tick_plan, InFlight, LeasedState, StateSnapshot, TickPlan,
-    FAST_TICK_MS, LEASE_MARGIN_MS, SLOW_TICK_MS,
-};
-use crate::shared::state_record::Due;
 
 /// A token this worker can attach, with its schedule.
 #[derive(Clone, PartialEq, Eq)]
@@ -101,76 +102,46 @@ pub enum TokenAvailability {
     Unavailable(String),
 }
 
+/// A new token stored and in use ([`FetchOutcome::Updated`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenUpdate {
+    pub generation: u64,
+    pub expires_in_ms: u64,
+}
+
 /// Result of one [`TokenCoordinator::on_tick`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TickOutcome {
-    /// This worker adopted a newer token.
-    pub token_changed: bool,
-    /// Waiting requests should look again (new token, or a fetch somewhere
-    /// settled, possibly with a failure that makes them 503).
-    pub recheck_waiters: bool,
-    pub started_fetch: bool,
-    /// The fetch started on this tick failed at once (dispatch refused).
-    pub failure: Option<AgentFailure>,
-    pub next_tick_ms: u64,
-}
-
+pub type TickOutcome = single_flight::TickOutcome<AgentFailure>;
 /// Result of one [`TokenCoordinator::on_callout_response`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchOutcome {
-    /// Not a callout this coordinator waits for.
-    Ignored,
-    /// A new token is stored and in use.
-    Updated { generation: u64, expires_in_ms: u64 },
-    /// The fetch failed; a still-usable token stays in use.
-    Failed {
-        error: AgentFailure,
-        retry_in_ms: u64,
-    },
-    /// Our lease expired and another worker took over: nothing was written.
-    Discarded { error: Option<AgentFailure> },
-}
-
-impl FetchOutcome {
-    /// The fetch ended and its result was recorded: waiters should re-check now.
-    pub fn settled(&self) -> bool {
-        matches!(
-            self,
-            FetchOutcome::Updated { .. } | FetchOutcome::Failed { .. }
-        )
-    }
-
-    /// `Some(true)` a fetch succeeded, `Some(false)` one failed, `None` nothing to count.
-    pub fn fetch_succeeded(&self) -> Option<bool> {
-        match self {
-            FetchOutcome::Updated { .. } => Some(true),
-            FetchOutcome::Failed { .. } | FetchOutcome::Discarded { error: Some(_) } => Some(false),
-            FetchOutcome::Ignored | FetchOutcome::Discarded { error: None } => None,
-        }
-    }
-}
-
+pub type FetchOutcome = single_flight::FetchOutcome<TokenUpdate, AgentFailure>;
 /// Per-worker counters (cumulative; summed over workers they count per Envoy).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OutboundStats {
-    pub fetch_ok: u64,
-    pub fetch_failed: u64,
-    pub ignored_responses: u64,
-}
+pub type OutboundStats = FetchStats;
 
-/// The token state machine of one worker for one source. See the module docs.
-pub struct TokenCoordinator {
+/// The agent-token hooks of the generic fetcher, and this worker's copy of the token.
+pub struct TokenDocument {
     request: CalloutRequest,
     scope: String,
     timing: TokenTiming,
     fetch: FetchPolicy,
-    worker_id: u32,
     names: RecordNames,
     local: Option<Rc<CachedToken>>,
-    /// The agent callout in flight (one phase only, hence `()`).
-    in_flight: Option<InFlight<()>>,
-    state: LeasedState<NoRoleFields>,
-    stats: OutboundStats,
+}
+
+impl core::fmt::Debug for TokenDocument {
+    // Written out because the callout carries the agent key in a header.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TokenDocument")
+            .field("scope", &self.scope)
+            .field("cluster", &self.request.cluster)
+            .field("names", &self.names)
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The token state machine of one worker for one source. See the module docs.
+#[derive(Debug)]
+pub struct TokenCoordinator {
+    fetcher: Fetcher<TokenDocument>,
 }
 
 impl TokenCoordinator {
@@ -188,7 +159,7 @@ impl TokenCoordinator {
             worker_id,
             agent.timeout_ms.saturating_add(LEASE_MARGIN_MS),
         );
-        TokenCoordinator {
+        let document = TokenDocument {
             request: CalloutRequest {
                 cluster: agent.cluster.clone(),
                 authority: agent.authority.clone(),
@@ -200,34 +171,28 @@ impl TokenCoordinator {
             names,
             timing,
             fetch,
-            worker_id,
             local: None,
-            in_flight: None,
-            state,
-            stats: OutboundStats::default(),
+        };
+        TokenCoordinator {
+            fetcher: Fetcher::new(document, state),
         }
     }
 
     pub fn names(&self) -> &RecordNames {
-        &self.names
+        &self.fetcher.document().names
     }
 
     pub fn stats(&self) -> OutboundStats {
-        self.stats
+        self.fetcher.stats()
     }
 
     pub fn scope(&self) -> &str {
-        &self.scope
+        &self.fetcher.document().scope
     }
 
     /// Whether `token` is the callout this coordinator waits for.
     pub fn awaits(&self, token: CalloutToken) -> bool {
-        self.in_flight.as_ref().is_some_and(|f| f.token == token)
-    }
-
-    /// This worker's current token, usable or not.
-    pub fn local_token(&self) -> Option<Rc<CachedToken>> {
-        self.local.clone()
+        self.fetcher.awaits(token)
     }
 
     // ----- per request -------------------------------------------------------
@@ -236,69 +201,37 @@ impl TokenCoordinator {
     /// usable; see [`TokenAvailability`] for the rule otherwise.
     pub fn token(&mut self, host: &dyn Host) -> TokenAvailability {
         let now = host.now_ms();
-        if let Some(token) = self.usable_local(now) {
+        let (document, state) = self.fetcher.parts_mut();
+        if let Some(token) = document.usable_local(now) {
             return TokenAvailability::Ready(token);
         }
-        self.load_shared_token(host);
-        if let Some(token) = self.usable_local(now) {
+        document.load_shared_token(host);
+        if let Some(token) = document.usable_local(now) {
             return TokenAvailability::Ready(token);
         }
-        self.classify_without_token(&self.state.load(host), now)
+        document.classify_without_token(&state.load(host), now)
     }
 
     // ----- root context ------------------------------------------------------
 
-    /// Background work: adopt another worker's token, start a fetch when due and
-    /// the lease can be taken. Call from `on_tick` (and once at start), then set
-    /// the tick period to (at most) `next_tick_ms`.
+    /// Background work: adopt another worker's token, start a fetch when due
+    /// and the lease can be taken (see [`Fetcher::on_tick`]).
     pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
-        let now = host.now_ms();
-        self.state.abandon_expired(&*host, &mut self.in_flight, now);
-        let (snap, settled) = self.state.load_for_tick(&*host);
-        let wants_newer = self.local.as_ref().is_none_or(|t| now >= t.refresh_at_ms);
-        let token_changed = (settled || wants_newer) && self.load_shared_token(&*host);
-        let mut out = TickOutcome {
-            token_changed,
-            recheck_waiters: token_changed || settled,
-            started_fetch: false,
-            failure: None,
-            next_tick_ms: SLOW_TICK_MS,
-        };
-        match tick_plan(self.in_flight.as_ref(), now, || {
-            self.fetch_due(&snap.record, now)
-        }) {
-            TickPlan::Wait(ms) => out.next_tick_ms = ms,
-            TickPlan::Fetch(reason) => self.start_fetch(host, snap, now, reason, &mut out),
-        }
-        out
+        self.fetcher.on_tick(host)
     }
 
-    /// The answer to a callout (tokens this coordinator does not wait for are ignored).
+    /// The answer to a callout (see [`Fetcher::on_callout_response`]).
     pub fn on_callout_response(
         &mut self,
         host: &mut dyn Host,
         token: CalloutToken,
         response: CalloutResponse,
     ) -> FetchOutcome {
-        let Some(flight) = self.in_flight.take_if(|f| f.token == token) else {
-            self.stats.ignored_responses += 1;
-            return FetchOutcome::Ignored;
-        };
-        let now = host.now_ms();
-        match parse_agent_response(response.status, &response.body) {
-            Ok(agent_token) => self.on_fetch_success(
-                &*host,
-                &flight.lease_id,
-                agent_token.access_token,
-                agent_token.expires_in_ms,
-                now,
-            ),
-            Err(error) => self.on_fetch_error(&*host, &flight.lease_id, error, now),
-        }
+        self.fetcher.on_callout_response(host, token, response)
     }
+}
 
-    // ----- steps --------------------------------------------------------------
-
+impl TokenDocument {
     fn usable_local(&self, now: UnixMillis) -> Option<Rc<CachedToken>> {
         self.local.as_ref().filter(|t| t.usable(now)).cloned()
     }
@@ -321,10 +254,12 @@ impl TokenCoordinator {
                 true
             }
             Err(e) => {
-                self.log(
-                    host,
+                host.log(
                     LogLevel::Warn,
-                    &format!("shared token record unreadable ({e})"),
+                    &format!(
+                        "{}: shared token record unreadable ({e})",
+                        self.log_prefix()
+                    ),
                 );
                 false
             }
@@ -354,142 +289,68 @@ impl TokenCoordinator {
         TokenAvailability::Unavailable(reason)
     }
 
-    fn fetch_due(&self, state: &StateRecord, now: UnixMillis) -> Due {
-        state.fetch_due(now, || match &self.local {
+    fn log_prefix(&self) -> String {
+        format!("outbound[{}]", self.scope)
+    }
+}
+
+impl Document for TokenDocument {
+    type Fields = NoRoleFields;
+    /// One callout per fetch.
+    type Phase = ();
+    type Parsed = AgentToken;
+    type Stored = (TokenRecord, u64);
+    type Adopted = TokenUpdate;
+    type Error = AgentFailure;
+
+    const WHAT: &'static str = "a token from the agent";
+
+    fn dispatch_failed(reason: String) -> AgentFailure {
+        AgentFailure::DispatchFailed(reason)
+    }
+
+    fn store_failed() -> AgentFailure {
+        AgentFailure::StoreFailed
+    }
+
+    fn first_request(&self) -> ((), CalloutRequest) {
+        ((), self.request.clone())
+    }
+
+    fn parse(
+        &self,
+        _phase: (),
+        response: CalloutResponse,
+    ) -> Result<Answer<(), AgentToken>, AgentFailure> {
+        parse_agent_response(response.status, &response.body).map(Answer::Done)
+    }
+
+    fn sync(&mut self, host: &dyn Host, settled: bool, now: UnixMillis) -> bool {
+        let wants_newer = self.local.as_ref().is_none_or(|t| now >= t.refresh_at_ms);
+        if !(settled || wants_newer) {
+            return false;
+        }
+        self.load_shared_token(host)
+    }
+
+    fn wanted(&self, _fields: &NoRoleFields, now: UnixMillis) -> Result<&'static str, UnixMillis> {
+        match &self.local {
             None => Ok("no token yet"),
             Some(t) if now >= t.refresh_at_ms => Ok("refresh due"),
             Some(t) => Err(t.refresh_at_ms),
-        })
-    }
-
-    fn start_fetch(
-        &mut self,
-        host: &mut dyn Host,
-        snap: StateSnapshot<NoRoleFields>,
-        now: UnixMillis,
-        reason: &str,
-        out: &mut TickOutcome,
-    ) {
-        let Some((lease_id, lease_until_ms)) = self.state.take_lease(&*host, snap, now) else {
-            out.next_tick_ms = FAST_TICK_MS;
-            return;
-        };
-        self.log(
-            &*host,
-            LogLevel::Debug,
-            &format!("worker {} asking the agent ({reason})", self.worker_id),
-        );
-        match host.dispatch(&self.request) {
-            Ok(token) => {
-                self.in_flight = Some(InFlight {
-                    token,
-                    phase: (),
-                    lease_id,
-                    lease_until_ms,
-                });
-                out.started_fetch = true;
-                out.next_tick_ms = clamp_tick(lease_until_ms.saturating_sub(now));
-            }
-            Err(reason) => {
-                let error = AgentFailure::DispatchFailed(reason);
-                let outcome = self.on_fetch_error(&*host, &lease_id, error.clone(), now);
-                out.failure = Some(error);
-                out.recheck_waiters = true;
-                out.next_tick_ms = match outcome {
-                    FetchOutcome::Failed { retry_in_ms, .. } => clamp_tick(retry_in_ms),
-                    _ => FAST_TICK_MS,
-                };
-            }
-        }
-    }
-
-    fn on_fetch_success(
-        &mut self,
-        host: &dyn Host,
-        lease_id: &str,
-        access_token: String,
-        expires_in_ms: u64,
-        now: UnixMillis,
-    ) -> FetchOutcome {
-        if !self.state.still_owned(host, lease_id) {
-            return FetchOutcome::Discarded { error: None };
-        }
-        let schedule = self.timing.schedule(now, expires_in_ms);
-        let record = match self.store_token(host, access_token, now, schedule) {
-            Ok(record) => record,
-            Err(error) => return self.on_fetch_error(host, lease_id, error, now),
-        };
-        self.state.settle_success(host, lease_id, now);
-        let generation = record.generation;
-        let token = CachedToken::from_record(record);
-        self.log(
-            host,
-            LogLevel::Info,
-            &format!(
-                "token fetched (sha256 {}), expires in {} s, refresh in {} s (generation {generation})",
-                token.fingerprint,
-                expires_in_ms / 1000,
-                token.refresh_at_ms.saturating_sub(now) / 1000
-            ),
-        );
-        self.local = Some(Rc::new(token));
-        self.stats.fetch_ok += 1;
-        FetchOutcome::Updated {
-            generation,
-            expires_in_ms,
-        }
-    }
-
-    fn on_fetch_error(
-        &mut self,
-        host: &dyn Host,
-        lease_id: &str,
-        error: AgentFailure,
-        now: UnixMillis,
-    ) -> FetchOutcome {
-        self.stats.fetch_failed += 1;
-        let message = error.to_string();
-        let (fetch, worker_id) = (self.fetch, self.worker_id);
-        let hint = error.retry_after_ms();
-        let delay = |failures: u32| {
-            let backoff = jittered_backoff_ms(
-                fetch.retry_initial_ms,
-                fetch.retry_max_ms,
-                worker_id,
-                failures,
-                now,
-            );
-            // The agent knows when it expects a token (e.g. Entra's Retry-After);
-            // asking sooner only yields another 503. Capped by retry_max_ms.
-            hint.map_or(backoff, |h| backoff.max(h.min(fetch.retry_max_ms)))
-        };
-        let kept = match self.usable_local(now) {
-            Some(t) => format!(
-                "keeping token sha256 {} (usable for {} s more)",
-                t.fingerprint,
-                t.usable_until_ms.saturating_sub(now) / 1000
-            ),
-            None => "no usable token: requests get 503".to_string(),
-        };
-        match self
-            .state
-            .settle_failure(host, lease_id, now, &message, delay, &kept)
-        {
-            Some(retry_in_ms) => FetchOutcome::Failed { error, retry_in_ms },
-            None => FetchOutcome::Discarded { error: Some(error) },
         }
     }
 
     /// Write the token with a generation above every one seen.
-    fn store_token(
-        &self,
+    fn store(
+        &mut self,
         host: &dyn Host,
-        access_token: String,
+        parsed: AgentToken,
         now: UnixMillis,
-        schedule: super::timing::TokenSchedule,
-    ) -> Result<TokenRecord, AgentFailure> {
+    ) -> Result<(TokenRecord, u64), AgentFailure> {
+        let schedule = self.timing.schedule(now, parsed.expires_in_ms);
         let local_generation = self.local.as_ref().map_or(0, |t| t.generation);
-        let mut record = TokenRecord::new(0, access_token, now, schedule);
+        let mut record = TokenRecord::new(0, parsed.access_token, now, schedule);
         let generation = store_next_generation(
             host,
             &self.names.token,
@@ -502,26 +363,66 @@ impl TokenCoordinator {
         )
         .ok_or(AgentFailure::StoreFailed)?;
         record.generation = generation;
-        Ok(record)
+        Ok((record, parsed.expires_in_ms))
     }
 
-    fn log(&self, host: &dyn Host, level: LogLevel, message: &str) {
-        self.state.log(host, level, message);
+    fn adopt(
+        &mut self,
+        host: &dyn Host,
+        stored: (TokenRecord, u64),
+        now: UnixMillis,
+    ) -> TokenUpdate {
+        let (record, expires_in_ms) = stored;
+        let generation = record.generation;
+        let token = CachedToken::from_record(record);
+        host.log(
+            LogLevel::Info,
+            &format!(
+                "{}: token fetched (sha256 {}), expires in {} s, refresh in {} s (generation {generation})",
+                self.log_prefix(),
+                token.fingerprint,
+                expires_in_ms / 1000,
+                token.refresh_at_ms.saturating_sub(now) / 1000
+            ),
+        );
+        self.local = Some(Rc::new(token));
+        TokenUpdate {
+            generation,
+            expires_in_ms,
+        }
     }
-}
 
-impl core::fmt::Debug for TokenCoordinator {
-    // Written out because the callout carries the agent key in a header.
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("TokenCoordinator")
-            .field("scope", &self.scope)
-            .field("cluster", &self.request.cluster)
-            .field("worker_id", &self.worker_id)
-            .field("names", &self.names)
-            .field("local", &self.local)
-            .field("in_flight", &self.in_flight)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
+    fn retry_delay_ms(
+        &self,
+        error: &AgentFailure,
+        worker_id: u32,
+        failures: u32,
+        now: UnixMillis,
+    ) -> u64 {
+        let fetch = self.fetch;
+        let backoff = jittered_backoff_ms(
+            fetch.retry_initial_ms,
+            fetch.retry_max_ms,
+            worker_id,
+            failures,
+            now,
+        );
+        // The agent knows when it expects a token (e.g. Entra's Retry-After);
+        // asking sooner only yields another 503. Capped by retry_max_ms.
+        error
+            .retry_after_ms()
+            .map_or(backoff, |h| backoff.max(h.min(fetch.retry_max_ms)))
+    }
+
+    fn kept(&self, now: UnixMillis) -> String {
+        match self.usable_local(now) {
+            Some(t) => format!(
+                "keeping token sha256 {} (usable for {} s more)",
+                t.fingerprint,
+                t.usable_until_ms.saturating_sub(now) / 1000
+            ),
+            None => "no usable token: requests get 503".to_string(),
+        }
     }
 }
 

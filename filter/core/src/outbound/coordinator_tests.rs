@@ -1,19 +1,21 @@
-//! Drives [`TokenCoordinator`] through the fake host in many orders.
+//! Drives [`TokenCoordinator`] through the fake host: what the token hooks add
+//! (schedule, Retry-After, refusals). The out-of-order cases of the fetch
+//! itself run once, in `fetcher::single_flight`.
 
 use std::rc::Rc;
 
 use serde_json::json;
 
 use super::*;
-use crate::jwks::fake_host::{DispatchedCallout, FakeEnvoy, FakeHost};
+use crate::fetcher::fake_host::{DispatchedCallout, FakeEnvoy, FakeHost};
+use crate::fetcher::leased_state::FAST_TICK_MS;
+use crate::fetcher::test_support::{self, respond};
 use crate::outbound::policy::{AgentKey, AgentSettings, FetchPolicy, TokenSource};
-use crate::shared::test_support::{self, respond};
+use crate::outbound::record::StateRecord;
 
 const T0: u64 = 1_700_000_000_000;
 const KEY: &str = "5f2b9c0d1e3a4b6c7d8e9f00112233445566778899aabbccddeeff0011223344";
 const HOUR_S: u64 = 3_599;
-/// Lease of one agent callout with the test settings (timeout 2000 + margin).
-const LEASE: u64 = 2_000 + LEASE_MARGIN_MS;
 
 fn agent() -> AgentSettings {
     AgentSettings {
@@ -173,10 +175,10 @@ fn one_answer_serves_every_worker_without_further_callouts() {
     let out = answer(&mut ws, &c, ok(1, HOUR_S));
     assert_eq!(
         out,
-        FetchOutcome::Updated {
+        FetchOutcome::Updated(TokenUpdate {
             generation: 1,
             expires_in_ms: HOUR_S * 1000
-        }
+        })
     );
     assert!(out.settled() && out.fetch_succeeded() == Some(true));
     let expected = format!("Bearer {}", jwt(1));
@@ -226,7 +228,7 @@ fn refresh_is_ahead_of_expiry_in_the_background_by_one_worker() {
     assert_eq!(envoy.callout_count(), 2, "single flight during the refresh");
     assert!(matches!(
         answer(&mut ws, &c, ok(2, HOUR_S)),
-        FetchOutcome::Updated { generation: 2, .. }
+        FetchOutcome::Updated(TokenUpdate { generation: 2, .. })
     ));
     tick_all(&mut ws);
     let new = format!("Bearer {}", jwt(2));
@@ -383,113 +385,6 @@ fn agent_configuration_errors_are_named() {
         reason.contains("fraud is not a configured scope"),
         "{reason}"
     );
-}
-
-#[test]
-fn dispatch_refused_by_the_host_is_a_failure_on_the_tick() {
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 1);
-    ws[0].host.fail_dispatch = Some("no cluster entragate_agent".into());
-    let mut failure = None;
-    for _ in 0..10 {
-        let out = ws[0].tick();
-        if out.failure.is_some() {
-            assert!(out.recheck_waiters);
-            failure = out.failure;
-            break;
-        }
-        envoy.advance(FAST_TICK_MS);
-    }
-    let failure = failure.expect("dispatch failure reported");
-    assert_eq!(
-        failure,
-        AgentFailure::DispatchFailed("no cluster entragate_agent".into())
-    );
-    assert_eq!(ws[0].coord.stats().fetch_failed, 1);
-    assert!(matches!(ws[0].token(), TokenAvailability::Unavailable(_)));
-}
-
-#[test]
-fn answers_nobody_waits_for_are_ignored() {
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 2);
-    assert_eq!(ws[0].answer(999, ok(1, 60)), FetchOutcome::Ignored);
-    let c = next_dispatch(&envoy, &mut ws);
-    let other = 1 - c.worker_id as usize;
-    // Only the worker that dispatched may answer it.
-    assert_eq!(ws[other].answer(c.token, ok(1, 60)), FetchOutcome::Ignored);
-    assert_eq!(ws[other].coord.stats().ignored_responses, 2);
-    assert!(ws[c.worker_id as usize].coord.awaits(c.token));
-    assert!(answer(&mut ws, &c, ok(1, 60)).settled());
-    assert_eq!(
-        answer(&mut ws, &c, ok(1, 60)),
-        FetchOutcome::Ignored,
-        "a duplicate answer changes nothing"
-    );
-}
-
-#[test]
-fn a_late_answer_after_the_lease_was_taken_over_writes_nothing() {
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 2);
-    let first = next_dispatch(&envoy, &mut ws);
-    let slow = first.worker_id as usize;
-    // The callout is never answered in time: the lease expires, the worker
-    // abandons it, and some worker fetches again.
-    envoy.advance(LEASE);
-    let second = next_dispatch(&envoy, &mut ws);
-    assert_ne!(first.token, second.token);
-    // The first answer arrives late: it is no longer awaited.
-    assert_eq!(
-        ws[slow].answer(first.token, ok(1, 60)),
-        FetchOutcome::Ignored
-    );
-    assert!(answer(&mut ws, &second, ok(2, 60)).settled());
-    assert_eq!(ws[0].header(), Some(format!("Bearer {}", jwt(2))));
-}
-
-#[test]
-fn a_fetch_whose_lease_was_stolen_is_discarded() {
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 2);
-    let c = next_dispatch(&envoy, &mut ws);
-    // Someone else owns the lease now (a reloaded VM took over).
-    let mut s = state(&envoy, &ws[0]);
-    s.lease_owner = Some("w9-1-0".into());
-    s.lease_until_ms = envoy.now() + LEASE;
-    envoy.put_raw(&ws[0].coord.names().state, &s.encode().unwrap());
-    assert_eq!(
-        answer(&mut ws, &c, ok(1, 60)),
-        FetchOutcome::Discarded { error: None }
-    );
-    assert!(envoy.shared_raw(&ws[0].coord.names().token).is_none());
-    assert_eq!(
-        ws[0].token(),
-        TokenAvailability::Pending,
-        "the new owner's fetch is awaited"
-    );
-}
-
-#[test]
-fn a_lost_lease_race_does_not_dispatch_twice() {
-    let envoy = FakeEnvoy::new(T0);
-    let mut ws = workers(&envoy, 2);
-    // Worker 0's first tick creates the state record (creation takes no lease).
-    assert!(!ws[0].tick().started_fetch);
-    envoy.advance(FAST_TICK_MS);
-    // Worker 1 takes the lease between worker 0's read and its CAS write.
-    let e2 = envoy.clone();
-    let names = ws[1].coord.names().clone();
-    envoy.before_next_set(move || {
-        let mut s = StateRecord::decode(&e2.shared_raw(&names.state).unwrap()).unwrap();
-        s.lease_owner = Some("w1-x-0".into());
-        s.lease_until_ms = e2.now() + LEASE;
-        e2.put_raw(&names.state, &s.encode().unwrap());
-    });
-    let out = ws[0].tick();
-    assert!(!out.started_fetch);
-    assert_eq!(out.next_tick_ms, FAST_TICK_MS);
-    assert_eq!(envoy.callout_count(), 0);
 }
 
 #[test]

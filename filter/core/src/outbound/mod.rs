@@ -26,8 +26,8 @@ pub mod timing;
 
 pub use agent::{parse_agent_response, AgentFailure, AgentToken};
 pub use coordinator::{
-    CachedToken, FetchOutcome, TickOutcome, TokenAvailability, TokenCoordinator,
+    CachedToken, FetchOutcome, TickOutcome, TokenAvailability, TokenCoordinator, TokenUpdate,
 };
 pub use policy::{OutboundPolicy, UnmatchedOutbound, AGENT_KEY_HEADER};
-pub use request::{plan, step, wait_timeout, ForwardReason, Plan, Refusal, Step};
+pub use request::{inject, plan, step, wait_timeout, ForwardReason, Plan, Refusal, Step};
 pub use timing::{TokenSchedule, TokenTiming};

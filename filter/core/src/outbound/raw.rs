@@ -1,6 +1,6 @@
 //! The outbound role's plugin configuration exactly as written (serde mirror).
 //!
-//! As for the callee role (`crate::config::raw`), every field is optional here:
+//! As for the callee role (`crate::inbound::config::raw`), every field is optional here:
 //! requiredness, defaults and value checks live in [`super::compile`], which
 //! names the field in its errors. Unknown fields are rejected everywhere, and
 //! `null` means "absent". The format is documented in `docs/configuration.md`
@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::plugin_config::ConfigError;
 
 /// The whole outbound plugin configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -68,7 +68,7 @@ pub struct RawDestination {
 
 /// Parses the document; errors name the field (`destinations[1].scope`).
 pub fn parse(bytes: &[u8]) -> Result<RawOutboundConfig, ConfigError> {
-    crate::config::raw::parse_document(bytes)
+    crate::plugin_config::document::parse_document(bytes)
 }
 
 #[cfg(test)]

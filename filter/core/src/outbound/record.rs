@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use super::policy::{AgentSettings, TokenSource};
 use super::timing::TokenSchedule;
+pub use crate::fetcher::record::RecordError;
+use crate::fetcher::record::{decode_record, encode_record, record_prefix};
+use crate::fetcher::state_record::RoleFields;
 use crate::host::UnixMillis;
-pub use crate::shared::record::RecordError;
-use crate::shared::record::{decode_record, encode_record, record_prefix};
-use crate::shared::state_record::RoleFields;
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -108,7 +108,7 @@ impl TokenRecord {
 }
 
 /// `<prefix>.state`: who is fetching, and how the last attempts went.
-pub type StateRecord = crate::shared::state_record::StateRecord<NoRoleFields>;
+pub type StateRecord = crate::fetcher::state_record::StateRecord<NoRoleFields>;
 
 /// The outbound role adds no fields to the shared state record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,10 +13,11 @@
 
 use std::rc::Rc;
 
-use serde_json::json;
-
 use super::coordinator::{CachedToken, TokenAvailability};
 use super::policy::{OutboundPolicy, UnmatchedOutbound};
+use crate::error::OutboundError;
+use crate::host::RequestHeaders;
+use crate::response::{local_response, LocalResponse};
 
 /// What to do with a request before any token is looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,38 +48,30 @@ pub enum Step {
     Refuse(Refusal),
 }
 
-/// A local reply instead of forwarding (fail closed).
+/// A local reply instead of forwarding (fail closed): the reason's table row
+/// (status, body `error`, metric) and a description naming the cause.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub status: u16,
-    /// `error` member of the JSON body and suffix of the refusal metric.
-    pub error: &'static str,
+    pub error: OutboundError,
     /// Human-readable reason; never a token or the agent key.
     pub description: String,
 }
 
 impl Refusal {
-    pub const TOKEN_UNAVAILABLE: &'static str = "token_unavailable";
-    pub const DESTINATION_NOT_CONFIGURED: &'static str = "destination_not_configured";
-
     pub fn token_unavailable(description: impl Into<String>) -> Refusal {
         Refusal {
-            status: 503,
-            error: Self::TOKEN_UNAVAILABLE,
+            error: OutboundError::TokenUnavailable,
             description: description.into(),
         }
     }
 
-    /// `{"error": ..., "error_description": ...}`, the shape the callee role uses.
-    pub fn body(&self) -> String {
-        json!({ "error": self.error, "error_description": self.description }).to_string()
+    pub fn status(&self) -> u16 {
+        self.error.spec().status
     }
 
-    pub fn headers(&self) -> [(&'static str, &'static str); 2] {
-        [
-            ("content-type", "application/json"),
-            ("cache-control", "no-store"),
-        ]
+    /// The reply, written from the common refusal table.
+    pub fn response(&self) -> LocalResponse {
+        local_response(self.error.into(), Some(&self.description), "", None)
     }
 }
 
@@ -95,8 +88,7 @@ pub fn plan(
         return match policy.unmatched {
             UnmatchedOutbound::Pass => Plan::Forward(ForwardReason::Unmatched),
             UnmatchedOutbound::Deny => Plan::Refuse(Refusal {
-                status: 403,
-                error: Refusal::DESTINATION_NOT_CONFIGURED,
+                error: OutboundError::DestinationNotConfigured,
                 description: format!(
                     "no outbound destination is configured for {}",
                     printable(authority)
@@ -123,6 +115,16 @@ pub fn step(availability: TokenAvailability) -> Step {
     }
 }
 
+/// Attaches the token: every `Authorization` the application sent is removed
+/// first, so the request leaves with exactly one, ours. If it cannot be set,
+/// the request is refused rather than sent on without credentials.
+pub fn inject(headers: &mut dyn RequestHeaders, token: &CachedToken) -> Result<(), Refusal> {
+    headers.remove("authorization");
+    headers
+        .set("authorization", &token.header_value)
+        .map_err(|_| Refusal::token_unavailable("could not set the Authorization header"))
+}
+
 /// A waiting request's bound elapsed.
 pub fn wait_timeout(waited_ms: u64) -> Refusal {
     Refusal::token_unavailable(format!("no token from the agent within {waited_ms} ms"))
@@ -139,6 +141,7 @@ fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::HeaderList;
     use crate::outbound::policy::{AgentKey, AgentSettings, Destination, FetchPolicy};
     use crate::outbound::timing::TokenTiming;
 
@@ -214,7 +217,10 @@ mod tests {
         let Plan::Refuse(r) = plan(&p, "evil\r\nhost", None, false) else {
             panic!("unmatched must be refused");
         };
-        assert_eq!((r.status, r.error), (403, "destination_not_configured"));
+        assert_eq!(
+            (r.status(), r.error),
+            (403, OutboundError::DestinationNotConfigured)
+        );
         assert_eq!(
             r.description,
             "no outbound destination is configured for evilhost"
@@ -227,15 +233,48 @@ mod tests {
         let Step::Refuse(r) = step(TokenAvailability::Unavailable("agent down".into())) else {
             panic!("must refuse");
         };
-        assert_eq!(r.status, 503);
-        let body: serde_json::Value = serde_json::from_str(&r.body()).unwrap();
+        let response = r.response();
+        assert_eq!(response.status, 503);
+        let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
         assert_eq!(
             body,
-            json!({"error": "token_unavailable", "error_description": "agent down"})
+            serde_json::json!({"error": "token_unavailable", "error_description": "agent down"})
         );
         assert_eq!(
             wait_timeout(250).description,
             "no token from the agent within 250 ms"
+        );
+    }
+
+    #[test]
+    fn inject_replaces_every_authorization_or_refuses() {
+        let token = CachedToken {
+            generation: 1,
+            header_value: "Bearer ours".into(),
+            fingerprint: "f".into(),
+            expires_at_ms: 0,
+            refresh_at_ms: 0,
+            usable_until_ms: 0,
+        };
+        let mut headers = HeaderList::of(&[
+            ("authorization", "Bearer app-1"),
+            (":authority", "x"),
+            ("authorization", "Basic app-2"),
+        ]);
+        assert_eq!(inject(&mut headers, &token), Ok(()));
+        assert_eq!(headers.values("authorization"), ["Bearer ours"]);
+        assert_eq!(headers.values(":authority"), ["x"]);
+
+        let mut refusing = HeaderList::of(&[("authorization", "Bearer app")]);
+        refusing.refuse_writes = true;
+        let refusal = inject(&mut refusing, &token).unwrap_err();
+        assert_eq!(
+            (refusal.status(), refusal.error),
+            (503, OutboundError::TokenUnavailable)
+        );
+        assert!(
+            refusing.values("authorization").is_empty(),
+            "the application's credential is not forwarded either"
         );
     }
 }

@@ -19,7 +19,7 @@ use super::signature::{check_key_and_length, PureRustVerifier, SignatureVerifier
 use super::spki::rsa_spki_der;
 use super::verify_proto::{decode_result, encode_arguments};
 use crate::error::AuthError;
-use crate::jwks::RsaPublicKey;
+use crate::keys::RsaPublicKey;
 use crate::options::Algorithm;
 
 /// Name of Envoy's foreign function.

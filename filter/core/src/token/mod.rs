@@ -48,7 +48,7 @@ pub(crate) mod test_keys {
     use rsa::traits::PublicKeyParts;
     use sha2::Sha256;
 
-    use crate::jwks::key::RsaPublicKey;
+    use crate::keys::RsaPublicKey;
 
     pub(crate) struct TestKey {
         pub private: rsa::RsaPrivateKey,

@@ -20,7 +20,7 @@ use rsa::{BigUint, Pkcs1v15Sign};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use crate::error::AuthError;
-use crate::jwks::key::RsaPublicKey;
+use crate::keys::RsaPublicKey;
 use crate::options::Algorithm;
 
 /// Smallest accepted RSA modulus, in bits.

@@ -2,14 +2,15 @@
 
 use std::time::Duration;
 
-use entragate_core::host::LogLevel;
+use entragate_core::host::{LogLevel, RequestHeaders};
 use entragate_core::outbound::{plan, ForwardReason, Plan, Refusal, Step};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 
 use super::worker::{apply_step, refuse, SharedOutbound, Waiter};
-use crate::host::{log, now_ms};
+use crate::host::{log, now_ms, RequestHeaderMap};
+use crate::refusals::send_reply;
 
 pub struct OutboundRequest {
     context_id: u32,
@@ -40,13 +41,7 @@ fn upstream_cluster() -> Option<String> {
 
 /// Fail closed when the filter cannot work at all (not configured, re-entrancy).
 fn refuse_unconfigured(reason: &'static str) -> Action {
-    let refusal = Refusal::token_unavailable(reason);
-    let body = refusal.body();
-    let _ = hostcalls::send_http_response(
-        u32::from(refusal.status),
-        refusal.headers().to_vec(),
-        Some(body.as_bytes()),
-    );
+    send_reply(&Refusal::token_unavailable(reason).response());
     Action::Pause
 }
 
@@ -60,14 +55,8 @@ impl HttpContext for OutboundRequest {
         let Some(worker) = guard.as_mut() else {
             return refuse_unconfigured("filter not configured");
         };
-        let authority = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":authority")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let has_authorization = matches!(
-            hostcalls::get_map_value(MapType::HttpRequestHeaders, "authorization"),
-            Ok(Some(_))
-        );
+        let authority = RequestHeaderMap.get(":authority").unwrap_or_default();
+        let has_authorization = RequestHeaderMap.get("authorization").is_some();
         let cluster = if worker.policy.matches_clusters() {
             upstream_cluster()
         } else {
@@ -104,17 +93,15 @@ impl HttpContext for OutboundRequest {
         };
         match worker.step_for(source) {
             Step::Wait => {
-                let now = now_ms();
                 worker.metrics.waited();
-                worker.waiters.insert(
-                    self.context_id,
-                    Waiter {
-                        source,
-                        destination,
-                        started_ms: now,
-                        deadline_ms: now.saturating_add(worker.policy.fetch.request_wait_ms),
-                    },
-                );
+                let wait_ms = worker.policy.fetch.request_wait_ms;
+                let waiter = Waiter {
+                    source,
+                    destination,
+                };
+                worker
+                    .waiters
+                    .park(self.context_id, waiter, now_ms(), wait_ms);
                 // Ask our root context to tick right away: it starts the fetch
                 // (or polls for another worker's) and resumes us.
                 let _ = hostcalls::set_tick_period(Duration::from_millis(1));
@@ -138,7 +125,7 @@ impl Drop for OutboundRequest {
         // resume a dead context.
         if let Ok(mut guard) = self.worker.try_borrow_mut() {
             if let Some(worker) = guard.as_mut() {
-                worker.waiters.remove(&self.context_id);
+                worker.waiters.remove(self.context_id);
             }
         }
     }

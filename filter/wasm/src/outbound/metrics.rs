@@ -3,9 +3,12 @@
 //! Defined once per worker at configuration time; every worker defines the same
 //! names, so Envoy sums them per process.
 
+use entragate_core::error::OutboundError;
 use entragate_core::outbound::Refusal;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
+
+use crate::refusals::RefusalCounters;
 
 #[derive(Debug, Default, Clone)]
 pub struct OutboundMetrics {
@@ -13,8 +16,7 @@ pub struct OutboundMetrics {
     kept_authorization: Option<u32>,
     unmatched: Option<u32>,
     waited: Option<u32>,
-    refused_token_unavailable: Option<u32>,
-    refused_unmatched: Option<u32>,
+    refused: RefusalCounters,
     fetch_ok: Option<u32>,
     fetch_failed: Option<u32>,
 }
@@ -36,8 +38,8 @@ impl OutboundMetrics {
             kept_authorization: counter("entragate.outbound.authorization_kept"),
             unmatched: counter("entragate.outbound.unmatched_passed"),
             waited: counter("entragate.outbound.waited"),
-            refused_token_unavailable: counter("entragate.outbound.refused.token_unavailable"),
-            refused_unmatched: counter("entragate.outbound.refused.destination_not_configured"),
+            // One counter per refusal reason, from the refusal table.
+            refused: RefusalCounters::define(OutboundError::ALL.iter().map(|e| e.spec())),
             fetch_ok: counter("entragate.outbound.agent_fetch_ok"),
             fetch_failed: counter("entragate.outbound.agent_fetch_failed"),
         }
@@ -64,10 +66,7 @@ impl OutboundMetrics {
     }
 
     pub fn refused(&self, refusal: &Refusal) {
-        bump(match refusal.error {
-            Refusal::DESTINATION_NOT_CONFIGURED => self.refused_unmatched,
-            _ => self.refused_token_unavailable,
-        });
+        self.refused.bump(refusal.error.spec());
     }
 
     /// One agent callout settled (`true`: a token was stored).

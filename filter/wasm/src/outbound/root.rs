@@ -1,11 +1,11 @@
 //! The outbound per-worker root context: configuration, ticks, agent callouts.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use entragate_core::fetcher::leased_state::{FAST_TICK_MS, SLOW_TICK_MS};
+use entragate_core::fetcher::waiters::Waiters;
 use entragate_core::host::LogLevel;
-use entragate_core::jwks::coordinator::{FAST_TICK_MS, SLOW_TICK_MS};
 use entragate_core::outbound::{OutboundPolicy, TokenCoordinator};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
@@ -42,7 +42,7 @@ impl OutboundRoot {
             let decided = worker.drain_waiters();
             let names: Vec<String> = decided
                 .iter()
-                .map(|(_, destination, _)| worker.destination_name(*destination).to_string())
+                .map(|(_, waiter, _)| worker.destination_name(waiter.destination).to_string())
                 .collect();
             Some((decided, names, worker.metrics.clone()))
         })
@@ -135,7 +135,7 @@ impl RootContext for OutboundRoot {
         let worker = OutboundWorker {
             policy: Rc::new(policy),
             coordinators,
-            waiters: BTreeMap::new(),
+            waiters: Waiters::default(),
             metrics: OutboundMetrics::define(),
         };
         install_worker(&self.worker, worker);

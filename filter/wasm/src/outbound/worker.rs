@@ -3,26 +3,23 @@
 //! through shared data by the core's `TokenCoordinator`.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use entragate_core::fetcher::waiters::Waiters;
 use entragate_core::host::LogLevel;
 use entragate_core::outbound::{
-    step, wait_timeout, OutboundPolicy, Refusal, Step, TokenCoordinator,
+    inject, step, wait_timeout, OutboundPolicy, Refusal, Step, TokenCoordinator,
 };
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::MapType;
 
 use super::metrics::OutboundMetrics;
-use crate::host::{log, now_ms, ProxyWasmHost};
+use crate::host::{log, now_ms, ProxyWasmHost, RequestHeaderMap};
+use crate::refusals::send_reply;
 use crate::root_hostcalls::PausingWorker;
 
 /// A request paused until its destination's token is available.
 pub struct Waiter {
     pub source: usize,
     pub destination: usize,
-    pub started_ms: u64,
-    pub deadline_ms: u64,
 }
 
 pub struct OutboundWorker {
@@ -30,7 +27,7 @@ pub struct OutboundWorker {
     /// One per token source (`policy.sources`), same order.
     pub coordinators: Vec<TokenCoordinator>,
     /// Paused requests by context id; removed when resumed or destroyed.
-    pub waiters: BTreeMap<u32, Waiter>,
+    pub waiters: Waiters<Waiter>,
     pub metrics: OutboundMetrics,
 }
 
@@ -53,26 +50,21 @@ impl OutboundWorker {
 
     /// Decides every waiter that can be decided now (token ready, refused,
     /// or waited too long); the others stay.
-    pub fn drain_waiters(&mut self) -> Vec<(u32, usize, Step)> {
-        let now = now_ms();
-        let ids: Vec<u32> = self.waiters.keys().copied().collect();
-        let mut decided = Vec::new();
-        for id in ids {
-            let Some(waiter) = self.waiters.remove(&id) else {
-                continue;
-            };
-            let step = if now >= waiter.deadline_ms {
-                Step::Refuse(wait_timeout(now.saturating_sub(waiter.started_ms)))
+    pub fn drain_waiters(&mut self) -> Vec<(u32, Waiter, Step)> {
+        // Taken out while deciding: `step_for` needs the whole worker.
+        let mut waiters = core::mem::take(&mut self.waiters);
+        let decided = waiters.drain(now_ms(), |waiter, waited| {
+            let step = if waited.timed_out {
+                Step::Refuse(wait_timeout(waited.waited_ms))
             } else {
                 self.step_for(waiter.source)
             };
             match step {
-                Step::Wait => {
-                    self.waiters.insert(id, waiter);
-                }
-                step => decided.push((id, waiter.destination, step)),
+                Step::Wait => None,
+                step => Some(step),
             }
-        }
+        });
+        self.waiters = waiters;
         decided
     }
 
@@ -89,23 +81,13 @@ impl OutboundWorker {
 /// true when the request may continue upstream.
 pub fn apply_step(step: &Step, destination: &str, metrics: &OutboundMetrics) -> bool {
     match step {
-        Step::Inject(token) => {
-            // Remove every value first: a request must leave with exactly one
-            // Authorization header, ours.
-            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "authorization");
-            if hostcalls::add_map_value(
-                MapType::HttpRequestHeaders,
-                "authorization",
-                &token.header_value,
-            )
-            .is_err()
-            {
-                let refusal = Refusal::token_unavailable("could not set the Authorization header");
-                return refuse(&refusal, destination, metrics);
+        Step::Inject(token) => match inject(&mut RequestHeaderMap, token) {
+            Ok(()) => {
+                metrics.injected();
+                true
             }
-            metrics.injected();
-            true
-        }
+            Err(refusal) => refuse(&refusal, destination, metrics),
+        },
         Step::Refuse(refusal) => refuse(refusal, destination, metrics),
         // Not a decision: callers only apply decided steps.
         Step::Wait => false,
@@ -121,20 +103,11 @@ pub fn refuse(refusal: &Refusal, destination: &str, metrics: &OutboundMetrics) -
         &format!(
             "entragate outbound: refused request to {} status={} reason={}: {}",
             destination.escape_debug(),
-            refusal.status,
-            refusal.error,
+            refusal.status(),
+            refusal.error.spec().metric,
             refusal.description
         ),
     );
-    let body = refusal.body();
-    if hostcalls::send_http_response(
-        u32::from(refusal.status),
-        refusal.headers().to_vec(),
-        Some(body.as_bytes()),
-    )
-    .is_err()
-    {
-        let _ = hostcalls::reset_http_request();
-    }
+    send_reply(&refusal.response());
     false
 }

@@ -1,0 +1,221 @@
+//! Every decision as a set of named values the proxy can log.
+//!
+//! The adapter publishes each field as an Envoy filter-state value (proxy-wasm
+//! `set_property`, which Envoy stores under `wasm.<name>`), so any access-log
+//! format can include it: `%FILTER_STATE(wasm.entragate_decision:PLAIN)%`.
+//! The names and their meaning are defined here once, for every host.
+//!
+//! What is never published: the token, any secret, or a claim whose signature
+//! was not verified (see [`AuditTrail`]). The token appears only as its
+//! 12-hex SHA-256 prefix ([`crate::fingerprint::fingerprint`]).
+
+use std::borrow::Cow;
+
+use crate::inbound::engine::{AuditTrail, Decision};
+
+/// One published field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditField {
+    /// `allow` or `deny`.
+    Decision,
+    /// `anonymous`, `token` (allowed) or the denial's metric name
+    /// (`expired`, `caller_not_allowed`, ...; docs/configuration.md lists them).
+    Reason,
+    /// HTTP status of a refusal (absent when allowed: the upstream answers).
+    Status,
+    /// The route rule that matched.
+    Rule,
+    /// Verified caller app id.
+    Caller,
+    /// Verified tenant id.
+    Tenant,
+    /// Verified app roles, space-separated.
+    Roles,
+    /// SHA-256 prefix of the first `Authorization` value.
+    TokenFingerprint,
+}
+
+impl AuditField {
+    /// Every field, in the order they are published.
+    pub const ALL: [AuditField; 8] = [
+        AuditField::Decision,
+        AuditField::Reason,
+        AuditField::Status,
+        AuditField::Rule,
+        AuditField::Caller,
+        AuditField::Tenant,
+        AuditField::Roles,
+        AuditField::TokenFingerprint,
+    ];
+
+    /// The property name (Envoy filter state key: `wasm.` + this).
+    pub const fn property(self) -> &'static str {
+        match self {
+            AuditField::Decision => "entragate_decision",
+            AuditField::Reason => "entragate_reason",
+            AuditField::Status => "entragate_status",
+            AuditField::Rule => "entragate_rule",
+            AuditField::Caller => "entragate_caller",
+            AuditField::Tenant => "entragate_tenant",
+            AuditField::Roles => "entragate_roles",
+            AuditField::TokenFingerprint => "entragate_token_sha256",
+        }
+    }
+}
+
+/// The fields of one decision that have a value, in [`AuditField::ALL`] order.
+/// `token_fingerprint` is [`crate::fingerprint::fingerprint`] of the request's first `Authorization`
+/// value (the adapter computes it once, for this record and its own log line). Values borrow from the
+/// trail: this runs on every request, and the adapter only copies them into the host.
+pub fn audit_record<'a>(
+    decision: &Decision,
+    trail: &'a AuditTrail,
+    token_fingerprint: Option<&'a str>,
+) -> Vec<(AuditField, Cow<'a, str>)> {
+    let mut fields = Vec::with_capacity(AuditField::ALL.len());
+    match decision {
+        Decision::Allow { .. } => {
+            fields.push((AuditField::Decision, Cow::Borrowed("allow")));
+            let reason = if trail.token_verified {
+                "token"
+            } else {
+                "anonymous"
+            };
+            fields.push((AuditField::Reason, Cow::Borrowed(reason)));
+        }
+        Decision::Deny(denial) => {
+            fields.push((AuditField::Decision, Cow::Borrowed("deny")));
+            fields.push((AuditField::Reason, Cow::Borrowed(denial.error.metric())));
+            fields.push((
+                AuditField::Status,
+                Cow::Owned(denial.error.status().to_string()),
+            ));
+        }
+    }
+    let optional = [
+        (AuditField::Rule, trail.rule.as_deref().map(Cow::Borrowed)),
+        (
+            AuditField::Caller,
+            trail.caller.as_deref().map(Cow::Borrowed),
+        ),
+        (
+            AuditField::Tenant,
+            trail.tenant.as_deref().map(Cow::Borrowed),
+        ),
+        (
+            AuditField::Roles,
+            (!trail.roles.is_empty()).then(|| Cow::Owned(trail.roles.join(" "))),
+        ),
+        (
+            AuditField::TokenFingerprint,
+            token_fingerprint.map(Cow::Borrowed),
+        ),
+    ];
+    fields.extend(
+        optional
+            .into_iter()
+            .filter_map(|(field, value)| value.map(|value| (field, value))),
+    );
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::AuthError;
+    use crate::fingerprint::fingerprint;
+    use crate::inbound::policy::authorize::Denial;
+
+    fn trail() -> AuditTrail {
+        AuditTrail {
+            rule: Some("analyze".into()),
+            caller: Some("c1d8f1a2-3b4c-4d5e-8f90-a1b2c3d4e5f6".into()),
+            tenant: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
+            roles: vec!["Fraud.Scan".into(), "Fraud.Read".into()],
+            token_verified: true,
+        }
+    }
+
+    fn value<'a>(fields: &'a [(AuditField, Cow<'_, str>)], field: AuditField) -> Option<&'a str> {
+        fields
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| v.as_ref())
+    }
+
+    #[test]
+    fn an_allowed_token_request_has_every_field_but_status() {
+        let decision = Decision::Allow {
+            set_headers: vec![],
+            caller: trail().caller,
+        };
+        let token = "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln";
+        let trail = trail();
+        let fp = fingerprint(token);
+        let fields = audit_record(&decision, &trail, Some(&fp));
+        assert_eq!(value(&fields, AuditField::Decision), Some("allow"));
+        assert_eq!(value(&fields, AuditField::Reason), Some("token"));
+        assert_eq!(value(&fields, AuditField::Status), None);
+        assert_eq!(value(&fields, AuditField::Rule), Some("analyze"));
+        assert_eq!(
+            value(&fields, AuditField::Roles),
+            Some("Fraud.Scan Fraud.Read")
+        );
+        assert_eq!(
+            value(&fields, AuditField::Tenant),
+            Some("72f988bf-86f1-41af-91ab-2d7cd011db47")
+        );
+        let fp = value(&fields, AuditField::TokenFingerprint).unwrap();
+        assert_eq!(fp.len(), 12);
+        // Never the token, nor any part of it.
+        for (_, v) in &fields {
+            assert!(!v.contains("eyJ"), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_reason_and_status() {
+        let decision = Decision::Deny(Denial {
+            error: AuthError::CallerNotAllowed,
+            required_scope: None,
+        });
+        let trail = trail();
+        let fp = fingerprint("Bearer x.y.z");
+        let fields = audit_record(&decision, &trail, Some(&fp));
+        assert_eq!(value(&fields, AuditField::Decision), Some("deny"));
+        assert_eq!(
+            value(&fields, AuditField::Reason),
+            Some("caller_not_allowed")
+        );
+        assert_eq!(value(&fields, AuditField::Status), Some("403"));
+    }
+
+    #[test]
+    fn an_anonymous_route_is_marked_and_missing_values_are_left_out() {
+        let decision = Decision::Allow {
+            set_headers: vec![],
+            caller: None,
+        };
+        let trail = AuditTrail {
+            rule: Some("health".into()),
+            ..AuditTrail::default()
+        };
+        let fields = audit_record(&decision, &trail, None);
+        assert_eq!(
+            fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+            vec![AuditField::Decision, AuditField::Reason, AuditField::Rule]
+        );
+        assert_eq!(value(&fields, AuditField::Reason), Some("anonymous"));
+    }
+
+    #[test]
+    fn property_names_are_unique_and_log_friendly() {
+        let mut names: Vec<&str> = AuditField::ALL.iter().map(|f| f.property()).collect();
+        assert!(names.iter().all(|n| n
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())));
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), AuditField::ALL.len());
+    }
+}

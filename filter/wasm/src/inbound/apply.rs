@@ -1,0 +1,66 @@
+//! Writes a decision back to the (effective) request context.
+
+use entragate_core::fingerprint::{fingerprint, loggable_path};
+use entragate_core::host::LogLevel;
+use entragate_core::inbound::audit::audit_record;
+use entragate_core::inbound::engine::{Decision, RequestFlow};
+use entragate_core::inbound::request::set_identity_headers;
+use entragate_core::response::denial_response;
+use proxy_wasm::hostcalls;
+
+use crate::host::{log, RequestHeaderMap};
+use crate::inbound::metrics::Metrics;
+use crate::refusals::send_reply;
+
+/// Applies `decision` (the outcome of `flow`) to the current effective
+/// context. Returns true when the request may continue upstream (the caller
+/// resumes or returns `Continue`).
+pub fn apply_decision(
+    decision: &Decision,
+    realm: &str,
+    metrics: &Metrics,
+    flow: &RequestFlow,
+) -> bool {
+    let input = flow.input();
+    // The first `Authorization` value is only ever hashed, once, for the audit record and the log line.
+    let token_hash = input
+        .authorization
+        .first()
+        .map(|authorization| fingerprint(authorization));
+    publish_audit(decision, flow, token_hash.as_deref());
+    match decision {
+        Decision::Allow { set_headers, .. } => {
+            set_identity_headers(&mut RequestHeaderMap, set_headers);
+            metrics.allowed(!flow.audit().token_verified);
+            true
+        }
+        Decision::Deny(denial) => {
+            let response = denial_response(denial, realm);
+            metrics.denied(denial.error);
+
+            log(
+                LogLevel::Info,
+                &format!(
+                    "entragate: denied {} {} status={} reason={} token_sha256={}",
+                    input.method.escape_debug(),
+                    // Never the query string: it may carry a credential.
+                    loggable_path(&input.path).escape_debug(),
+                    response.status,
+                    denial.error.metric(),
+                    token_hash.as_deref().unwrap_or("-")
+                ),
+            );
+            send_reply(&response);
+            false
+        }
+    }
+}
+
+/// Publishes the decision's audit fields as filter state (`wasm.<property>`),
+/// where Envoy access logs read them (`%FILTER_STATE(wasm.entragate_decision:PLAIN)%`).
+/// Best effort: a failed hostcall loses an audit field, never the decision.
+fn publish_audit(decision: &Decision, flow: &RequestFlow, token_fingerprint: Option<&str>) {
+    for (field, value) in audit_record(decision, flow.audit(), token_fingerprint) {
+        let _ = hostcalls::set_property(vec![field.property()], Some(value.as_bytes()));
+    }
+}
