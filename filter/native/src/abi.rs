@@ -58,6 +58,16 @@ impl ModuleBuffer {
     };
 }
 
+/// `envoy_dynamic_module_type_envoy_http_header`: a header Envoy lends.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct EnvoyHttpHeader {
+    pub key_ptr: *const u8,
+    pub key_length: usize,
+    pub value_ptr: *const u8,
+    pub value_length: usize,
+}
+
 /// `envoy_dynamic_module_type_module_http_header`.
 #[repr(C)]
 pub struct ModuleHttpHeader {
@@ -102,6 +112,22 @@ extern "C" {
         result: *mut EnvoyBuffer,
         index: usize,
         optional_size: *mut usize,
+    ) -> bool;
+
+    /// `size_t ..._http_get_headers_size(filter_envoy_ptr, header_type)`: how
+    /// many entries (name/value pairs) the map holds.
+    pub fn envoy_dynamic_module_callback_http_get_headers_size(
+        filter_envoy_ptr: *mut c_void,
+        header_type: u32,
+    ) -> usize;
+
+    /// `bool ..._http_get_headers(filter_envoy_ptr, header_type,
+    /// envoy_http_header* result_headers)`: fills `result_headers`, which must
+    /// have room for `..._get_headers_size` entries.
+    pub fn envoy_dynamic_module_callback_http_get_headers(
+        filter_envoy_ptr: *mut c_void,
+        header_type: u32,
+        result_headers: *mut EnvoyHttpHeader,
     ) -> bool;
 
     /// `bool ..._http_set_header(filter_envoy_ptr, header_type, module_buffer key,

@@ -5,9 +5,20 @@
 
 use std::ffi::c_void;
 
-use entragate_core::host::LogLevel;
+use entragate_core::host::{HeaderWriteError, LogLevel, RequestHeaders};
 
-use crate::abi::{self, EnvoyBuffer, ModuleBuffer, ModuleHttpHeader};
+use crate::abi::{self, EnvoyBuffer, EnvoyHttpHeader, ModuleBuffer, ModuleHttpHeader};
+
+/// Copies `length` bytes Envoy lends at `ptr` (null or empty: "").
+///
+/// # Safety
+/// `ptr` must be null or point to `length` readable bytes.
+unsafe fn copy_envoy_bytes(ptr: *const u8, length: usize) -> String {
+    if ptr.is_null() || length == 0 {
+        return String::new();
+    }
+    String::from_utf8_lossy(std::slice::from_raw_parts(ptr, length)).into_owned()
+}
 
 /// Envoy's `DynamicModuleHttpFilter` for the current stream. Valid from
 /// `on_http_filter_new` to `on_http_filter_destroy`, and only on the worker
@@ -16,26 +27,44 @@ use crate::abi::{self, EnvoyBuffer, ModuleBuffer, ModuleHttpHeader};
 pub struct Stream(pub *mut c_void);
 
 impl Stream {
-    /// Every value of request header `name` (lower-case), in order.
-    pub fn request_header_values(self, name: &str) -> Vec<String> {
-        let mut count = 0usize;
-        let mut values = Vec::new();
-        let Some(first) = self.request_header(name, 0, &mut count) else {
-            return values;
+    /// Every request header, in order (names lower-case, as Envoy stores them).
+    fn request_headers(self) -> Vec<(String, String)> {
+        // SAFETY: live filter pointer.
+        let size = unsafe {
+            abi::envoy_dynamic_module_callback_http_get_headers_size(self.0, abi::REQUEST_HEADER)
         };
-        values.reserve(count);
-        values.push(first);
-        for index in 1..count {
-            if let Some(value) = self.request_header(name, index, std::ptr::null_mut()) {
-                values.push(value);
-            }
+        if size == 0 {
+            return Vec::new();
         }
-        values
-    }
-
-    /// The first value of request header `name`, if present.
-    pub fn request_header_first(self, name: &str) -> Option<String> {
-        self.request_header(name, 0, std::ptr::null_mut())
+        let empty = EnvoyHttpHeader {
+            key_ptr: std::ptr::null(),
+            key_length: 0,
+            value_ptr: std::ptr::null(),
+            value_length: 0,
+        };
+        let mut raw = vec![empty; size];
+        // SAFETY: `raw` has room for the `size` entries Envoy just reported, and
+        // nothing changes the map between the two calls (same thread, same hook).
+        let ok = unsafe {
+            abi::envoy_dynamic_module_callback_http_get_headers(
+                self.0,
+                abi::REQUEST_HEADER,
+                raw.as_mut_ptr(),
+            )
+        };
+        if !ok {
+            return Vec::new();
+        }
+        raw.iter()
+            // SAFETY: each entry points into Envoy's header map, unchanged
+            // until this hook returns; copied right away.
+            .map(|h| unsafe {
+                (
+                    copy_envoy_bytes(h.key_ptr, h.key_length),
+                    copy_envoy_bytes(h.value_ptr, h.value_length),
+                )
+            })
+            .collect()
     }
 
     fn request_header(self, name: &str, index: usize, count: *mut usize) -> Option<String> {
@@ -56,22 +85,17 @@ impl Stream {
                 count,
             )
         };
-        if !found || value.ptr.is_null() {
+        if !found {
             return None;
         }
         // SAFETY: Envoy returned `length` readable bytes at `ptr`, valid until the
         // header map changes; they are copied before any other callback.
-        let bytes = unsafe { std::slice::from_raw_parts(value.ptr, value.length) };
-        Some(String::from_utf8_lossy(bytes).into_owned())
+        Some(unsafe { copy_envoy_bytes(value.ptr, value.length) })
     }
 
-    /// Replaces request header `name` with `value`.
-    pub fn set_request_header(self, name: &str, value: &str) -> bool {
-        if value.is_empty() {
-            // An empty value would remove the header (see the ABI note); an
-            // empty claim value is sent as no header at all, like the wasm host.
-            return self.remove_request_header(name);
-        }
+    /// Replaces request header `name` with `value` (an empty value removes it:
+    /// see the ABI note).
+    fn set_request_header(self, name: &str, value: &str) -> bool {
         // SAFETY: live filter pointer; both buffers borrowed for the call.
         unsafe {
             abi::envoy_dynamic_module_callback_http_set_header(
@@ -84,7 +108,7 @@ impl Stream {
     }
 
     /// Removes every value of request header `name`.
-    pub fn remove_request_header(self, name: &str) -> bool {
+    fn remove_request_header(self, name: &str) -> bool {
         // SAFETY: live filter pointer; an empty value means "remove" in 1.40.
         unsafe {
             abi::envoy_dynamic_module_callback_http_set_header(
@@ -141,6 +165,29 @@ impl Stream {
                 0,
                 1,
             );
+        }
+    }
+}
+
+/// The request's header map, for the core's reading and writing of it.
+impl RequestHeaders for Stream {
+    fn all(&self) -> Vec<(String, String)> {
+        self.request_headers()
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.request_header(name, 0, std::ptr::null_mut())
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.remove_request_header(name);
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> Result<(), HeaderWriteError> {
+        if self.set_request_header(name, value) {
+            Ok(())
+        } else {
+            Err(HeaderWriteError)
         }
     }
 }

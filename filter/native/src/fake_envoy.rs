@@ -7,7 +7,7 @@
 
 use std::ffi::c_void;
 
-use crate::abi::{EnvoyBuffer, ModuleBuffer, ModuleHttpHeader};
+use crate::abi::{EnvoyBuffer, EnvoyHttpHeader, ModuleBuffer, ModuleHttpHeader};
 
 #[no_mangle]
 extern "C" fn envoy_dynamic_module_callback_log(_level: u32, _message: ModuleBuffer) {}
@@ -25,6 +25,23 @@ extern "C" fn envoy_dynamic_module_callback_http_get_header(
     _result: *mut EnvoyBuffer,
     _index: usize,
     _optional_size: *mut usize,
+) -> bool {
+    false
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_get_headers_size(
+    _filter_envoy_ptr: *mut c_void,
+    _header_type: u32,
+) -> usize {
+    0
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_get_headers(
+    _filter_envoy_ptr: *mut c_void,
+    _header_type: u32,
+    _result_headers: *mut EnvoyHttpHeader,
 ) -> bool {
     false
 }

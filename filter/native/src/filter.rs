@@ -14,12 +14,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use entragate_core::cache::VerifiedTokenCache;
-use entragate_core::config::FilterPolicy;
-use entragate_core::engine::{Decision, KeysView, RequestFlow, RequestInput, Step};
 use entragate_core::error::AuthError;
 use entragate_core::fingerprint::{fingerprint, loggable_path};
 use entragate_core::host::LogLevel;
+use entragate_core::inbound::cache::VerifiedTokenCache;
+use entragate_core::inbound::config::FilterPolicy;
+use entragate_core::inbound::engine::{Decision, RequestFlow, Step};
+use entragate_core::inbound::jwks::KeyAvailability;
+use entragate_core::inbound::request::{read_request, set_identity_headers};
 use entragate_core::options::SignatureBackend;
 use entragate_core::response::denial_response;
 use entragate_core::token::signature::{PureRustVerifier, SignatureVerifier};
@@ -40,12 +42,14 @@ pub struct Metrics {
 
 impl Metrics {
     fn define(scope: ConfigScope) -> Metrics {
+        // From the core's refusal table, like the wasm filter: no list of
+        // names is kept here.
         let mut denied = HashMap::new();
         for error in AuthError::ALL {
-            let metric = error.metric();
-            if !denied.contains_key(metric) {
-                if let Some(id) = scope.define_counter(&format!("entragate.denied.{metric}")) {
-                    denied.insert(metric, id);
+            let counter = error.spec().counter;
+            if !denied.contains_key(counter) {
+                if let Some(id) = scope.define_counter(counter) {
+                    denied.insert(counter, id);
                 }
             }
         }
@@ -126,11 +130,9 @@ impl Config {
     /// Runs the request through the core and applies the decision. Returns true
     /// when the request may continue upstream.
     pub fn on_request_headers(&self, stream: Stream) -> bool {
-        let input = RequestInput {
-            method: stream.request_header_first(":method").unwrap_or_default(),
-            path: stream.request_header_first(":path").unwrap_or_default(),
-            authorization: stream.request_header_values("authorization"),
-        };
+        // Reads the request and strips spoofed claim headers (in the core).
+        let mut headers = stream;
+        let input = read_request(&mut headers, &self.policy.claim_headers);
         #[cfg(feature = "test-panic")]
         if input.path.starts_with("/__entragate_test_panic") {
             #[allow(clippy::panic)]
@@ -138,17 +140,11 @@ impl Config {
                 panic!("entragate test-panic feature: deliberate panic");
             }
         }
-        // Strip claim headers first, on every route: a caller must never inject
-        // what the upstream treats as verified identity.
-        for name in self.policy.claim_headers.names() {
-            stream.remove_request_header(name);
-        }
-
         let mut flow = RequestFlow::new(input);
         let step = with_cache(self, |cache| {
             flow.start_verify(
                 &self.policy,
-                KeysView::Unavailable,
+                &KeyAvailability::Unavailable,
                 self.verifier.as_ref(),
                 cache,
                 now_secs(),
@@ -165,9 +161,8 @@ impl Config {
     fn apply(&self, stream: Stream, decision: &Decision, flow: &RequestFlow) -> bool {
         match decision {
             Decision::Allow { set_headers, .. } => {
-                for (name, value) in set_headers {
-                    stream.set_request_header(name, value);
-                }
+                let mut headers = stream;
+                set_identity_headers(&mut headers, set_headers);
                 stream.increment(if flow.audit().token_verified {
                     self.metrics.allowed
                 } else {
@@ -177,7 +172,12 @@ impl Config {
             }
             Decision::Deny(denial) => {
                 let response = denial_response(denial, &self.policy.realm);
-                stream.increment(self.metrics.denied.get(denial.error.metric()).copied());
+                stream.increment(
+                    self.metrics
+                        .denied
+                        .get(denial.error.spec().counter)
+                        .copied(),
+                );
                 let input = flow.input();
                 let token_hash = input.authorization.first().map(|a| fingerprint(a));
                 log(
@@ -188,7 +188,7 @@ impl Config {
                         // Never the query string: it may carry a credential.
                         loggable_path(&input.path).escape_debug(),
                         response.status,
-                        denial.error.metric(),
+                        denial.error.spec().metric,
                         token_hash.as_deref().unwrap_or("-")
                     ),
                 );

@@ -13,7 +13,7 @@
 //! the same wrapper the filter runs.
 
 use entragate_core::error::AuthError;
-use entragate_core::jwks::RsaPublicKey;
+use entragate_core::keys::RsaPublicKey;
 use entragate_core::options::Algorithm;
 use entragate_core::token::self_test;
 use entragate_core::token::signature::{check_key_and_length, SignatureVerifier};
