@@ -63,3 +63,17 @@ pub fn target_dir() -> Result<PathBuf, String> {
         .map(PathBuf::from)
         .ok_or_else(|| "cargo metadata: no target_directory".to_string())
 }
+
+/// Prints `<task>: <path> (<bytes> bytes, <KiB> KiB)` for a built artifact.
+pub fn report_size(task: &str, path: &Path) -> Result<(), String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("built, but cannot read {}: {e}", path.display()))?
+        .len();
+    println!(
+        "{task}: {} ({} bytes, {:.1} KiB)",
+        path.display(),
+        size,
+        size as f64 / 1024.0
+    );
+    Ok(())
+}

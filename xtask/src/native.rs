@@ -23,15 +23,7 @@ const TEST_PANIC_TARGET: &str = "native-test-panic";
 pub fn build() -> Result<PathBuf, String> {
     cmd::run(cmd::cargo().args(["build", "--profile", PROFILE, "-p", PACKAGE]))?;
     let module = artifact_path()?;
-    let size = std::fs::metadata(&module)
-        .map_err(|e| format!("built, but cannot read {}: {e}", module.display()))?
-        .len();
-    println!(
-        "build-native: {} ({} bytes, {:.1} KiB)",
-        module.display(),
-        size,
-        size as f64 / 1024.0
-    );
+    cmd::report_size("build-native", &module)?;
     Ok(module)
 }
 

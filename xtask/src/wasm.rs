@@ -13,15 +13,7 @@ pub fn build() -> Result<PathBuf, String> {
     cmd::run(cmd::cargo().args(["build", "--release", "--target", WASM_TARGET, "-p", PACKAGE]))?;
     let wasm = artifact_path()?;
     crate::wasm_opt::optimize(&wasm)?;
-    let size = std::fs::metadata(&wasm)
-        .map_err(|e| format!("built, but cannot read {}: {e}", wasm.display()))?
-        .len();
-    println!(
-        "build-wasm: {} ({} bytes, {:.1} KiB)",
-        wasm.display(),
-        size,
-        size as f64 / 1024.0
-    );
+    cmd::report_size("build-wasm", &wasm)?;
     Ok(wasm)
 }
 

@@ -117,19 +117,28 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     )
 }
 
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
+/// Frees what a `*_new` hook returned with `Box::into_raw`.
+///
+/// # Safety
+/// `ptr` is null or came from `Box::<T>::into_raw` and is not used again:
+/// Envoy destroys each object exactly once (a configuration after every filter
+/// using it).
+unsafe fn destroy_boxed<T>(hook: &str, ptr: *const c_void) {
     guard(
-        "config_destroy",
+        hook,
         || {
-            if !config.is_null() {
-                // SAFETY: `config` came from Box::into_raw in config_new and Envoy
-                // destroys it exactly once, after every filter using it.
-                drop(unsafe { Box::from_raw(config.cast_mut().cast::<Config>()) });
+            if !ptr.is_null() {
+                drop(Box::from_raw(ptr.cast_mut().cast::<T>()));
             }
         },
         || (),
     );
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
+    // SAFETY: from Box::<Config>::into_raw in config_new.
+    unsafe { destroy_boxed::<Config>("config_destroy", config) }
 }
 
 // ---- per stream ----
@@ -169,16 +178,8 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_void) {
-    guard(
-        "filter_destroy",
-        || {
-            if !filter.is_null() {
-                // SAFETY: from Box::into_raw in filter_new; destroyed once.
-                drop(unsafe { Box::from_raw(filter.cast_mut().cast::<Filter>()) });
-            }
-        },
-        || (),
-    );
+    // SAFETY: from Box::<Filter>::into_raw in filter_new.
+    unsafe { destroy_boxed::<Filter>("filter_destroy", filter) }
 }
 
 #[no_mangle]

@@ -82,15 +82,26 @@ pub fn envoy_available(test: &str) -> bool {
 /// `<target>/wasm32-wasip1/release/entragate_filter.wasm`, honouring
 /// `CARGO_TARGET_DIR`.
 pub fn wasm_path() -> anyhow::Result<PathBuf> {
-    let path = match std::env::var_os(WASM_ENV) {
+    built_artifact(
+        WASM_ENV,
+        "wasm32-wasip1/release/entragate_filter.wasm",
+        "filter wasm",
+        "build-wasm",
+    )
+}
+
+/// `env`, else `<target>/<relative>` (honouring `CARGO_TARGET_DIR`); an error
+/// naming the xtask that builds it when the file is missing.
+fn built_artifact(env: &str, relative: &str, what: &str, xtask: &str) -> anyhow::Result<PathBuf> {
+    let path = match std::env::var_os(env) {
         Some(path) => PathBuf::from(path),
         None => std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(|| repo_root().join("target"), PathBuf::from)
-            .join("wasm32-wasip1/release/entragate_filter.wasm"),
+            .join(relative),
     };
     if !path.is_file() {
         bail!(
-            "filter wasm not found at {}: run `cargo xtask build-wasm` (or set {WASM_ENV})",
+            "{what} not found at {}: run `cargo xtask {xtask}` (or set {env})",
             path.display()
         );
     }
@@ -101,17 +112,10 @@ pub fn wasm_path() -> anyhow::Result<PathBuf> {
 /// `<target>/release-native/libentragate_native.so` (what `cargo xtask
 /// build-native` builds), honouring `CARGO_TARGET_DIR`.
 pub fn native_module_path() -> anyhow::Result<PathBuf> {
-    let path = match std::env::var_os(NATIVE_MODULE_ENV) {
-        Some(path) => PathBuf::from(path),
-        None => std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| repo_root().join("target"), PathBuf::from)
-            .join("release-native/libentragate_native.so"),
-    };
-    if !path.is_file() {
-        bail!(
-            "native module not found at {}: run `cargo xtask build-native` (or set {NATIVE_MODULE_ENV})",
-            path.display()
-        );
-    }
-    Ok(path)
+    built_artifact(
+        NATIVE_MODULE_ENV,
+        "release-native/libentragate_native.so",
+        "native module",
+        "build-native",
+    )
 }
