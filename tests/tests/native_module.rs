@@ -16,6 +16,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use entragate_tests::{
     envoy_available, envoy_binary, native_module_path, Echo, Envoy, TemplateVars,
     NATIVE_MODULE_ENV, REQUIRE_ENVOY_ENV,
@@ -301,6 +303,22 @@ async fn serves_requests_through_the_module() {
         "{challenge}"
     );
 
+    // A well-formed token: the JWKS fetch is not wired into the module yet, so
+    // the keys are unavailable and the request fails closed with the core's 503.
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let token = format!(
+        "{}.{}.{}",
+        b64(&json!({"alg": "RS256", "typ": "JWT", "kid": "k1"})),
+        b64(&json!({"aud": "api://native-test", "exp": 4_000_000_000u64})),
+        URL_SAFE_NO_PAD.encode([7u8; 256])
+    );
+    let bearer = format!("Bearer {token}");
+    let (status, challenge, body) =
+        get(&envoy, "/api/items", &[("authorization", bearer.as_str())]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(challenge, "", "a 503 carries no challenge");
+    assert_eq!(body["error"], "temporarily_unavailable");
+
     // No rule matches: 403.
     let (status, challenge, _) = get(&envoy, "/elsewhere", &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -319,6 +337,7 @@ async fn serves_requests_through_the_module() {
     assert_eq!(stat("denied.authorization_duplicated"), Some(1));
     assert_eq!(stat("denied.token_malformed"), Some(1));
     assert_eq!(stat("denied.route_not_allowed"), Some(1));
+    assert_eq!(stat("denied.keys_unavailable"), Some(1));
     assert_eq!(stat("native.panics"), Some(0));
 
     // The module logs through Envoy's logger, never the token itself.
@@ -332,6 +351,7 @@ async fn serves_requests_through_the_module() {
         "denial not logged"
     );
     assert!(!logs.contains("not-a-jwt"), "a credential reached the log");
+    assert!(!logs.contains(&token), "a credential reached the log");
 }
 
 /// Env var naming the module built with the `test-panic` feature (`cargo xtask
