@@ -24,6 +24,9 @@ use entragate_tests::{
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use std::time::Duration;
+
+mod support;
 
 const TEMPLATE: &str = include_str!("fixtures/native-callee.yaml");
 
@@ -93,6 +96,9 @@ fn vars(module: &Path, upstream_port: u16, config: &Value) -> TemplateVars {
     TemplateVars::new()
         .set("NATIVE_MODULE", module.display())
         .set("UPSTREAM_PORT", upstream_port)
+        // No IdP unless a test sets one: the fetch then fails (port 9, discard).
+        .set("IDP_HOST", "127.0.0.1")
+        .set("IDP_PORT", 9)
         .set("ADMIN_PORT", 0)
         .set("LISTENER_PORT", 0)
         .json_string("PLUGIN_CONFIG", config)
@@ -303,8 +309,8 @@ async fn serves_requests_through_the_module() {
         "{challenge}"
     );
 
-    // A well-formed token: the JWKS fetch is not wired into the module yet, so
-    // the keys are unavailable and the request fails closed with the core's 503.
+    // A well-formed token while no keys could be fetched (the IdP cluster
+    // points nowhere): fails closed with the core's 503.
     let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
     let token = format!(
         "{}.{}.{}",
@@ -337,7 +343,11 @@ async fn serves_requests_through_the_module() {
     assert_eq!(stat("denied.authorization_duplicated"), Some(1));
     assert_eq!(stat("denied.token_malformed"), Some(1));
     assert_eq!(stat("denied.route_not_allowed"), Some(1));
-    assert_eq!(stat("denied.keys_unavailable"), Some(1));
+    assert_eq!(
+        stat("denied.keys_unavailable").unwrap_or(0)
+            + stat("denied.keys_wait_timeout").unwrap_or(0),
+        1
+    );
     assert_eq!(stat("native.panics"), Some(0));
 
     // The module logs through Envoy's logger, never the token itself.
@@ -416,4 +426,79 @@ async fn a_panic_fails_one_request_closed_and_envoy_keeps_serving() {
             .contains("entragate: panic in request_headers (request failed closed)"),
         "panic not logged"
     );
+}
+
+/// Real tokens through the module: keys fetched once per Envoy by the main
+/// thread (config-level callouts), verified natively, identity headers set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_tokens_through_the_module_with_one_jwks_fetch_per_envoy() {
+    let Some(module) =
+        native_module("verified_tokens_through_the_module_with_one_jwks_fetch_per_envoy")
+    else {
+        return;
+    };
+    for concurrency in [2, 4] {
+        let idp = entragate_tests::Idp::start().unwrap();
+        let echo = Echo::start().unwrap();
+        let vars =
+            vars(&module, echo.port(), &support::plugin_config(&idp)).set("IDP_PORT", idp.port());
+        let options = entragate_tests::EnvoyOptions {
+            concurrency,
+            ..Default::default()
+        };
+        let envoy = Envoy::start_with(TEMPLATE, vars, options).await.unwrap();
+        envoy
+            .wait_for_stat(
+                &format!("{STAT_PREFIX}jwks.fetch_ok"),
+                Duration::from_secs(10),
+                |v| v >= 1,
+            )
+            .await
+            .expect("keys fetched at start");
+
+        let token = idp.app_token_v2().build();
+        for _ in 0..20 {
+            let response = entragate_tests::http_client()
+                .post(envoy.url("/fraud/analyze"))
+                .bearer_auth(&token)
+                .header("x-entra-caller", "spoofed")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        let seen = echo.last_request().unwrap();
+        let caller = seen
+            .header("x-entra-caller")
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            !caller.is_empty() && caller != "spoofed",
+            "identity header not set from the verified token: {caller:?}"
+        );
+
+        // A tampered signature is refused by the native verifier.
+        let at = token.len() - 10;
+        let flipped = if &token[at..=at] == "A" { "B" } else { "A" };
+        let tampered = format!("{}{flipped}{}", &token[..at], &token[at + 1..]);
+        let response = entragate_tests::http_client()
+            .post(envoy.url("/fraud/analyze"))
+            .bearer_auth(&tampered)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+        let stats = envoy.stats().await.unwrap();
+        let stat = |name: &str| stats.get(&format!("{STAT_PREFIX}{name}")).copied();
+        assert_eq!(stat("allowed"), Some(20));
+        assert_eq!(stat("jwks.fetch_ok"), Some(1), "one fetch per Envoy");
+        assert_eq!(
+            idp.counters().jwks,
+            1,
+            "one JWKS request per Envoy at --concurrency {concurrency}"
+        );
+    }
 }

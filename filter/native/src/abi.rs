@@ -86,6 +86,10 @@ pub const LOG_INFO: u32 = 2;
 pub const LOG_WARN: u32 = 3;
 pub const LOG_ERROR: u32 = 4;
 
+/// `envoy_dynamic_module_type_http_callout_init_result_Success` and
+/// `envoy_dynamic_module_type_http_callout_result_Success`.
+pub const CALLOUT_SUCCESS: u32 = 0;
+
 /// `envoy_dynamic_module_type_metrics_result_Success`.
 pub const METRICS_SUCCESS: u32 = 0;
 
@@ -163,6 +167,49 @@ extern "C" {
         label_names: *const ModuleBuffer,
         label_names_length: usize,
         counter_id_ptr: *mut usize,
+    ) -> u32;
+
+    /// `metrics_result ..._http_filter_config_increment_counter(config_envoy_ptr,
+    /// size_t id, module_buffer* label_values, size_t label_values_length,
+    /// uint64_t value)`: for counters moved on the main thread (JWKS fetches).
+    pub fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
+        config_envoy_ptr: *mut c_void,
+        id: usize,
+        label_values: *const ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> u32;
+
+    /// `http_filter_config_scheduler_module_ptr ..._http_filter_config_scheduler_new(
+    /// config_envoy_ptr)`: a handle whose `commit` runs
+    /// `on_http_filter_config_scheduled` on the main thread; callable from any thread.
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+        config_envoy_ptr: *mut c_void,
+    ) -> *mut c_void;
+
+    /// `void ..._http_filter_config_scheduler_commit(scheduler, uint64_t event_id)`.
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: *mut c_void,
+        event_id: u64,
+    );
+
+    /// `void ..._http_filter_config_scheduler_delete(scheduler)`.
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+        scheduler: *mut c_void,
+    );
+
+    /// `http_callout_init_result ..._http_filter_config_http_callout(config_envoy_ptr,
+    /// uint64_t* callout_id_out, module_buffer cluster_name, module_http_header*
+    /// headers, size_t headers_size, module_buffer body, uint64_t timeout_milliseconds)`.
+    /// Main thread only; the answer comes to `on_http_filter_config_http_callout_done`.
+    pub fn envoy_dynamic_module_callback_http_filter_config_http_callout(
+        config_envoy_ptr: *mut c_void,
+        callout_id_out: *mut u64,
+        cluster_name: ModuleBuffer,
+        headers: *const ModuleHttpHeader,
+        headers_size: usize,
+        body: ModuleBuffer,
+        timeout_milliseconds: u64,
     ) -> u32;
 
     /// `metrics_result ..._http_filter_increment_counter(filter_envoy_ptr, size_t id,

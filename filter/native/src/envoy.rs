@@ -192,11 +192,73 @@ impl RequestHeaders for Stream {
     }
 }
 
-/// Envoy's `DynamicModuleHttpFilterConfig`, only during `on_http_filter_config_new`.
+/// Envoy's `DynamicModuleHttpFilterConfig`: counters are defined during
+/// `on_http_filter_config_new`; callouts are made on the main thread only.
 #[derive(Clone, Copy)]
 pub struct ConfigScope(pub *mut c_void);
 
 impl ConfigScope {
+    /// Adds one to a counter, from the main thread (no stream there).
+    pub fn increment(self, counter: Option<usize>) {
+        let Some(id) = counter else { return };
+        // SAFETY: live config pointer (main-thread hooks receive it); no labels.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                self.0,
+                id,
+                std::ptr::null(),
+                0,
+                1,
+            );
+        }
+    }
+
+    /// A GET through `cluster`; the answer comes to
+    /// `on_http_filter_config_http_callout_done` with the returned id.
+    pub fn http_get(
+        self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        timeout_ms: u64,
+    ) -> Result<u64, String> {
+        let headers: Vec<ModuleHttpHeader> = headers
+            .iter()
+            .map(|(name, value)| ModuleHttpHeader {
+                key_ptr: name.as_ptr(),
+                key_length: name.len(),
+                value_ptr: value.as_ptr(),
+                value_length: value.len(),
+            })
+            .collect();
+        let mut id = 0u64;
+        // SAFETY: live config pointer on the main thread; every buffer outlives the call.
+        let result = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_http_callout(
+                self.0,
+                &mut id,
+                ModuleBuffer::of(cluster.as_bytes()),
+                headers.as_ptr(),
+                headers.len(),
+                ModuleBuffer::EMPTY,
+                timeout_ms,
+            )
+        };
+        if result == abi::CALLOUT_SUCCESS {
+            Ok(id)
+        } else {
+            // 1 missing headers, 2 cluster not found, 3 duplicate id, 4 cannot create.
+            Err(format!("callout refused by Envoy (init result {result})"))
+        }
+    }
+
+    /// A handle to run `on_http_filter_config_scheduled` on the main thread.
+    pub fn scheduler(self) -> Option<ConfigScheduler> {
+        // SAFETY: live config pointer.
+        let ptr =
+            unsafe { abi::envoy_dynamic_module_callback_http_filter_config_scheduler_new(self.0) };
+        (!ptr.is_null()).then_some(ConfigScheduler(ptr))
+    }
+
     /// Defines a counter; `None` when Envoy refuses (the metric is then simply
     /// not counted: metrics never decide a request).
     pub fn define_counter(self, name: &str) -> Option<usize> {
@@ -213,6 +275,32 @@ impl ConfigScope {
             )
         };
         (result == abi::METRICS_SUCCESS).then_some(id)
+    }
+}
+
+/// Runs `on_http_filter_config_scheduled` on the main thread when committed.
+/// Envoy documents commit as callable from any thread; deleted on drop.
+pub struct ConfigScheduler(*mut c_void);
+
+// SAFETY: Envoy's config scheduler posts to the main dispatcher and may be
+// committed from any thread; the module never dereferences the pointer.
+unsafe impl Send for ConfigScheduler {}
+// SAFETY: as above: `commit` is the only operation and it is thread-safe.
+unsafe impl Sync for ConfigScheduler {}
+
+impl ConfigScheduler {
+    pub fn commit(&self, event_id: u64) {
+        // SAFETY: a live scheduler (deleted only on drop).
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_scheduler_commit(self.0, event_id)
+        }
+    }
+}
+
+impl Drop for ConfigScheduler {
+    fn drop(&mut self) {
+        // SAFETY: created by scheduler_new, deleted exactly once.
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_config_scheduler_delete(self.0) }
     }
 }
 

@@ -88,3 +88,47 @@ extern "C" fn envoy_dynamic_module_callback_http_filter_increment_counter(
 ) -> u32 {
     1
 }
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
+    _config_envoy_ptr: *mut c_void,
+    _id: usize,
+    _label_values: *const ModuleBuffer,
+    _label_values_length: usize,
+    _value: u64,
+) -> u32 {
+    1
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+    _config_envoy_ptr: *mut c_void,
+) -> *mut c_void {
+    std::ptr::null_mut()
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+    _scheduler: *mut c_void,
+    _event_id: u64,
+) {
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+    _scheduler: *mut c_void,
+) {
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_http_callout(
+    _config_envoy_ptr: *mut c_void,
+    _callout_id_out: *mut u64,
+    _cluster_name: ModuleBuffer,
+    _headers: *const ModuleHttpHeader,
+    _headers_size: usize,
+    _body: ModuleBuffer,
+    _timeout_milliseconds: u64,
+) -> u32 {
+    2
+}

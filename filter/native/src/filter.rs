@@ -3,11 +3,9 @@
 //! host. Nothing of the validation lives here: this file copies request data
 //! in, and writes the core's decision out.
 //!
-//! Not wired yet (next step, after the core's generic single-flight fetcher
-//! lands): the JWKS fetch. Until then the key store is `Unavailable`, so a
-//! request that needs a token is refused with the core's 503 (fail closed),
-//! while anonymous routes, missing/duplicated/malformed credentials and
-//! unmatched routes are answered exactly as by the wasm filter.
+//! Keys come from the main thread's fetch (`jwks.rs`). Not yet: pausing a
+//! request until a fetch settles; a request that would wait is refused with
+//! the core's 503 instead (fail closed).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,13 +18,15 @@ use entragate_core::host::LogLevel;
 use entragate_core::inbound::cache::VerifiedTokenCache;
 use entragate_core::inbound::config::FilterPolicy;
 use entragate_core::inbound::engine::{Decision, RequestFlow, Step};
-use entragate_core::inbound::jwks::KeyAvailability;
 use entragate_core::inbound::request::{read_request, set_identity_headers};
 use entragate_core::options::SignatureBackend;
 use entragate_core::response::denial_response;
 use entragate_core::token::signature::{PureRustVerifier, SignatureVerifier};
 
+use entragate_core::host::CalloutResponse;
+
 use crate::envoy::{log, ConfigScope, Stream};
+use crate::jwks::{with_coordinator, NativeHost, Ticker};
 use crate::signature::{AwsLc, NativeVerifier};
 
 /// Counter ids, defined once per configuration (Envoy freezes stat creation
@@ -38,6 +38,8 @@ pub struct Metrics {
     denied: HashMap<&'static str, usize>,
     /// Hooks that panicked (each failed its request closed).
     pub panics: Option<usize>,
+    jwks_fetch_ok: Option<usize>,
+    jwks_fetch_failed: Option<usize>,
 }
 
 impl Metrics {
@@ -58,6 +60,8 @@ impl Metrics {
             allowed_anonymous: scope.define_counter("entragate.allowed_anonymous"),
             denied,
             panics: scope.define_counter("entragate.native.panics"),
+            jwks_fetch_ok: scope.define_counter("entragate.jwks.fetch_ok"),
+            jwks_fetch_failed: scope.define_counter("entragate.jwks.fetch_failed"),
         }
     }
 }
@@ -67,8 +71,10 @@ impl Metrics {
 pub struct Config {
     pub policy: FilterPolicy,
     pub metrics: Metrics,
-    /// Names this configuration's per-worker token cache (see [`with_cache`]).
+    /// Names this configuration's per-thread state (token cache, JWKS coordinator).
     id: u64,
+    /// Ticks the main thread's JWKS coordinator.
+    ticker: Ticker,
     verifier: Box<dyn SignatureVerifier + Send + Sync>,
 }
 
@@ -119,12 +125,56 @@ impl Config {
     pub fn new(scope: ConfigScope, json: &[u8]) -> Result<Config, String> {
         let policy = FilterPolicy::from_json(json).map_err(|e| e.to_string())?;
         let verifier = choose_verifier(policy.signature_verifier)?;
+        let scheduler = scope
+            .scheduler()
+            .ok_or("Envoy gave no config scheduler: keys could not be fetched")?;
+        // Prefetch: the first tick runs on the main thread once the
+        // configuration (and its clusters) are in place.
+        let ticker = Ticker::start(scheduler)?;
         Ok(Config {
             metrics: Metrics::define(scope),
             policy,
             id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
+            ticker,
             verifier,
         })
+    }
+
+    /// Main thread: a scheduled tick of the fetching coordinator.
+    pub fn on_main_tick(&self, scope: ConfigScope) {
+        let mut host = NativeHost {
+            config: Some(scope),
+        };
+        let outcome = with_coordinator(self.id, &self.policy.jwks, true, |c| c.on_tick(&mut host));
+        if outcome.failure.is_some() {
+            scope.increment(self.metrics.jwks_fetch_failed);
+        }
+        log(
+            LogLevel::Debug,
+            &format!(
+                "entragate: jwks tick: started_fetch={} failure={:?} next in {} ms",
+                outcome.started_fetch, outcome.failure, outcome.next_tick_ms
+            ),
+        );
+        self.ticker.tick_in(outcome.next_tick_ms);
+    }
+
+    /// Main thread: the answer to a JWKS (or discovery) callout.
+    pub fn on_main_callout(&self, scope: ConfigScope, id: u64, response: CalloutResponse) {
+        let Ok(token) = u32::try_from(id) else { return };
+        let mut host = NativeHost {
+            config: Some(scope),
+        };
+        let outcome = with_coordinator(self.id, &self.policy.jwks, true, |c| {
+            c.on_callout_response(&mut host, token, response)
+        });
+        match outcome.fetch_succeeded() {
+            Some(true) => scope.increment(self.metrics.jwks_fetch_ok),
+            Some(false) => scope.increment(self.metrics.jwks_fetch_failed),
+            None => {}
+        }
+        // Let the coordinator plan what comes next (refresh, retry) now.
+        self.on_main_tick(scope);
     }
 
     /// Runs the request through the core and applies the decision. Returns true
@@ -140,11 +190,13 @@ impl Config {
                 panic!("entragate test-panic feature: deliberate panic");
             }
         }
+        let host = NativeHost { config: None };
+        let keys = with_coordinator(self.id, &self.policy.jwks, false, |c| c.keys(&host));
         let mut flow = RequestFlow::new(input);
         let step = with_cache(self, |cache| {
             flow.start_verify(
                 &self.policy,
-                &KeyAvailability::Unavailable,
+                &keys,
                 self.verifier.as_ref(),
                 cache,
                 now_secs(),
@@ -152,8 +204,23 @@ impl Config {
         });
         let decision = match step {
             Step::Done(decision) => decision,
-            // No fetch to wait for yet (see the module doc): fail closed.
-            Step::AwaitKeys { .. } => flow.on_wait_timeout(),
+            Step::AwaitKeys { force_refresh } => {
+                let granted = force_refresh
+                    && with_coordinator(self.id, &self.policy.jwks, false, |c| {
+                        c.request_refresh_for_unknown_kid(&host)
+                    });
+                if force_refresh && !granted {
+                    flow.on_refresh_refused()
+                } else {
+                    // Requests are not paused yet (crate docs): fail closed.
+                    // A granted unknown-kid refresh is fetched at once;
+                    // otherwise the ticker already has the fetch planned.
+                    if force_refresh {
+                        self.ticker.tick_now();
+                    }
+                    flow.on_wait_timeout()
+                }
+            }
         };
         self.apply(stream, &decision, &flow)
     }
@@ -201,6 +268,14 @@ impl Config {
                 false
             }
         }
+    }
+}
+
+impl Drop for Config {
+    fn drop(&mut self) {
+        // Runs in config_destroy, on the main thread, which holds the fetching
+        // coordinator; workers' readers are bounded and never read again.
+        crate::jwks::forget(self.id);
     }
 }
 

@@ -22,6 +22,7 @@ mod envoy;
 #[cfg(test)]
 mod fake_envoy;
 mod filter;
+mod jwks;
 mod signature;
 
 use std::ffi::{c_char, c_void};
@@ -139,6 +140,54 @@ unsafe fn destroy_boxed<T>(hook: &str, ptr: *const c_void) {
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
     // SAFETY: from Box::<Config>::into_raw in config_new.
     unsafe { destroy_boxed::<Config>("config_destroy", config) }
+}
+
+/// Main thread: a config scheduler event (the JWKS coordinator's tick).
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+    config_envoy_ptr: *mut c_void,
+    config: *const c_void,
+    _event_id: u64,
+) {
+    // SAFETY: Envoy passes the module config it got from config_new (or null).
+    let Some(config) = (unsafe { config.cast::<Config>().as_ref() }) else {
+        return;
+    };
+    guard(
+        "config_scheduled",
+        || config.on_main_tick(jwks::scope(config_envoy_ptr)),
+        || (),
+    );
+}
+
+/// Main thread: the answer to a config-level callout (discovery or keys).
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+    config_envoy_ptr: *mut c_void,
+    config: *const c_void,
+    callout_id: u64,
+    result: u32,
+    headers: *const abi::EnvoyHttpHeader,
+    headers_size: usize,
+    body_chunks: *const EnvoyBuffer,
+    body_chunks_size: usize,
+) {
+    // SAFETY: as in config_scheduled.
+    let Some(config) = (unsafe { config.cast::<Config>().as_ref() }) else {
+        return;
+    };
+    guard(
+        "config_http_callout_done",
+        || {
+            // SAFETY: Envoy lends these arrays for the duration of the hook.
+            let response = unsafe {
+                jwks::callout_response(result, headers, headers_size, body_chunks, body_chunks_size)
+            };
+            config.on_main_callout(jwks::scope(config_envoy_ptr), callout_id, response);
+        },
+        || (),
+    );
 }
 
 // ---- per stream ----

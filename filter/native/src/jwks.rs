@@ -1,0 +1,310 @@
+//! The JWKS per Envoy, natively: the core's single-flight fetcher over a
+//! process-memory [`SharedStore`].
+//!
+//! - The **main thread** runs the fetching coordinator: ticked through a config
+//!   scheduler, it makes config-level HTTP callouts (discovery, keys) and
+//!   writes the result to the process store. Only one thread ever fetches, so
+//!   there is one fetch per Envoy whatever the worker count; the core's lease
+//!   protocol still runs unchanged (it simply never sees contention).
+//! - Each **worker** has its own coordinator over the same store: it never
+//!   fetches (its host refuses to dispatch), it only adopts what the main
+//!   thread stored, into its own key set (the core's key set is `Rc`).
+//! - A small timer thread ([`Ticker`]) commits the main thread's ticks when the
+//!   coordinator asked for them (prefetch, refresh, retry after a failure); a
+//!   granted unknown-`kid` refresh asks for one at once.
+//!
+//! Not yet: pausing a request until a fetch settles. A request that finds no
+//! keys yet is refused with the core's 503 (fail closed, `retry-after`).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use entragate_core::host::{
+    CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, SharedStore, SharedValue,
+    SharedWriteError, UnixMillis,
+};
+use entragate_core::inbound::jwks::coordinator::JwksCoordinator;
+use entragate_core::inbound::jwks::JwksSettings;
+
+use crate::envoy::{log, ConfigScheduler, ConfigScope};
+
+/// The scheduler event that ticks the main thread's coordinator.
+pub const TICK_EVENT: u64 = 1;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> UnixMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Key -> (value, CAS version), for the whole process: the native counterpart
+/// of proxy-wasm shared data, with the same compare-and-set rules.
+struct Store {
+    entries: HashMap<String, (Vec<u8>, u32)>,
+    last_cas: u32,
+}
+
+static STORE: Mutex<Option<Store>> = Mutex::new(None);
+
+fn with_store<T>(body: impl FnOnce(&mut Store) -> T) -> T {
+    // A panic while holding the lock cannot leave a half-written entry (each
+    // write is one insert), so a poisoned lock is still consistent.
+    let mut guard = STORE.lock().unwrap_or_else(|e| e.into_inner());
+    let store = guard.get_or_insert_with(|| Store {
+        entries: HashMap::new(),
+        last_cas: 0,
+    });
+    body(store)
+}
+
+/// The host the core's coordinator runs on: the process store, the clock,
+/// Envoy's log, and (main thread only) config-level callouts.
+pub struct NativeHost {
+    /// `Some` on the main thread, inside a config hook: callouts go through it.
+    pub config: Option<ConfigScope>,
+}
+
+impl SharedStore for NativeHost {
+    fn shared_get(&self, key: &str) -> SharedValue {
+        with_store(|store| match store.entries.get(key) {
+            Some((value, cas)) => SharedValue {
+                data: Some(value.clone()),
+                cas: Some(*cas),
+            },
+            None => SharedValue::default(),
+        })
+    }
+
+    fn shared_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<(), SharedWriteError> {
+        with_store(|store| {
+            if let (Some((_, current)), Some(expected)) = (store.entries.get(key), cas) {
+                if expected != 0 && expected != *current {
+                    return Err(SharedWriteError::CasMismatch);
+                }
+            }
+            store.last_cas = store.last_cas.wrapping_add(1).max(1);
+            let new_cas = store.last_cas;
+            store
+                .entries
+                .insert(key.to_string(), (value.to_vec(), new_cas));
+            Ok(())
+        })
+    }
+}
+
+impl Host for NativeHost {
+    fn now_ms(&self) -> UnixMillis {
+        now_ms()
+    }
+
+    fn dispatch(&mut self, request: &CalloutRequest) -> Result<CalloutToken, String> {
+        let Some(config) = self.config else {
+            return Err("workers do not fetch (the main thread does)".to_string());
+        };
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", "GET"),
+            (":path", request.path.as_str()),
+            (":authority", request.authority.as_str()),
+        ];
+        headers.extend(
+            request
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        let id = config.http_get(&request.cluster, &headers, request.timeout_ms)?;
+        CalloutToken::try_from(id).map_err(|_| "callout id out of range".to_string())
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        log(level, message);
+    }
+}
+
+/// Worker ids for the coordinators' backoff jitter: 0 is the main thread.
+static NEXT_WORKER_ID: AtomicU32 = AtomicU32::new(1);
+
+thread_local! {
+    /// This thread's coordinator for each configuration (by config id). On the
+    /// main thread: the fetching one; on a worker: a reader.
+    static COORDINATORS: RefCell<HashMap<u64, JwksCoordinator>> = RefCell::new(HashMap::new());
+    static WORKER_ID: u32 = NEXT_WORKER_ID.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Runs `body` with this thread's coordinator for configuration `id`.
+/// `main` selects worker id 0 (the fetching thread).
+pub fn with_coordinator<T>(
+    id: u64,
+    settings: &JwksSettings,
+    main: bool,
+    body: impl FnOnce(&mut JwksCoordinator) -> T,
+) -> T {
+    COORDINATORS.with(|all| {
+        let mut all = all.borrow_mut();
+        let coordinator = all.entry(id).or_insert_with(|| {
+            let worker_id = if main { 0 } else { WORKER_ID.with(|w| *w) };
+            JwksCoordinator::new(settings.clone(), worker_id)
+        });
+        body(coordinator)
+    })
+}
+
+/// Forgets this thread's coordinator of a destroyed configuration (main thread).
+pub fn forget(id: u64) {
+    COORDINATORS.with(|all| {
+        all.borrow_mut().remove(&id);
+    });
+}
+
+/// The main thread's timer: a small thread that sleeps until the
+/// coordinator's next tick is due and then commits the config scheduler (the
+/// tick itself runs on the main thread). Dynamic-module HTTP filters have no
+/// timer callback in 1.40; a config scheduler may be committed from any thread.
+pub struct Ticker {
+    shared: Arc<TickerShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct TickerShared {
+    /// (due at, ms since the epoch; `u64::MAX`: not planned) and "stop".
+    state: Mutex<(u64, bool)>,
+    wake: Condvar,
+}
+
+impl Ticker {
+    /// Starts the thread; the first tick is due at once (prefetch).
+    pub fn start(scheduler: ConfigScheduler) -> Result<Ticker, String> {
+        let shared = Arc::new(TickerShared {
+            state: Mutex::new((0, false)),
+            wake: Condvar::new(),
+        });
+        let theirs = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("entragate-jwks".to_string())
+            .spawn(move || theirs.run(&scheduler))
+            .map_err(|e| format!("cannot start the JWKS timer thread: {e}"))?;
+        Ok(Ticker {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Plans the next tick `in_ms` from now (replacing the plan).
+    pub fn tick_in(&self, in_ms: u64) {
+        let due = now_ms().saturating_add(in_ms);
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = due;
+        self.shared.wake.notify_one();
+    }
+
+    /// Ticks as soon as possible, unless a tick is already planned sooner.
+    pub fn tick_now(&self) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = state.0.min(now_ms());
+        self.shared.wake.notify_one();
+    }
+}
+
+impl TickerShared {
+    fn run(&self, scheduler: &ConfigScheduler) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if state.1 {
+                return;
+            }
+            let now = now_ms();
+            if now >= state.0 {
+                // One commit per plan: the tick plans the next one.
+                state.0 = u64::MAX;
+                scheduler.commit(TICK_EVENT);
+                continue;
+            }
+            let wait = Duration::from_millis(state.0 - now);
+            state = match self.wake.wait_timeout(state, wait) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.1 = true;
+            self.shared.wake.notify_one();
+        }
+        // The thread only waits and commits (non-blocking), so this is quick;
+        // the scheduler it owns is deleted when it returns.
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A callout answer as the core reads it: the status from `:status`, the body
+/// from Envoy's chunks; no HTTP response at all is `status: None`.
+///
+/// # Safety
+/// `headers`/`body` point to `headers_size`/`body_size` entries Envoy lends
+/// for the duration of the hook (or are null with size 0).
+pub unsafe fn callout_response(
+    result: u32,
+    headers: *const crate::abi::EnvoyHttpHeader,
+    headers_size: usize,
+    body: *const crate::abi::EnvoyBuffer,
+    body_size: usize,
+) -> CalloutResponse {
+    if result != crate::abi::CALLOUT_SUCCESS || headers.is_null() {
+        return CalloutResponse {
+            status: None,
+            body: Vec::new(),
+        };
+    }
+    let headers = std::slice::from_raw_parts(headers, headers_size);
+    let status = headers.iter().find_map(|h| {
+        let name = bytes(h.key_ptr, h.key_length);
+        (name == b":status")
+            .then(|| std::str::from_utf8(bytes(h.value_ptr, h.value_length)).ok())
+            .flatten()
+            .and_then(|v| v.parse::<u16>().ok())
+    });
+    let mut collected = Vec::new();
+    if !body.is_null() {
+        for chunk in std::slice::from_raw_parts(body, body_size) {
+            collected.extend_from_slice(bytes(chunk.ptr, chunk.length));
+        }
+    }
+    CalloutResponse {
+        status,
+        body: collected,
+    }
+}
+
+/// # Safety
+/// `ptr` is null or points to `length` readable bytes.
+unsafe fn bytes<'a>(ptr: *const u8, length: usize) -> &'a [u8] {
+    if ptr.is_null() || length == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(ptr, length)
+    }
+}
+
+/// The config pointer as main-thread hooks receive it.
+pub fn scope(config_envoy_ptr: *mut c_void) -> ConfigScope {
+    ConfigScope(config_envoy_ptr)
+}
