@@ -56,6 +56,7 @@
 
 mod echo;
 mod envoy;
+pub mod filter_host;
 mod idp;
 mod inspect;
 pub mod moto;
@@ -70,6 +71,7 @@ pub use envoy::{
     envoy_available, envoy_binary, native_module_path, render, wasm_path, Envoy, EnvoyOptions,
     TemplateVars, ENVOY_ENV, KEEP_ENV, NATIVE_MODULE_ENV, REQUIRE_ENVOY_ENV, WASM_ENV,
 };
+pub use filter_host::{FilterHost, FILTER_HOST_ENV};
 pub use idp::{
     ids, random_uuid, unix_now, ApiApp, ClientApp, Counters, Endpoint, Fault, FederatedCredential,
     Idp, IdpBuilder, Rotation, Signature, SigningKey, TokenBuilder, TokenRequest, TokenVersion,

@@ -55,7 +55,7 @@ async fn valid_v2_app_token_reaches_the_app_with_claim_headers_and_spoofed_ones_
     );
     let allowed = callee
         .envoy
-        .stat("wasmcustom.entragate.allowed")
+        .stat(&support::stat("entragate.allowed"))
         .await
         .unwrap();
     assert_eq!(allowed, Some(1));
@@ -368,7 +368,7 @@ async fn jwks_down_at_start_fails_closed_with_503_then_recovers_without_restart(
     callee
         .envoy
         .wait_for_stat(
-            "wasmcustom.entragate.jwks.fetch_failed",
+            &support::stat("entragate.jwks.fetch_failed"),
             Duration::from_secs(10),
             |v| v >= 1,
         )
@@ -458,13 +458,13 @@ fn bad_plugin_config_is_rejected_by_envoy_validate_naming_the_field() {
     let idp = entragate_tests::Idp::start().unwrap();
     let mut config = support::plugin_config(&idp);
     config["algorithms"] = json!(["HS256"]);
-    let wasm = entragate_tests::wasm_path().unwrap().display().to_string();
+    let host = entragate_tests::FilterHost::from_env();
     let vars = entragate_tests::TemplateVars::new()
-        .set("WASM_PATH", &wasm)
         .set("UPSTREAM_PORT", 1)
         .set("IDP_HOST", "127.0.0.1")
         .set("IDP_PORT", 1)
         .json_string("PLUGIN_CONFIG", &config);
+    let vars = host.with_filter(vars).unwrap();
     let error =
         entragate_tests::Envoy::validate_template(&support::callee_template(), vars).unwrap_err();
     assert!(
@@ -473,10 +473,10 @@ fn bad_plugin_config_is_rejected_by_envoy_validate_naming_the_field() {
     );
 
     let good = entragate_tests::TemplateVars::new()
-        .set("WASM_PATH", &wasm)
         .set("UPSTREAM_PORT", 1)
         .set("IDP_HOST", "127.0.0.1")
         .set("IDP_PORT", 1)
         .json_string("PLUGIN_CONFIG", &support::plugin_config(&idp));
+    let good = host.with_filter(good).unwrap();
     entragate_tests::Envoy::validate_template(&support::callee_template(), good).unwrap();
 }

@@ -86,7 +86,7 @@ async fn native_and_pure_signature_paths_agree() {
         );
         let gauge = callee
             .envoy
-            .stat("wasmcustom.entragate.signature.native")
+            .stat(&support::stat("entragate.signature.native"))
             .await
             .unwrap();
         assert_eq!(gauge, Some(native), "{backend}");
@@ -122,7 +122,7 @@ async fn repeated_tokens_are_served_from_the_cache_and_still_authorized() {
     callee
         .envoy
         .wait_for_stat(
-            "wasmcustom.entragate.token_cache.hits",
+            &support::stat("entragate.token_cache.hits"),
             Duration::from_secs(5),
             |v| v >= 18,
         )

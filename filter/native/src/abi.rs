@@ -98,6 +98,10 @@ pub const HEADERS_CONTINUE: u32 = 0;
 pub const HEADERS_STOP_ITERATION: u32 = 1;
 /// Shared by the body/trailers/response statuses: `..._Continue`.
 pub const CONTINUE: u32 = 0;
+/// `..._request_body_status_StopIterationAndBuffer`.
+pub const BODY_STOP_AND_BUFFER: u32 = 1;
+/// `..._request_trailers_status_StopIteration`.
+pub const TRAILERS_STOP_ITERATION: u32 = 1;
 
 extern "C" {
     /// `void envoy_dynamic_module_callback_log(log_level, module_buffer message)`.
@@ -211,6 +215,28 @@ extern "C" {
         body: ModuleBuffer,
         timeout_milliseconds: u64,
     ) -> u32;
+
+    /// `http_filter_scheduler_module_ptr ..._http_filter_scheduler_new(filter_envoy_ptr)`:
+    /// a handle whose `commit` (from any thread) runs `on_http_filter_scheduled`
+    /// on the stream's worker; a no-op once the stream is gone.
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_new(
+        filter_envoy_ptr: *mut c_void,
+    ) -> *mut c_void;
+
+    /// `void ..._http_filter_scheduler_commit(scheduler, uint64_t event_id)`.
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_commit(
+        scheduler: *mut c_void,
+        event_id: u64,
+    );
+
+    /// `void ..._http_filter_scheduler_delete(scheduler)`.
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_delete(scheduler: *mut c_void);
+
+    /// `void ..._http_filter_continue_decoding(filter_envoy_ptr)`: resumes a
+    /// request whose headers hook returned StopIteration.
+    pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(
+        filter_envoy_ptr: *mut c_void,
+    );
 
     /// `metrics_result ..._http_filter_increment_counter(filter_envoy_ptr, size_t id,
     /// module_buffer* label_values, size_t label_values_length, uint64_t value)`.

@@ -152,6 +152,19 @@ impl Stream {
         }
     }
 
+    /// Resumes a request paused by returning StopIteration from its headers hook.
+    pub fn continue_decoding(self) {
+        // SAFETY: live filter pointer (called from this stream's hooks).
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_continue_decoding(self.0) }
+    }
+
+    /// A handle to run `on_http_filter_scheduled` on this stream's worker.
+    pub fn scheduler(self) -> Option<StreamScheduler> {
+        // SAFETY: live filter pointer.
+        let ptr = unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_new(self.0) };
+        (!ptr.is_null()).then_some(StreamScheduler(ptr))
+    }
+
     /// Adds one to a counter defined at configuration time.
     pub fn increment(self, counter: Option<usize>) {
         let Some(id) = counter else { return };
@@ -301,6 +314,28 @@ impl Drop for ConfigScheduler {
     fn drop(&mut self) {
         // SAFETY: created by scheduler_new, deleted exactly once.
         unsafe { abi::envoy_dynamic_module_callback_http_filter_config_scheduler_delete(self.0) }
+    }
+}
+
+/// Runs `on_http_filter_scheduled` on a stream's worker when committed (from
+/// any thread); a no-op once the stream is gone. Deleted on drop.
+pub struct StreamScheduler(*mut c_void);
+
+// SAFETY: Envoy's filter scheduler holds a weak reference to the stream and
+// posts to its worker's dispatcher: commit and delete are safe from any thread.
+unsafe impl Send for StreamScheduler {}
+
+impl StreamScheduler {
+    pub fn commit(&self, event_id: u64) {
+        // SAFETY: a live scheduler (deleted only on drop).
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_commit(self.0, event_id) }
+    }
+}
+
+impl Drop for StreamScheduler {
+    fn drop(&mut self) {
+        // SAFETY: created by scheduler_new, deleted exactly once.
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_delete(self.0) }
     }
 }
 

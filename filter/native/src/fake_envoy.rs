@@ -132,3 +132,26 @@ extern "C" fn envoy_dynamic_module_callback_http_filter_config_http_callout(
 ) -> u32 {
     2
 }
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_scheduler_new(
+    _filter_envoy_ptr: *mut c_void,
+) -> *mut c_void {
+    std::ptr::null_mut()
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_scheduler_commit(
+    _scheduler: *mut c_void,
+    _event_id: u64,
+) {
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_scheduler_delete(_scheduler: *mut c_void) {}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_continue_decoding(
+    _filter_envoy_ptr: *mut c_void,
+) {
+}

@@ -3,9 +3,8 @@
 //! host. Nothing of the validation lives here: this file copies request data
 //! in, and writes the core's decision out.
 //!
-//! Keys come from the main thread's fetch (`jwks.rs`). Not yet: pausing a
-//! request until a fetch settles; a request that would wait is refused with
-//! the core's 503 instead (fail closed).
+//! Keys come from the main thread's fetch (`jwks.rs`); a request that must
+//! wait for them is parked (`waiters.rs`) and resumed on its worker.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,8 +25,9 @@ use entragate_core::token::signature::{PureRustVerifier, SignatureVerifier};
 use entragate_core::host::CalloutResponse;
 
 use crate::envoy::{log, ConfigScope, Stream};
-use crate::jwks::{with_coordinator, NativeHost, Ticker};
+use crate::jwks::{now_ms, with_coordinator, NativeHost, Ticker};
 use crate::signature::{AwsLc, NativeVerifier};
+use crate::waiters::Wake;
 
 /// Counter ids, defined once per configuration (Envoy freezes stat creation
 /// after `on_http_filter_config_new`). Names match the wasm filter's; Envoy
@@ -66,15 +66,55 @@ impl Metrics {
     }
 }
 
+/// What a request hook ends with.
+pub enum Verdict {
+    /// Forward the request (identity headers set).
+    Continue,
+    /// A local reply was sent.
+    Answered,
+    /// Wait for the keys: park the flow and wake it later (boxed: it is rare,
+    /// and keeps the common verdicts small).
+    Park(Box<ParkedFlow>),
+}
+
+/// A request waiting for keys.
+pub struct ParkedFlow {
+    flow: RequestFlow,
+    deadline_ms: u64,
+    /// Waiting for an unknown-kid refresh (see `waiters::Parked`).
+    forced: bool,
+    /// [`Config::settled`] when the flow last looked at the keys.
+    seen: u64,
+}
+
+impl ParkedFlow {
+    pub fn deadline_ms(&self) -> u64 {
+        self.deadline_ms
+    }
+
+    pub fn forced(&self) -> bool {
+        self.forced
+    }
+
+    /// Keys changed or a fetch settled since this flow looked: waking it at
+    /// once closes the race between its look and its registration.
+    pub fn missed_wake(&self, config: &Config) -> bool {
+        config.settled.load(Ordering::Acquire) != self.seen
+    }
+}
+
 /// One `DynamicModuleFilter` configuration: the compiled plugin policy and the
 /// state every worker shares (one per Envoy, not one per worker as in wasm).
 pub struct Config {
     pub policy: FilterPolicy,
     pub metrics: Metrics,
-    /// Names this configuration's per-thread state (token cache, JWKS coordinator).
-    id: u64,
+    /// Names this configuration's per-thread state (token cache, JWKS
+    /// coordinator) and its parked requests.
+    pub id: u64,
     /// Ticks the main thread's JWKS coordinator.
-    ticker: Ticker,
+    pub ticker: Ticker,
+    /// Counts "everyone look again" wake-ups (a fetch settled, keys changed).
+    settled: AtomicU64,
     verifier: Box<dyn SignatureVerifier + Send + Sync>,
 }
 
@@ -136,6 +176,7 @@ impl Config {
             policy,
             id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
             ticker,
+            settled: AtomicU64::new(0),
             verifier,
         })
     }
@@ -149,6 +190,12 @@ impl Config {
         if outcome.failure.is_some() {
             scope.increment(self.metrics.jwks_fetch_failed);
         }
+        let which = if outcome.changed || outcome.recheck_waiters || outcome.failure.is_some() {
+            Wake::All
+        } else {
+            Wake::Routine
+        };
+        self.wake(which);
         log(
             LogLevel::Debug,
             &format!(
@@ -157,6 +204,15 @@ impl Config {
             ),
         );
         self.ticker.tick_in(outcome.next_tick_ms);
+    }
+
+    fn wake(&self, which: Wake) {
+        if which == Wake::All {
+            // Before waking: a flow that looks after this sees the new keys; one
+            // that looked before and parks after sees the count moved.
+            self.settled.fetch_add(1, Ordering::AcqRel);
+        }
+        crate::waiters::wake(self.id, which, now_ms());
     }
 
     /// Main thread: the answer to a JWKS (or discovery) callout.
@@ -173,13 +229,16 @@ impl Config {
             Some(false) => scope.increment(self.metrics.jwks_fetch_failed),
             None => {}
         }
+        if outcome.settled() {
+            self.wake(Wake::All);
+        }
         // Let the coordinator plan what comes next (refresh, retry) now.
         self.on_main_tick(scope);
     }
 
-    /// Runs the request through the core and applies the decision. Returns true
-    /// when the request may continue upstream.
-    pub fn on_request_headers(&self, stream: Stream) -> bool {
+    /// Runs the request through the core: a decision, or a flow to park
+    /// until the keys change.
+    pub fn on_request_headers(&self, stream: Stream) -> Verdict {
         // Reads the request and strips spoofed claim headers (in the core).
         let mut headers = stream;
         let input = read_request(&mut headers, &self.policy.claim_headers);
@@ -190,39 +249,75 @@ impl Config {
                 panic!("entragate test-panic feature: deliberate panic");
             }
         }
+        let deadline_ms = now_ms().saturating_add(self.policy.jwks.request_wait_ms);
+        self.step(stream, RequestFlow::new(input), false, deadline_ms)
+    }
+
+    /// A parked request was woken: decide it now, or park it again.
+    pub fn resume(&self, stream: Stream, parked: Box<ParkedFlow>) -> Verdict {
+        let ParkedFlow {
+            mut flow,
+            deadline_ms,
+            forced: _,
+            seen: _,
+        } = *parked;
+        if now_ms() >= deadline_ms {
+            let decision = flow.on_wait_timeout();
+            return self.decide(stream, &decision, &flow);
+        }
+        self.step(stream, flow, true, deadline_ms)
+    }
+
+    fn step(
+        &self,
+        stream: Stream,
+        mut flow: RequestFlow,
+        resume: bool,
+        deadline_ms: u64,
+    ) -> Verdict {
+        let seen = self.settled.load(Ordering::Acquire);
         let host = NativeHost { config: None };
         let keys = with_coordinator(self.id, &self.policy.jwks, false, |c| c.keys(&host));
-        let mut flow = RequestFlow::new(input);
         let step = with_cache(self, |cache| {
-            flow.start_verify(
-                &self.policy,
-                &keys,
-                self.verifier.as_ref(),
-                cache,
-                now_secs(),
-            )
+            let verifier = self.verifier.as_ref();
+            if resume {
+                flow.on_keys_changed(&self.policy, &keys, verifier, cache, now_secs())
+            } else {
+                flow.start_verify(&self.policy, &keys, verifier, cache, now_secs())
+            }
         });
         let decision = match step {
             Step::Done(decision) => decision,
             Step::AwaitKeys { force_refresh } => {
-                let granted = force_refresh
-                    && with_coordinator(self.id, &self.policy.jwks, false, |c| {
+                let granted = !force_refresh
+                    || with_coordinator(self.id, &self.policy.jwks, false, |c| {
                         c.request_refresh_for_unknown_kid(&host)
                     });
-                if force_refresh && !granted {
+                if !granted {
                     flow.on_refresh_refused()
                 } else {
-                    // Requests are not paused yet (crate docs): fail closed.
-                    // A granted unknown-kid refresh is fetched at once;
-                    // otherwise the ticker already has the fetch planned.
                     if force_refresh {
+                        // Fetched at once; other waits are already planned.
                         self.ticker.tick_now();
                     }
-                    flow.on_wait_timeout()
+                    return Verdict::Park(Box::new(ParkedFlow {
+                        flow,
+                        deadline_ms,
+                        forced: force_refresh,
+                        seen,
+                    }));
                 }
             }
         };
-        self.apply(stream, &decision, &flow)
+        self.decide(stream, &decision, &flow)
+    }
+
+    fn decide(&self, stream: Stream, decision: &Decision, flow: &RequestFlow) -> Verdict {
+        if self.apply(stream, decision, flow) {
+            Verdict::Continue
+        } else {
+            Verdict::Answered
+        }
     }
 
     fn apply(&self, stream: Stream, decision: &Decision, flow: &RequestFlow) -> bool {

@@ -24,7 +24,9 @@ mod fake_envoy;
 mod filter;
 mod jwks;
 mod signature;
+mod waiters;
 
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -32,7 +34,7 @@ use entragate_core::host::LogLevel;
 
 use crate::abi::EnvoyBuffer;
 use crate::envoy::{log, ConfigScope, Stream};
-use crate::filter::Config;
+use crate::filter::{Config, ParkedFlow, Verdict};
 
 /// Runs `body`, turning a panic into `on_panic()`'s value. The panic message
 /// comes from our own code (never a token: nothing formats one into a panic).
@@ -192,18 +194,46 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
 
 // ---- per stream ----
 
-/// The per-stream object: only the configuration for now (the JWKS wait will
-/// keep the paused flow here).
+/// The per-stream object. Only this stream's worker thread touches it.
 struct Filter {
     config: *const Config,
+    /// While the request waits for keys: its waiter id and flow.
+    parked: RefCell<Option<(u64, Box<ParkedFlow>)>>,
+    /// The headers hook stopped the request (parked, or answered locally)
+    /// and it has not been resumed: body and trailers must stop too, or
+    /// Envoy would forward the request on their `Continue` (fail open).
+    held: Cell<bool>,
 }
 
 impl Filter {
     /// # Safety
     /// `ptr` must be a pointer returned by `on_http_filter_new`, not yet destroyed.
-    unsafe fn config<'a>(ptr: *const c_void) -> Option<&'a Config> {
+    unsafe fn get<'a>(ptr: *const c_void) -> Option<(&'a Filter, &'a Config)> {
         let filter = ptr.cast::<Filter>().as_ref()?;
-        filter.config.as_ref()
+        Some((filter, filter.config.as_ref()?))
+    }
+
+    /// Applies a verdict; returns whether the request continues now.
+    fn conclude(&self, config: &Config, stream: Stream, verdict: Verdict) -> bool {
+        let go = matches!(verdict, Verdict::Continue);
+        self.held.set(!go);
+        match verdict {
+            Verdict::Continue => true,
+            Verdict::Answered => false,
+            Verdict::Park(flow) => {
+                let Some(scheduler) = stream.scheduler() else {
+                    fail_closed(stream);
+                    return false;
+                };
+                let id = waiters::park(config.id, flow.deadline_ms(), flow.forced(), scheduler);
+                let missed = flow.missed_wake(config);
+                *self.parked.borrow_mut() = Some((id, flow));
+                if missed {
+                    waiters::wake_one(id);
+                }
+                false
+            }
+        }
     }
 }
 
@@ -217,6 +247,8 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
         || {
             Box::into_raw(Box::new(Filter {
                 config: config.cast(),
+                parked: RefCell::new(None),
+                held: Cell::new(false),
             }))
             .cast_const()
             .cast()
@@ -227,6 +259,13 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_void) {
+    // A request gone while parked: forget its scheduler first.
+    // SAFETY: `filter` is live until the drop below.
+    if let Some((filter, _)) = unsafe { Filter::get(filter) } {
+        if let Some((id, _)) = filter.parked.borrow_mut().take() {
+            waiters::forget(id);
+        }
+    }
     // SAFETY: from Box::<Filter>::into_raw in filter_new.
     unsafe { destroy_boxed::<Filter>("filter_destroy", filter) }
 }
@@ -239,19 +278,26 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
 ) -> u32 {
     let stream = Stream(filter_envoy_ptr);
     // SAFETY: `filter` is live for the stream; its config outlives it.
-    let config = unsafe { Filter::config(filter) };
+    let found = unsafe { Filter::get(filter) };
     guard(
         "request_headers",
-        || match config {
-            Some(config) if config.on_request_headers(stream) => abi::HEADERS_CONTINUE,
-            Some(_) => abi::HEADERS_STOP_ITERATION,
+        || match found {
+            Some((filter, config)) => {
+                let verdict = config.on_request_headers(stream);
+                if filter.conclude(config, stream, verdict) {
+                    abi::HEADERS_CONTINUE
+                } else {
+                    abi::HEADERS_STOP_ITERATION
+                }
+            }
             None => {
                 fail_closed(stream);
                 abi::HEADERS_STOP_ITERATION
             }
         },
         || {
-            if let Some(config) = config {
+            if let Some((filter, config)) = found {
+                filter.held.set(true);
                 stream.increment(config.metrics.panics);
             }
             fail_closed(stream);
@@ -264,21 +310,36 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
 // configuration loads) but the inbound role has nothing to do in them yet.
 // Argument types are those of abi.h; they are ignored, so nothing is read.
 
+/// True while the request must not move on (see `Filter::held`); a missing
+/// filter object holds too (fail closed).
+fn held(filter: *const c_void) -> bool {
+    // SAFETY: `filter` is live for the stream.
+    unsafe { Filter::get(filter) }.is_none_or(|(filter, _)| filter.held.get())
+}
+
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     _filter_envoy_ptr: *mut c_void,
-    _filter: *const c_void,
+    filter: *const c_void,
     _end_of_stream: bool,
 ) -> u32 {
-    abi::CONTINUE
+    if held(filter) {
+        abi::BODY_STOP_AND_BUFFER
+    } else {
+        abi::CONTINUE
+    }
 }
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     _filter_envoy_ptr: *mut c_void,
-    _filter: *const c_void,
+    filter: *const c_void,
 ) -> u32 {
-    abi::CONTINUE
+    if held(filter) {
+        abi::TRAILERS_STOP_ITERATION
+    } else {
+        abi::CONTINUE
+    }
 }
 
 #[no_mangle]
@@ -377,12 +438,37 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
 ) {
 }
 
+/// A parked request was woken (keys changed, a fetch settled, or its wait
+/// bound elapsed): decide it on this worker, or park it again.
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
-    _filter_envoy_ptr: *mut c_void,
-    _filter: *const c_void,
+    filter_envoy_ptr: *mut c_void,
+    filter: *const c_void,
     _event_id: u64,
 ) {
+    let stream = Stream(filter_envoy_ptr);
+    // SAFETY: Envoy runs this on the stream's worker while the stream lives.
+    let Some((filter, config)) = (unsafe { Filter::get(filter) }) else {
+        return;
+    };
+    let Some((id, parked)) = filter.parked.borrow_mut().take() else {
+        return; // already decided (a stale wake-up)
+    };
+    waiters::forget(id);
+    guard(
+        "scheduled",
+        || {
+            let verdict = config.resume(stream, parked);
+            if filter.conclude(config, stream, verdict) {
+                stream.continue_decoding();
+            }
+        },
+        || {
+            filter.held.set(true);
+            stream.increment(config.metrics.panics);
+            fail_closed(stream);
+        },
+    );
 }
 
 #[no_mangle]

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use entragate_tests::policy::fraud_detector_rules;
-use entragate_tests::{ids, repo_root, Echo, Envoy, Idp, TemplateVars};
+use entragate_tests::{ids, Echo, Envoy, FilterHost, Idp, TemplateVars};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -14,9 +14,15 @@ pub const REALM: &str = "fraud-detector";
 /// A caller that is not on the allow-list of `/fraud/analyze`.
 pub const OTHER_CALLER: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
 
+/// The callee template for the filter host under test (`ENTRAGATE_FILTER_HOST`).
 pub fn callee_template() -> String {
-    let path = repo_root().join("envoy/callee.yaml");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    FilterHost::from_env().callee_template()
+}
+
+/// A filter counter's name on `/stats` for the host under test, e.g.
+/// `stat("entragate.allowed")`.
+pub fn stat(name: &str) -> String {
+    FilterHost::from_env().stat(name)
 }
 
 /// The plugin configuration the tests start from: the Fraud Detector's policy.
@@ -57,12 +63,16 @@ impl Callee {
         let mut config = plugin_config(&idp);
         adjust(&mut config);
         before_envoy(&idp);
+        let host = FilterHost::from_env();
         let vars = TemplateVars::new()
             .set("UPSTREAM_PORT", echo.port())
             .set("IDP_HOST", "127.0.0.1")
             .set("IDP_PORT", idp.port())
             .json_string("PLUGIN_CONFIG", &config);
-        let envoy = Envoy::start(&callee_template(), vars).await.expect("envoy");
+        let vars = host.with_filter(vars).expect("filter binary");
+        let envoy = Envoy::start(&host.callee_template(), vars)
+            .await
+            .expect("envoy");
         Callee { idp, echo, envoy }
     }
 
@@ -74,7 +84,7 @@ impl Callee {
     pub async fn wait_for_keys(&self) {
         self.envoy
             .wait_for_stat(
-                "wasmcustom.entragate.jwks.fetch_ok",
+                &stat("entragate.jwks.fetch_ok"),
                 Duration::from_secs(10),
                 |v| v >= 1,
             )

@@ -1,0 +1,59 @@
+//! Which host runs the filter under test: the proxy-wasm filter (default) or
+//! the Envoy dynamic module (`filter/native`). The suites that start a callee
+//! through `tests/tests/support` take it from `ENTRAGATE_FILTER_HOST`, so the
+//! same tests run against either build (issue 12, item 5), not copies.
+
+use crate::envoy::{native_module_path, wasm_path, TemplateVars};
+use crate::util::repo_root;
+
+/// Env var selecting the host: `wasm` (default) or `native`.
+pub const FILTER_HOST_ENV: &str = "ENTRAGATE_FILTER_HOST";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterHost {
+    Wasm,
+    Native,
+}
+
+impl FilterHost {
+    /// From `ENTRAGATE_FILTER_HOST`; anything but `wasm`/`native` is a
+    /// mistake worth failing on rather than silently testing wasm.
+    pub fn from_env() -> FilterHost {
+        match std::env::var(FILTER_HOST_ENV).as_deref() {
+            Err(_) | Ok("wasm") => FilterHost::Wasm,
+            Ok("native") => FilterHost::Native,
+            Ok(other) => panic!("{FILTER_HOST_ENV}={other}: expected `wasm` or `native`"),
+        }
+    }
+
+    /// Envoy's prefix for the filter's own counters on `/stats`.
+    pub fn stat_prefix(self) -> &'static str {
+        match self {
+            FilterHost::Wasm => "wasmcustom.",
+            FilterHost::Native => "dynamicmodulescustom.",
+        }
+    }
+
+    /// `name` (e.g. `entragate.allowed`) as this host shows it on `/stats`.
+    pub fn stat(self, name: &str) -> String {
+        format!("{}{name}", self.stat_prefix())
+    }
+
+    /// The callee sidecar template for this host (same placeholders, except
+    /// the filter binary's).
+    pub fn callee_template(self) -> String {
+        let path = match self {
+            FilterHost::Wasm => repo_root().join("envoy/callee.yaml"),
+            FilterHost::Native => repo_root().join("tests/tests/fixtures/native-callee.yaml"),
+        };
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    }
+
+    /// Sets the filter binary's placeholder (`WASM_PATH` or `NATIVE_MODULE`).
+    pub fn with_filter(self, vars: TemplateVars) -> anyhow::Result<TemplateVars> {
+        Ok(match self {
+            FilterHost::Wasm => vars.set("WASM_PATH", wasm_path()?.display()),
+            FilterHost::Native => vars.set("NATIVE_MODULE", native_module_path()?.display()),
+        })
+    }
+}
