@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--smoke] [--seconds N] [--rounds N] [--pool N] [--hot-only] [--wasm FILE]`:
+//! `cargo xtask bench [--smoke] [--seconds N] [--rounds N] [--pool N] [--hot-only] [--wasm FILE] [--native FILE]`:
 //! entragate against Envoy's native `jwt_authn` in one Envoy (docs/performance.md).
 //!
 //! This task prepares what the benchmark needs (Envoy, `wrk`, the release
@@ -10,7 +10,7 @@
 
 use std::process::Command;
 
-use crate::{cmd, setup, wasm};
+use crate::{cmd, native, setup, wasm};
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let setup = setup::run()?;
@@ -32,6 +32,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // filter exactly as `build-wasm` ships it.
     if !args.iter().any(|a| a == "--wasm") {
         command.arg("--wasm").arg(wasm::build()?);
+    }
+    // Likewise the dynamic module (docs/native.md).
+    if !args.iter().any(|a| a == "--native") {
+        command.arg("--native").arg(native::build()?);
     }
     cmd::run(&mut command)
 }

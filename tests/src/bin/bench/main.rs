@@ -34,8 +34,25 @@ const THREADS: u32 = 2;
 const CONNECTIONS: u32 = 16;
 /// `entragate_anon` is the entragate listener on an anonymous route: the
 /// cost of the wasm filter itself, without any token work.
-const HOT_CASES: [&str; 5] = ["noauth", "jwt", "jwt_cache", "entragate", "entragate_anon"];
-const COLD_CASES: [&str; 5] = ["noauth", "jwt", "jwt_cache", "entragate", "entragate_pure"];
+/// `entragate_native*`: the same core and configuration as an Envoy dynamic
+/// module (docs/native.md).
+const HOT_CASES: [&str; 7] = [
+    "noauth",
+    "jwt",
+    "jwt_cache",
+    "entragate",
+    "entragate_anon",
+    "entragate_native",
+    "entragate_native_anon",
+];
+const COLD_CASES: [&str; 6] = [
+    "noauth",
+    "jwt",
+    "jwt_cache",
+    "entragate",
+    "entragate_pure",
+    "entragate_native",
+];
 const CUT_BEGIN: &str = "# -- entragate listeners begin";
 const CUT_END: &str = "# -- entragate listeners end";
 
@@ -46,6 +63,8 @@ struct Options {
     warmup_seconds: u32,
     /// The filter to load (required).
     wasm: Option<PathBuf>,
+    /// The filter as a dynamic module (required).
+    native: Option<PathBuf>,
     hot_only: bool,
 }
 
@@ -57,6 +76,7 @@ impl Options {
             pool: 10_000,
             warmup_seconds: 3,
             wasm: None,
+            native: None,
             hot_only: false,
         };
         let mut args = args.iter();
@@ -79,6 +99,10 @@ impl Options {
                 "--wasm" => {
                     let path = args.next().ok_or("--wasm needs a file")?;
                     options.wasm = Some(PathBuf::from(path));
+                }
+                "--native" => {
+                    let path = args.next().ok_or("--native needs a file")?;
+                    options.native = Some(PathBuf::from(path));
                 }
                 "--hot-only" => options.hot_only = true,
                 other => return Err(format!("bench: unknown argument `{other}`")),
@@ -105,6 +129,9 @@ fn run(args: &[String]) -> Result<(), String> {
         .wasm
         .clone()
         .ok_or("--wasm FILE is required (cargo xtask bench passes it)")?;
+    if options.native.is_none() {
+        return Err("--native FILE is required (cargo xtask bench passes it)".to_string());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -141,7 +168,8 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
             .join("envoy")
             .join("bench.yaml"),
     )?;
-    let vars = template_vars(&idp, wasm);
+    let native = options.native.as_deref().unwrap_or(Path::new(""));
+    let vars = template_vars(&idp, wasm).set("NATIVE_MODULE", native.display());
     let envoy_options = EnvoyOptions {
         log_level: "warning".into(),
         component_log_level: Some("wasm:info".into()),
@@ -179,6 +207,7 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
     facts.first_ok_entragate_ms = entragate?;
     facts.first_ok_jwt_ms = jwt?;
     first_ok(&envoy, "entragate_pure", &hot_token, start).await?;
+    first_ok(&envoy, "entragate_native", &hot_token, start).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     facts.rss_with_filter_idle_kib = rss_kib(envoy.pid());
     facts.signature_path = signature_paths(&envoy.logs());
@@ -186,7 +215,7 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
 
     // Warm-up: V8 compiles wasm in tiers; the first seconds are not steady state.
     let warm = options.warmup_seconds;
-    for case in ["entragate", "entragate_pure"] {
+    for case in ["entragate", "entragate_pure", "entragate_native"] {
         let url = url(&envoy, case)?;
         run_wrk(&hot_script, &url, warm).await?;
         run_wrk(&cold_script, &url, warm).await?;
@@ -321,6 +350,7 @@ fn without_entragate(template: &str) -> String {
 fn url(envoy: &Envoy, case: &str) -> anyhow::Result<String> {
     let (listener, path) = match case {
         "entragate_anon" => ("entragate", "/anon"),
+        "entragate_native_anon" => ("entragate_native", "/anon"),
         other => (other, "/bench"),
     };
     let addr = envoy
@@ -383,7 +413,13 @@ async fn check_enforcement(envoy: &Envoy, idp: &Idp, valid: &str) -> anyhow::Res
     let wrong_audience = idp.app_token_v2().aud("api://someone-else").build();
     // jwt_authn answers a wrong audience with 403 where entragate says 401
     // (RFC 6750 invalid_token): what matters here is pass versus refuse.
-    for listener in ["jwt", "jwt_cache", "entragate", "entragate_pure"] {
+    for listener in [
+        "jwt",
+        "jwt_cache",
+        "entragate",
+        "entragate_pure",
+        "entragate_native",
+    ] {
         for (what, token, expected) in [
             ("valid", valid, &[200][..]),
             ("tampered", tampered.as_str(), &[401][..]),

@@ -161,6 +161,49 @@ pub fn render(results: &Results, facts: &Facts) -> String {
         rate("cold", "jwt"),
         "",
     );
+    // The same core as an Envoy dynamic module (issue 12's targets).
+    ratio(
+        "hot: entragate_native / jwt_authn+cache",
+        rate("hot", "entragate_native"),
+        rate("hot", "jwt_cache"),
+        ">= 1.0",
+    );
+    ratio(
+        "hot: entragate_native / no-auth",
+        rate("hot", "entragate_native"),
+        rate("hot", "noauth"),
+        ">= 0.9",
+    );
+    ratio(
+        "hot, by CPU/request: entragate_native / jwt_authn+cache",
+        by_cpu("hot", "entragate_native"),
+        by_cpu("hot", "jwt_cache"),
+        ">= 1.0",
+    );
+    ratio(
+        "hot: p99 entragate_native / jwt_authn+cache",
+        p99("hot", "entragate_native"),
+        p99("hot", "jwt_cache"),
+        "<= 1.1",
+    );
+    ratio(
+        "hot: entragate_native anonymous route / no-auth",
+        rate("hot", "entragate_native_anon"),
+        rate("hot", "noauth"),
+        "(native module floor)",
+    );
+    ratio(
+        "cold: entragate_native / jwt_authn",
+        rate("cold", "entragate_native"),
+        rate("cold", "jwt"),
+        ">= 1.0",
+    );
+    ratio(
+        "cold: p99 entragate_native / jwt_authn",
+        p99("cold", "entragate_native"),
+        p99("cold", "jwt"),
+        "<= 1.1",
+    );
     let _ = writeln!(out);
     let _ = writeln!(out, "| fact | value |");
     let _ = writeln!(out, "|---|---|");
