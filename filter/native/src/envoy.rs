@@ -9,6 +9,23 @@ use entragate_core::host::{HeaderWriteError, LogLevel, RequestHeaders};
 
 use crate::abi::{self, EnvoyBuffer, EnvoyHttpHeader, ModuleBuffer, ModuleHttpHeader};
 
+/// Headers as the ABI takes them: pointers into `headers`, which must outlive
+/// the callback they are passed to.
+fn module_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> Vec<ModuleHttpHeader> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let (name, value) = (name.as_ref(), value.as_ref());
+            ModuleHttpHeader {
+                key_ptr: name.as_ptr(),
+                key_length: name.len(),
+                value_ptr: value.as_ptr(),
+                value_length: value.len(),
+            }
+        })
+        .collect()
+}
+
 /// Copies `length` bytes Envoy lends at `ptr` (null or empty: "").
 ///
 /// # Safety
@@ -129,15 +146,7 @@ impl Stream {
         body: &str,
         details: &str,
     ) {
-        let headers: Vec<ModuleHttpHeader> = headers
-            .iter()
-            .map(|(name, value)| ModuleHttpHeader {
-                key_ptr: name.as_ptr(),
-                key_length: name.len(),
-                value_ptr: value.as_ptr(),
-                value_length: value.len(),
-            })
-            .collect();
+        let headers = module_headers(headers);
         // SAFETY: live filter pointer; the header array and the strings it points
         // into, the body and the details all outlive the call.
         unsafe {
@@ -234,15 +243,7 @@ impl ConfigScope {
         headers: &[(&str, &str)],
         timeout_ms: u64,
     ) -> Result<u64, String> {
-        let headers: Vec<ModuleHttpHeader> = headers
-            .iter()
-            .map(|(name, value)| ModuleHttpHeader {
-                key_ptr: name.as_ptr(),
-                key_length: name.len(),
-                value_ptr: value.as_ptr(),
-                value_length: value.len(),
-            })
-            .collect();
+        let headers = module_headers(headers);
         let mut id = 0u64;
         // SAFETY: live config pointer on the main thread; every buffer outlives the call.
         let result = unsafe {
