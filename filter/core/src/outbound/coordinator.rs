@@ -45,7 +45,7 @@ use crate::fetcher::leased_state::{
 };
 use crate::fetcher::single_flight::{self, Answer, Document, FetchStats, Fetcher};
 use crate::fingerprint::fingerprint;
-use crate::host::{CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, UnixMillis};
+use crate::host::{CalloutRequest, CalloutResponse, Host, LogLevel, UnixMillis};
 use crate::retry::jittered_backoff_ms;
 
 /// A token this worker can attach, with its schedule.
@@ -182,17 +182,8 @@ impl TokenCoordinator {
         &self.fetcher.document().names
     }
 
-    pub fn stats(&self) -> OutboundStats {
-        self.fetcher.stats()
-    }
-
     pub fn scope(&self) -> &str {
         &self.fetcher.document().scope
-    }
-
-    /// Whether `token` is the callout this coordinator waits for.
-    pub fn awaits(&self, token: CalloutToken) -> bool {
-        self.fetcher.awaits(token)
     }
 
     // ----- per request -------------------------------------------------------
@@ -211,23 +202,21 @@ impl TokenCoordinator {
         }
         document.classify_without_token(&state.load(host), now)
     }
+}
 
-    // ----- root context ------------------------------------------------------
-
-    /// Background work: adopt another worker's token, start a fetch when due
-    /// and the lease can be taken (see [`Fetcher::on_tick`]).
-    pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
-        self.fetcher.on_tick(host)
+/// The root context drives the fetcher itself (`on_tick`,
+/// `on_callout_response`, `awaits`, `stats`); the coordinator adds the
+/// per-request check.
+impl core::ops::Deref for TokenCoordinator {
+    type Target = Fetcher<TokenDocument>;
+    fn deref(&self) -> &Self::Target {
+        &self.fetcher
     }
+}
 
-    /// The answer to a callout (see [`Fetcher::on_callout_response`]).
-    pub fn on_callout_response(
-        &mut self,
-        host: &mut dyn Host,
-        token: CalloutToken,
-        response: CalloutResponse,
-    ) -> FetchOutcome {
-        self.fetcher.on_callout_response(host, token, response)
+impl core::ops::DerefMut for TokenCoordinator {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.fetcher
     }
 }
 
@@ -304,14 +293,6 @@ impl Document for TokenDocument {
     type Error = AgentFailure;
 
     const WHAT: &'static str = "a token from the agent";
-
-    fn dispatch_failed(reason: String) -> AgentFailure {
-        AgentFailure::DispatchFailed(reason)
-    }
-
-    fn store_failed() -> AgentFailure {
-        AgentFailure::StoreFailed
-    }
 
     fn first_request(&self) -> ((), CalloutRequest) {
         ((), self.request.clone())

@@ -48,10 +48,8 @@ use crate::keys::KeySet;
 // Re-exported: the tick periods and lease margin are common to both roles
 // but have always been reached through this module.
 pub use crate::fetcher::leased_state::{FAST_TICK_MS, LEASE_MARGIN_MS, SLOW_TICK_MS};
-use crate::fetcher::single_flight::{self, Answer, Document, Fetcher};
-use crate::host::{
-    CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, SharedWriteError, UnixMillis,
-};
+use crate::fetcher::single_flight::{self, Answer, Document, Fetcher, HostFailure};
+use crate::host::{CalloutRequest, CalloutResponse, Host, LogLevel, SharedWriteError, UnixMillis};
 
 /// A request that finds no usable keys while a failed fetch backs off may pull
 /// the retry forward, but only if the last attempt in this Envoy started at
@@ -104,6 +102,15 @@ impl core::fmt::Display for FetchError {
             FetchError::Discovery(e) => write!(f, "discovery: {e}"),
             FetchError::Jwks(e) => write!(f, "jwks: {e}"),
             FetchError::StoreFailed => f.write_str("shared data write failed"),
+        }
+    }
+}
+
+impl From<HostFailure> for FetchError {
+    fn from(failure: HostFailure) -> FetchError {
+        match failure {
+            HostFailure::DispatchRefused(reason) => FetchError::DispatchFailed(reason),
+            HostFailure::StoreFailed => FetchError::StoreFailed,
         }
     }
 }
@@ -218,11 +225,6 @@ impl JwksCoordinator {
         self.fetcher.document().local.as_ref().map(|l| l.generation)
     }
 
-    /// Whether this worker is waiting for one of its own callouts.
-    pub fn fetch_in_flight(&self) -> bool {
-        self.fetcher.fetch_in_flight()
-    }
-
     // ----- per request -------------------------------------------------------
 
     /// Keys for one request. Costs one read of the tiny generation key while the
@@ -280,23 +282,20 @@ impl JwksCoordinator {
         }
         false
     }
+}
 
-    // ----- root context ------------------------------------------------------
-
-    /// Background work: pick up new keys, start a fetch when due and the lease
-    /// can be taken (see [`Fetcher::on_tick`]).
-    pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
-        self.fetcher.on_tick(host)
+/// The root context drives the fetcher itself (`on_tick`,
+/// `on_callout_response`, `awaits`); the coordinator adds the per-request checks.
+impl core::ops::Deref for JwksCoordinator {
+    type Target = Fetcher<JwksDocument>;
+    fn deref(&self) -> &Self::Target {
+        &self.fetcher
     }
+}
 
-    /// The answer to a callout (see [`Fetcher::on_callout_response`]).
-    pub fn on_callout_response(
-        &mut self,
-        host: &mut dyn Host,
-        token: CalloutToken,
-        response: CalloutResponse,
-    ) -> FetchOutcome {
-        self.fetcher.on_callout_response(host, token, response)
+impl core::ops::DerefMut for JwksCoordinator {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.fetcher
     }
 }
 
@@ -454,14 +453,6 @@ impl Document for JwksDocument {
     type Error = FetchError;
 
     const WHAT: &'static str = "keys";
-
-    fn dispatch_failed(reason: String) -> FetchError {
-        FetchError::DispatchFailed(reason)
-    }
-
-    fn store_failed() -> FetchError {
-        FetchError::StoreFailed
-    }
 
     fn first_request(&self) -> (Phase, CalloutRequest) {
         match &self.settings.discovery_path {
