@@ -49,7 +49,9 @@ use crate::keys::KeySet;
 // but have always been reached through this module.
 pub use crate::fetcher::leased_state::{FAST_TICK_MS, LEASE_MARGIN_MS, SLOW_TICK_MS};
 use crate::fetcher::single_flight::{self, Answer, Document, Fetcher, HostFailure};
-use crate::host::{CalloutRequest, CalloutResponse, Host, LogLevel, SharedWriteError, UnixMillis};
+use crate::host::{
+    CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, SharedWriteError, UnixMillis,
+};
 
 /// A request that finds no usable keys while a failed fetch backs off may pull
 /// the retry forward, but only if the last attempt in this Envoy started at
@@ -282,20 +284,33 @@ impl JwksCoordinator {
         }
         false
     }
-}
 
-/// The root context drives the fetcher itself (`on_tick`,
-/// `on_callout_response`, `awaits`); the coordinator adds the per-request checks.
-impl core::ops::Deref for JwksCoordinator {
-    type Target = Fetcher<JwksDocument>;
-    fn deref(&self) -> &Self::Target {
-        &self.fetcher
+    /// Background work (see [`Fetcher::on_tick`]). The coordinator is the
+    /// fetcher plus the per-request checks; the root context drives the
+    /// fetch through it. (Plain methods rather than `Deref` or a trait with
+    /// default methods: either made the shipped module 0.6 KB larger.)
+    pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
+        self.fetcher.on_tick(host)
     }
-}
 
-impl core::ops::DerefMut for JwksCoordinator {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.fetcher
+    /// The answer to a callout (see [`Fetcher::on_callout_response`]).
+    pub fn on_callout_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: CalloutToken,
+        response: CalloutResponse,
+    ) -> FetchOutcome {
+        self.fetcher.on_callout_response(host, token, response)
+    }
+
+    /// Whether `token` is the callout this worker waits for.
+    pub fn awaits(&self, token: CalloutToken) -> bool {
+        self.fetcher.awaits(token)
+    }
+
+    /// Whether this worker is waiting for one of its own callouts.
+    pub fn fetch_in_flight(&self) -> bool {
+        self.fetcher.fetch_in_flight()
     }
 }
 
