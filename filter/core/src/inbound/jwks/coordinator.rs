@@ -285,23 +285,7 @@ impl JwksCoordinator {
         false
     }
 
-    /// Background work (see [`Fetcher::on_tick`]). The coordinator is the
-    /// fetcher plus the per-request checks; the root context drives the
-    /// fetch through it. (Plain methods rather than `Deref` or a trait with
-    /// default methods: either made the shipped module 0.6 KB larger.)
-    pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
-        self.fetcher.on_tick(host)
-    }
-
-    /// The answer to a callout (see [`Fetcher::on_callout_response`]).
-    pub fn on_callout_response(
-        &mut self,
-        host: &mut dyn Host,
-        token: CalloutToken,
-        response: CalloutResponse,
-    ) -> FetchOutcome {
-        self.fetcher.on_callout_response(host, token, response)
-    }
+    single_flight::drive_fetch!();
 
     /// Whether `token` is the callout this worker waits for.
     pub fn awaits(&self, token: CalloutToken) -> bool {
