@@ -44,6 +44,15 @@ pub enum Answer<P, D> {
     Done(D),
 }
 
+/// What failed on the host's side rather than the document's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostFailure {
+    /// The host refused the callout (unknown cluster, ...).
+    DispatchRefused(String),
+    /// The shared store could not be written.
+    StoreFailed,
+}
+
 /// The hooks of one fetched document type. See the module docs.
 pub trait Document {
     /// The role's own fields of the state record.
@@ -57,16 +66,12 @@ pub trait Document {
     /// What a successful fetch reports ([`FetchOutcome::Updated`]).
     type Adopted: Clone + Debug + PartialEq;
     /// Why a fetch failed: its text goes to logs and the state record, so it
-    /// never contains a secret (key material, token).
-    type Error: Clone + Debug + PartialEq + Display;
+    /// never contains a secret (key material, token). Host failures become
+    /// one of the document's own errors, worded as the document says them.
+    type Error: Clone + Debug + PartialEq + Display + From<HostFailure>;
 
     /// Names the document in log lines (`fetching {WHAT}`).
     const WHAT: &'static str;
-
-    /// The host refused the callout.
-    fn dispatch_failed(reason: String) -> Self::Error;
-    /// The shared store could not be written.
-    fn store_failed() -> Self::Error;
 
     /// The first callout of a fetch.
     fn first_request(&self) -> (Self::Phase, CalloutRequest);
@@ -320,7 +325,9 @@ impl<D: Document> Fetcher<D> {
         lease_id: String,
         lease_until_ms: UnixMillis,
     ) -> Result<(), D::Error> {
-        let token = host.dispatch(request).map_err(D::dispatch_failed)?;
+        let token = host
+            .dispatch(request)
+            .map_err(|reason| D::Error::from(HostFailure::DispatchRefused(reason)))?;
         self.in_flight = Some(InFlight {
             token,
             phase,
@@ -347,7 +354,7 @@ impl<D: Document> Fetcher<D> {
             Ok(_) => {}
             Err(SettleError::LeaseLost) => return FetchOutcome::Discarded { error: None },
             Err(SettleError::StoreFailed) => {
-                return self.on_error(&*host, lease_id, D::store_failed(), now)
+                return self.on_error(&*host, lease_id, HostFailure::StoreFailed.into(), now)
             }
         }
         match self.dispatch(host, phase, request, lease_id.to_string(), lease_until_ms) {
@@ -396,6 +403,32 @@ impl<D: Document> Fetcher<D> {
         }
     }
 }
+
+/// The two calls a root context makes into a coordinator's fetcher, written
+/// once for every coordinator (a struct with a `fetcher` field, and
+/// `TickOutcome` / `FetchOutcome` aliases in scope). Plain methods on purpose:
+/// routing them through `Deref` or a trait's default methods made the shipped
+/// module 0.6 KB larger (inlining at opt-level `z`, docs/performance.md).
+macro_rules! drive_fetch {
+    () => {
+        /// Background work (see [`Fetcher::on_tick`]): the coordinator is the
+        /// fetcher plus its per-request checks.
+        pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
+            self.fetcher.on_tick(host)
+        }
+
+        /// The answer to a callout (see [`Fetcher::on_callout_response`]).
+        pub fn on_callout_response(
+            &mut self,
+            host: &mut dyn Host,
+            token: CalloutToken,
+            response: CalloutResponse,
+        ) -> FetchOutcome {
+            self.fetcher.on_callout_response(host, token, response)
+        }
+    };
+}
+pub(crate) use drive_fetch;
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)] // a wrong index in a test is a test failure

@@ -42,6 +42,15 @@ impl Display for NoteError {
     }
 }
 
+impl From<HostFailure> for NoteError {
+    fn from(failure: HostFailure) -> NoteError {
+        match failure {
+            HostFailure::DispatchRefused(reason) => NoteError::Dispatch(reason),
+            HostFailure::StoreFailed => NoteError::Store,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Index,
@@ -80,14 +89,6 @@ impl Document for Note {
     type Error = NoteError;
 
     const WHAT: &'static str = "the note";
-
-    fn dispatch_failed(reason: String) -> NoteError {
-        NoteError::Dispatch(reason)
-    }
-
-    fn store_failed() -> NoteError {
-        NoteError::Store
-    }
 
     fn first_request(&self) -> (Step, CalloutRequest) {
         if self.indexed {

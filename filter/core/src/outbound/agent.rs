@@ -9,6 +9,7 @@
 //! caller sees. It never contains a token: only error bodies are quoted, and
 //! only their `error`/`reason` fields (or a prefix of a non-JSON body).
 
+use crate::fetcher::single_flight::HostFailure;
 use serde::Deserialize;
 
 /// Longest token accepted from the agent (Entra tokens are 1.5-3 KB).
@@ -68,6 +69,15 @@ impl AgentFailure {
         match self {
             AgentFailure::Unavailable { retry_after_ms, .. } => *retry_after_ms,
             _ => None,
+        }
+    }
+}
+
+impl From<HostFailure> for AgentFailure {
+    fn from(failure: HostFailure) -> AgentFailure {
+        match failure {
+            HostFailure::DispatchRefused(reason) => AgentFailure::DispatchFailed(reason),
+            HostFailure::StoreFailed => AgentFailure::StoreFailed,
         }
     }
 }

@@ -182,17 +182,8 @@ impl TokenCoordinator {
         &self.fetcher.document().names
     }
 
-    pub fn stats(&self) -> OutboundStats {
-        self.fetcher.stats()
-    }
-
     pub fn scope(&self) -> &str {
         &self.fetcher.document().scope
-    }
-
-    /// Whether `token` is the callout this coordinator waits for.
-    pub fn awaits(&self, token: CalloutToken) -> bool {
-        self.fetcher.awaits(token)
     }
 
     // ----- per request -------------------------------------------------------
@@ -212,22 +203,15 @@ impl TokenCoordinator {
         document.classify_without_token(&state.load(host), now)
     }
 
-    // ----- root context ------------------------------------------------------
+    single_flight::drive_fetch!();
 
-    /// Background work: adopt another worker's token, start a fetch when due
-    /// and the lease can be taken (see [`Fetcher::on_tick`]).
-    pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
-        self.fetcher.on_tick(host)
+    /// Whether `token` is the callout this worker waits for.
+    pub fn awaits(&self, token: CalloutToken) -> bool {
+        self.fetcher.awaits(token)
     }
 
-    /// The answer to a callout (see [`Fetcher::on_callout_response`]).
-    pub fn on_callout_response(
-        &mut self,
-        host: &mut dyn Host,
-        token: CalloutToken,
-        response: CalloutResponse,
-    ) -> FetchOutcome {
-        self.fetcher.on_callout_response(host, token, response)
+    pub fn stats(&self) -> OutboundStats {
+        self.fetcher.stats()
     }
 }
 
@@ -304,14 +288,6 @@ impl Document for TokenDocument {
     type Error = AgentFailure;
 
     const WHAT: &'static str = "a token from the agent";
-
-    fn dispatch_failed(reason: String) -> AgentFailure {
-        AgentFailure::DispatchFailed(reason)
-    }
-
-    fn store_failed() -> AgentFailure {
-        AgentFailure::StoreFailed
-    }
 
     fn first_request(&self) -> ((), CalloutRequest) {
         ((), self.request.clone())

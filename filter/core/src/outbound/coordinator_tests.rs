@@ -10,6 +10,7 @@ use super::*;
 use crate::fetcher::fake_host::{DispatchedCallout, FakeEnvoy, FakeHost};
 use crate::fetcher::leased_state::FAST_TICK_MS;
 use crate::fetcher::test_support::{self, respond};
+use crate::host::CalloutToken;
 use crate::outbound::policy::{AgentKey, AgentSettings, FetchPolicy, TokenSource};
 use crate::outbound::record::StateRecord;
 

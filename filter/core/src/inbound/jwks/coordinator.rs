@@ -48,7 +48,7 @@ use crate::keys::KeySet;
 // Re-exported: the tick periods and lease margin are common to both roles
 // but have always been reached through this module.
 pub use crate::fetcher::leased_state::{FAST_TICK_MS, LEASE_MARGIN_MS, SLOW_TICK_MS};
-use crate::fetcher::single_flight::{self, Answer, Document, Fetcher};
+use crate::fetcher::single_flight::{self, Answer, Document, Fetcher, HostFailure};
 use crate::host::{
     CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, SharedWriteError, UnixMillis,
 };
@@ -104,6 +104,15 @@ impl core::fmt::Display for FetchError {
             FetchError::Discovery(e) => write!(f, "discovery: {e}"),
             FetchError::Jwks(e) => write!(f, "jwks: {e}"),
             FetchError::StoreFailed => f.write_str("shared data write failed"),
+        }
+    }
+}
+
+impl From<HostFailure> for FetchError {
+    fn from(failure: HostFailure) -> FetchError {
+        match failure {
+            HostFailure::DispatchRefused(reason) => FetchError::DispatchFailed(reason),
+            HostFailure::StoreFailed => FetchError::StoreFailed,
         }
     }
 }
@@ -218,11 +227,6 @@ impl JwksCoordinator {
         self.fetcher.document().local.as_ref().map(|l| l.generation)
     }
 
-    /// Whether this worker is waiting for one of its own callouts.
-    pub fn fetch_in_flight(&self) -> bool {
-        self.fetcher.fetch_in_flight()
-    }
-
     // ----- per request -------------------------------------------------------
 
     /// Keys for one request. Costs one read of the tiny generation key while the
@@ -281,22 +285,16 @@ impl JwksCoordinator {
         false
     }
 
-    // ----- root context ------------------------------------------------------
+    single_flight::drive_fetch!();
 
-    /// Background work: pick up new keys, start a fetch when due and the lease
-    /// can be taken (see [`Fetcher::on_tick`]).
-    pub fn on_tick(&mut self, host: &mut dyn Host) -> TickOutcome {
-        self.fetcher.on_tick(host)
+    /// Whether `token` is the callout this worker waits for.
+    pub fn awaits(&self, token: CalloutToken) -> bool {
+        self.fetcher.awaits(token)
     }
 
-    /// The answer to a callout (see [`Fetcher::on_callout_response`]).
-    pub fn on_callout_response(
-        &mut self,
-        host: &mut dyn Host,
-        token: CalloutToken,
-        response: CalloutResponse,
-    ) -> FetchOutcome {
-        self.fetcher.on_callout_response(host, token, response)
+    /// Whether this worker is waiting for one of its own callouts.
+    pub fn fetch_in_flight(&self) -> bool {
+        self.fetcher.fetch_in_flight()
     }
 }
 
@@ -454,14 +452,6 @@ impl Document for JwksDocument {
     type Error = FetchError;
 
     const WHAT: &'static str = "keys";
-
-    fn dispatch_failed(reason: String) -> FetchError {
-        FetchError::DispatchFailed(reason)
-    }
-
-    fn store_failed() -> FetchError {
-        FetchError::StoreFailed
-    }
 
     fn first_request(&self) -> (Phase, CalloutRequest) {
         match &self.settings.discovery_path {

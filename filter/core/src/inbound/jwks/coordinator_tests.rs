@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::*;
 use crate::fetcher::fake_host::{DispatchedCallout, FakeEnvoy, FakeHost};
 use crate::fetcher::test_support::{self, respond};
+use crate::host::CalloutToken;
 use crate::inbound::jwks::record::StateRecord;
 
 const T0: u64 = 1_700_000_000_000;

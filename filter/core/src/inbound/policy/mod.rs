@@ -2,7 +2,7 @@
 //! verified token, and which identity headers go to the upstream.
 //!
 //! - [`routes`]: rules and the first-match route table (with the path-safety check).
-//! - [`authorize`]: roles/scopes/caller checks and the unmatched-route default.
+//! - [`authorize`](mod@authorize): roles/scopes/caller checks and the unmatched-route default.
 //! - [`headers`]: claim headers stripped from requests and set after success.
 //!
 //! Everything here is built once by [`crate::inbound::config`]; the request path only

@@ -166,6 +166,18 @@ impl RouteTable {
         }
     }
 
+    /// The first rule matching the request, or `None` when no rule matches or
+    /// the path is ambiguous. Not used by the filter (which needs
+    /// [`RouteTable::resolve`]); kept only because `bootstrap`'s rendering test
+    /// checks rendered rules with it and bootstrap is being split separately:
+    /// remove it with that test's switch to `resolve`.
+    pub fn find(&self, method: &str, path: &str) -> Option<&Rule> {
+        match self.lookup(method, path) {
+            RouteLookup::Matched(rule) => Some(rule),
+            RouteLookup::Unmatched | RouteLookup::AmbiguousPath => None,
+        }
+    }
+
     /// The rule that decides a request, before any token is looked at:
     /// `Ok(Some(rule))` for the first match, `Ok(None)` when no rule matches
     /// and `unmatched_requests` lets any valid token through. An unmatched
