@@ -6,6 +6,7 @@
 //! drive the same code paths in-process.
 
 pub mod agent;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod credential;
