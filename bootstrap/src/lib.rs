@@ -12,7 +12,6 @@ pub mod credential;
 pub mod environment;
 pub mod exit;
 pub mod log;
-pub mod mesh;
 pub mod secret;
 pub mod text;
 pub mod token;
