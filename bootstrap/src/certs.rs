@@ -8,12 +8,12 @@
 //! - It is written into the service's certificate directory (`sidecar.certificates`) in the Kubernetes
 //!   atomic-writer layout: a fresh `..<generation>` directory holds `tls.crt`, `tls.key` and `ca.crt`; the
 //!   `..data` symlink is swapped to it with one rename; `tls.crt` etc. are symlinks through `..data`. Envoy
-//!   watches the directory (file-based SDS, [`crate::mesh::render::transport`]) and loads the new pair on that
+//!   watches the directory (file-based SDS, [`entragate_mesh::render::transport`]) and loads the new pair on that
 //!   rename, with no restart and no half-written pair ever visible.
 //! - Without `--rotate`, a certificate with more than a third of its lifetime left is kept.
 
-use crate::mesh::policy::{Service, WorkloadIdentity};
-use crate::mesh::render::transport::{self, CA_FILE, CERT_FILE, KEY_FILE};
+use entragate_mesh::policy::{Service, WorkloadIdentity};
+use entragate_mesh::render::transport::{self, CA_FILE, CERT_FILE, KEY_FILE};
 use base64::Engine as _;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,

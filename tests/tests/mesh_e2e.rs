@@ -12,9 +12,9 @@ mod support;
 use std::path::Path;
 
 use entragate_bootstrap::agent::key;
-use entragate_bootstrap::mesh::render::envoy::{self, EnvoyOptions};
-use entragate_bootstrap::mesh::render::wasm::WasmModule;
-use entragate_bootstrap::mesh::{self, MeshPolicy, Override};
+use entragate_mesh::render::envoy::{self, EnvoyOptions};
+use entragate_mesh::render::wasm::WasmModule;
+use entragate_mesh::{self as mesh, MeshPolicy, Override};
 use entragate_tests::{
     free_port, repo_root, ApiApp, ClientApp, Echo, Envoy, Idp, TemplateVars, TokenVersion,
 };

@@ -3,7 +3,7 @@
 use super::check::PolicyArgs;
 use crate::certs::{self, MeshCa, Outcome};
 use crate::exit::Failure;
-use crate::mesh::policy::TransportMode;
+use entragate_mesh::policy::TransportMode;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;

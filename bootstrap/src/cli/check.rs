@@ -1,8 +1,8 @@
 //! `bootstrap check`: validate the mesh policy, print the who-can-call-whom table and the warnings.
 
 use crate::exit::Failure;
-use crate::mesh::{self, MeshErrors, MeshPolicy, Override};
 use clap::Args;
+use entragate_mesh::{self as mesh, MeshErrors, MeshPolicy, Override};
 use std::io::Write;
 use std::path::PathBuf;
 

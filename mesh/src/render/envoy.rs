@@ -16,8 +16,8 @@ use super::access_log::inbound_access_log;
 use super::transport;
 use super::wasm::WasmModule;
 use super::yaml::{self, b, list, map, n, s};
-use crate::mesh::plugin::{self, AGENT_CLUSTER, INBOUND_ROOT_ID, JWKS_CLUSTER, OUTBOUND_ROOT_ID};
-use crate::mesh::policy::{CallerCredential, FailurePolicy, MeshPolicy, Service, TransportMode};
+use crate::plugin::{self, AGENT_CLUSTER, INBOUND_ROOT_ID, JWKS_CLUSTER, OUTBOUND_ROOT_ID};
+use crate::policy::{CallerCredential, FailurePolicy, MeshPolicy, Service, TransportMode};
 use serde_yaml_ng::Value;
 
 /// What the policy does not say: the module and, for a caller, the agent key.

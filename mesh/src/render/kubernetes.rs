@@ -20,7 +20,7 @@ use super::workload::{
     RENDER_CONTAINER, RUNTIME_UID, RUN_DIR, RUN_VOLUME,
 };
 use super::yaml::{self, b, list, map, n, s};
-use crate::mesh::policy::Service;
+use crate::policy::Service;
 use serde_yaml_ng::Value;
 
 /// Where the pod mounts the policy ConfigMap, and its name.

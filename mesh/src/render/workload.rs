@@ -15,7 +15,7 @@
 //! Every entragate container runs as [`RUNTIME_UID`], the `bootstrap` image's user, so the files render
 //! writes private (0600) are readable by the agent and Envoy and by nothing else.
 
-use crate::mesh::policy::Service;
+use crate::policy::Service;
 
 /// The volume the render step writes and the agent and Envoy read.
 pub const RUN_DIR: &str = "/run/entragate";

@@ -17,8 +17,8 @@
 
 use super::wasm::WasmModule;
 use super::yaml::{self, list, map, n, s};
-use crate::mesh::plugin::{self, INBOUND_ROOT_ID};
-use crate::mesh::policy::{FailurePolicy, MeshPolicy, Service};
+use crate::plugin::{self, INBOUND_ROOT_ID};
+use crate::policy::{FailurePolicy, MeshPolicy, Service};
 
 /// Kubernetes placement.
 #[derive(Clone, Debug)]

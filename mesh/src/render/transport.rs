@@ -12,7 +12,7 @@
 //! the watched directory and reloads as a pair. `bootstrap certs` writes the same layout.
 
 use super::yaml::{b, list, map, s};
-use crate::mesh::policy::{MeshPolicy, Service, TransportMode, WorkloadIdentity};
+use crate::policy::{MeshPolicy, Service, TransportMode, WorkloadIdentity};
 use serde_yaml_ng::Value;
 
 pub const CERTIFICATE_SDS: &str = "certificate.sds.yaml";

@@ -3,13 +3,13 @@
 //! That Envoy accepts the rendered bootstraps (with the real `.wasm`) is tested in `tests/tests/mesh_e2e.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use entragate_bootstrap::mesh::render::envoy::{self, EnvoyOptions};
-use entragate_bootstrap::mesh::render::envoy_gateway::{self, GatewayOptions};
-use entragate_bootstrap::mesh::render::istio::{self, KubeOptions};
-use entragate_bootstrap::mesh::render::wasm::{sha256_hex, WasmModule};
-use entragate_bootstrap::mesh::{self, MeshPolicy};
 use entragate_core::config::FilterPolicy;
 use entragate_core::outbound::OutboundPolicy;
+use entragate_mesh::render::envoy::{self, EnvoyOptions};
+use entragate_mesh::render::envoy_gateway::{self, GatewayOptions};
+use entragate_mesh::render::istio::{self, KubeOptions};
+use entragate_mesh::render::wasm::{sha256_hex, WasmModule};
+use entragate_mesh::{self as mesh, MeshPolicy};
 use serde_yaml_ng::Value;
 use std::path::PathBuf;
 
