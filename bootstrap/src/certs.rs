@@ -12,9 +12,9 @@
 //!   rename, with no restart and no half-written pair ever visible.
 //! - Without `--rotate`, a certificate with more than a third of its lifetime left is kept.
 
+use base64::Engine as _;
 use entragate_mesh::policy::{Service, WorkloadIdentity};
 use entragate_mesh::render::transport::{self, CA_FILE, CERT_FILE, KEY_FILE};
-use base64::Engine as _;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
@@ -175,12 +175,16 @@ impl MeshCa {
     ) -> Result<(String, String), String> {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
         let san = match workload {
-            WorkloadIdentity::Uri(uri) => SanType::URI(uri.as_str().try_into().map_err(
-                |e: rcgen::Error| format!("`{uri}` cannot be a URI SAN: {e}"),
-            )?),
-            WorkloadIdentity::Dns(name) => SanType::DnsName(name.as_str().try_into().map_err(
-                |e: rcgen::Error| format!("`{name}` cannot be a DNS SAN: {e}"),
-            )?),
+            WorkloadIdentity::Uri(uri) => SanType::URI(
+                uri.as_str()
+                    .try_into()
+                    .map_err(|e: rcgen::Error| format!("`{uri}` cannot be a URI SAN: {e}"))?,
+            ),
+            WorkloadIdentity::Dns(name) => SanType::DnsName(
+                name.as_str()
+                    .try_into()
+                    .map_err(|e: rcgen::Error| format!("`{name}` cannot be a DNS SAN: {e}"))?,
+            ),
         };
         params.subject_alt_names = vec![san];
         let mut dn = DistinguishedName::new();

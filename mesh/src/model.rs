@@ -26,7 +26,7 @@ pub struct RawMesh {
 pub struct RawTransport {
     /// `mtls` (default), `tls` or `plaintext` (loopback demos only).
     pub mode: Option<RawTransportMode>,
-    /// Trust domain of the default SPIFFE identities. Default `entragate.local`.
+    /// Trust domain of the default SPIFFE identities. Default `cluster.local` (Istio's).
     pub trust_domain: Option<String>,
     /// Namespace of the default SPIFFE identities. Default `default`.
     pub namespace: Option<String>,

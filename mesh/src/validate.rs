@@ -6,8 +6,8 @@
 
 use super::error::{MeshError, MeshErrors, Warning};
 use super::model::{
-    RawCloud, RawFailurePolicy, RawIdentity, RawIdentityProvider, RawMesh, RawService, RawTransport,
-    RawTransportMode, RawUnmatched, RawWorkload,
+    RawCloud, RawFailurePolicy, RawIdentity, RawIdentityProvider, RawMesh, RawService,
+    RawTransport, RawTransportMode, RawUnmatched, RawWorkload,
 };
 use super::policy::{
     Access, Application, Authority, CallerCredential, Cloud, FailurePolicy, Identity,
@@ -25,7 +25,7 @@ pub const DEFAULT_AGENT: &str = "127.0.0.1:15901";
 pub const DEFAULT_AGENT_KEY_FILE: &str = "/run/entragate/agent-key";
 pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const DEFAULT_INBOUND_ADDRESS: &str = "0.0.0.0";
-pub const DEFAULT_TRUST_DOMAIN: &str = "entragate.local";
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
 pub const DEFAULT_NAMESPACE: &str = "default";
 pub const DEFAULT_CERTIFICATES: &str = "/etc/entragate/tls";
 /// The only secret store the agent reads.
@@ -605,7 +605,9 @@ fn workload(
             if !ok {
                 f.error(
                     format!("{path}.uri"),
-                    format!("`{uri}` is not a URI such as spiffe://trust-domain/ns/namespace/sa/{name}"),
+                    format!(
+                        "`{uri}` is not a URI such as spiffe://trust-domain/ns/namespace/sa/{name}"
+                    ),
                 );
                 return None;
             }

@@ -99,7 +99,16 @@ fn istio_output_matches_the_golden_file_and_its_structure() {
     golden("fraud-detector.istio.yaml", &text);
 
     let docs = documents(&text);
-    assert_eq!(docs.len(), 3);
+    assert_eq!(docs.len(), 4);
+    // The default transport is mtls: on Istio, the callee's pods refuse anything but Istio mTLS.
+    let peer = &docs[3];
+    assert_eq!(str_at(peer, "apiVersion"), "security.istio.io/v1");
+    assert_eq!(str_at(peer, "kind"), "PeerAuthentication");
+    assert_eq!(str_at(peer, "spec.mtls.mode"), "STRICT");
+    assert_eq!(
+        str_at(peer, "spec.selector.matchLabels.app"),
+        "fraud-detector"
+    );
     let plugin_doc = &docs[0];
     assert_eq!(
         str_at(plugin_doc, "apiVersion"),

@@ -3,8 +3,8 @@
 use super::check::PolicyArgs;
 use crate::certs::{self, MeshCa, Outcome};
 use crate::exit::Failure;
-use entragate_mesh::policy::TransportMode;
 use clap::Args;
+use entragate_mesh::policy::TransportMode;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,9 +55,7 @@ pub fn run(args: CertsArgs) -> Result<(), Failure> {
         .iter()
         .filter(|s| args.services.is_empty() || args.services.contains(&s.name))
     {
-        match certs::provision(&ca, service, args.valid_for, args.rotate)
-            .map_err(Failure::Usage)?
-        {
+        match certs::provision(&ca, service, args.valid_for, args.rotate).map_err(Failure::Usage)? {
             Outcome::Issued { not_after } => crate::info!(
                 "{}: issued {} in {}, expires at {not_after} (unix)",
                 service.name,

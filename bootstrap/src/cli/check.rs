@@ -49,6 +49,16 @@ pub fn summary(policy: &MeshPolicy, file: &str) -> String {
         idp.tenant_id,
         idp.authority.url
     );
+    let transport = policy.transport();
+    out.push_str(&format!("transport: {}", transport.mode.as_str()));
+    if transport.mode != mesh::policy::TransportMode::Plaintext {
+        out.push_str(" (workload identities:");
+        for s in policy.services() {
+            out.push_str(&format!(" {}={}", s.name, s.workload.value()));
+        }
+        out.push(')');
+    }
+    out.push_str("\n\n");
     out.push_str(&mesh::table::render(policy));
     if !policy.warnings().is_empty() {
         out.push('\n');

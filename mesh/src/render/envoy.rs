@@ -81,7 +81,10 @@ pub fn render(
         // File-based SDS subscriptions (the transport's certificates) need a node identity.
         (
             "node",
-            map([("id", s(service.name.clone())), ("cluster", s(service.name.clone()))]),
+            map([
+                ("id", s(service.name.clone())),
+                ("cluster", s(service.name.clone())),
+            ]),
         ),
         (
             "admin",
@@ -122,7 +125,8 @@ fn header(policy: &MeshPolicy, service: &Service, wasm: &WasmModule) -> String {
     let transport = policy.transport();
     h.push_str(&match transport.mode {
         TransportMode::Plaintext => {
-            "# Transport: plaintext - tokens cross the wire in clear; for a loopback demo only.\n".to_string()
+            "# Transport: plaintext - tokens cross the wire in clear; for a loopback demo only.\n"
+                .to_string()
         }
         mode => format!(
             "# Transport: {} as {} ({}), certificates by file-based SDS from {}.\n",

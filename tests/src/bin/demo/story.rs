@@ -54,6 +54,9 @@ impl Ports {
     fn overrides(&self, idp_port: u16) -> Vec<String> {
         [
             format!("identity_provider.authority=http://127.0.0.1:{idp_port}"),
+            // Every hop is on loopback, and the story's outsiders call the Fraud Detector's sidecar
+            // directly with curl-like plain HTTP requests (mesh_mtls.rs runs the same sidecars over mTLS).
+            "transport.mode=plaintext".to_string(),
             "services.fraud-detector.host=127.0.0.1".to_string(),
             "services.fraud-detector.sidecar.inbound_address=127.0.0.1".to_string(),
             format!("services.fraud-detector.ports.inbound={}", self.fd_inbound),

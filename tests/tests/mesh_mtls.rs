@@ -1,0 +1,291 @@
+//! The FinTech sidecars over mTLS (mesh.yaml's default transport), with real Envoys and certificates from
+//! `bootstrap certs` (entragate_bootstrap::certs):
+//!
+//! - the Transaction Processor's call succeeds, each side having verified the other's workload identity;
+//! - plain HTTP to the Fraud Detector's sidecar is refused (the listener speaks TLS only);
+//! - a caller whose certificate comes from another CA is refused by the callee's handshake;
+//! - a callee presenting another workload's identity is refused by the caller (SAN check);
+//! - certificates rotated while traffic flows are picked up (file-based SDS) and no request fails.
+//!
+//! Readiness is observed through Envoy's admin interface (stats, /certs), never by sleeping.
+
+mod mesh_support;
+mod outbound_support;
+mod support;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use entragate_bootstrap::certs::{self, MeshCa, Outcome};
+use entragate_mesh::MeshPolicy;
+use entragate_tests::{wait_for, Envoy};
+use mesh_support::{call, try_call, Fintech, TP_CLIENT};
+use reqwest::{Method, StatusCode};
+use support::require_envoy;
+
+const DAY: Duration = Duration::from_secs(86400);
+
+/// Certificate directories per service under `root`, as `--set` overrides.
+fn certificate_overrides(root: &Path) -> Vec<String> {
+    ["fraud-detector", "transaction-processor", "reporting"]
+        .iter()
+        .map(|s| {
+            format!(
+                "services.{s}.sidecar.certificates={}",
+                root.join(s).display()
+            )
+        })
+        .collect()
+}
+
+/// The mesh CA in `root/ca` and every service's certificate from `policy`.
+fn issue_all(root: &Path, policy: &MeshPolicy) -> MeshCa {
+    let (ca, _) = MeshCa::load_or_create(&root.join("ca"), "cluster.local", DAY).unwrap();
+    for service in policy.services() {
+        certs::provision(&ca, service, DAY, false).unwrap();
+    }
+    ca
+}
+
+/// Sum of the stats whose name starts with `prefix` and ends with `suffix`.
+async fn stat_sum(envoy: &Envoy, prefix: &str, suffix: &str) -> u64 {
+    envoy
+        .stats()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix) && k.ends_with(suffix))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+async fn wait_stat_sum(envoy: &Envoy, prefix: &str, suffix: &str, at_least: u64) -> u64 {
+    wait_for(
+        Duration::from_secs(20),
+        &format!("{prefix}*{suffix} >= {at_least}"),
+        || async move { Some(stat_sum(envoy, prefix, suffix).await).filter(|v| *v >= at_least) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", envoy.log_tail(30)))
+}
+
+/// The serial numbers of the certificates a sidecar holds (admin `/certs`).
+async fn serials(envoy: &Envoy) -> Vec<String> {
+    let certs: serde_json::Value =
+        serde_json::from_str(&envoy.admin_get("/certs").await.unwrap()).unwrap();
+    let mut out = Vec::new();
+    for entry in certs["certificates"].as_array().into_iter().flatten() {
+        for chain in entry["cert_chain"].as_array().into_iter().flatten() {
+            if let Some(serial) = chain["serial_number"].as_str() {
+                out.push(serial.to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_talk_mtls_and_refuse_plaintext_foreign_cas_and_wrong_identities() {
+    if !require_envoy("mesh_mtls") {
+        return;
+    }
+    let mesh = Fintech::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let policy = mesh.policy(&certificate_overrides(root.path()));
+    issue_all(root.path(), &policy);
+    let fraud = mesh
+        .sidecar(&policy, "fraud-detector")
+        .await
+        .expect("fraud-detector sidecar");
+    let tp = mesh
+        .sidecar(&policy, "transaction-processor")
+        .await
+        .expect("tp sidecar");
+
+    // The Transaction Processor's call goes through, over mTLS.
+    let response = call(&tp, Method::POST, "/fraud/analyze").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+    assert_eq!(
+        mesh.echo.last_request().unwrap().header("x-entra-caller"),
+        Some(TP_CLIENT)
+    );
+    assert!(stat_sum(&fraud, "listener.", "ssl.handshake").await >= 1);
+    let served = mesh.echo.request_count();
+
+    // Plain HTTP to the Fraud Detector's sidecar: no HTTP answer at all, the listener speaks TLS only.
+    let plain = entragate_tests::http_client()
+        .get(format!("http://127.0.0.1:{}/healthz", mesh.inbound))
+        .send()
+        .await;
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+    wait_stat_sum(&fraud, "listener.", "ssl.connection_error", 1).await;
+    assert_eq!(mesh.echo.request_count(), served);
+
+    // A caller whose certificate another CA issued (it trusts the real CA, so only the callee can object).
+    let rogue_root = tempfile::tempdir().unwrap();
+    let rogue_policy = mesh.policy(&certificate_overrides(rogue_root.path()));
+    let (rogue_ca, _) =
+        MeshCa::load_or_create(&rogue_root.path().join("ca"), "cluster.local", DAY).unwrap();
+    let rogue_tp = rogue_policy.service("transaction-processor").unwrap();
+    certs::provision(&rogue_ca, rogue_tp, DAY, false).unwrap();
+    std::fs::copy(
+        root.path().join("ca/ca.crt"),
+        rogue_root
+            .path()
+            .join("transaction-processor/..data/ca.crt"),
+    )
+    .unwrap();
+    drop(tp);
+    let rogue = mesh
+        .sidecar(&rogue_policy, "transaction-processor")
+        .await
+        .expect("rogue caller sidecar");
+    let before = stat_sum(&fraud, "listener.", "ssl.fail_verify_error").await;
+    let response = call(&rogue, Method::POST, "/fraud/analyze").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    wait_stat_sum(&fraud, "listener.", "ssl.fail_verify_error", before + 1).await;
+    assert_eq!(mesh.echo.request_count(), served, "nothing reached the app");
+    drop(rogue);
+
+    // A callee presenting another workload's identity (a valid certificate of the mesh CA for
+    // `reporting`): the caller's SAN check refuses it.
+    let impostor_root = tempfile::tempdir().unwrap();
+    let mut sets = certificate_overrides(impostor_root.path());
+    sets.push(
+        "services.fraud-detector.workload.uri=spiffe://cluster.local/ns/default/sa/impostor".into(),
+    );
+    let impostor_policy = mesh.policy(&sets);
+    let (ca, _) = MeshCa::load_or_create(&root.path().join("ca"), "cluster.local", DAY).unwrap();
+    certs::provision(
+        &ca,
+        impostor_policy.service("fraud-detector").unwrap(),
+        DAY,
+        false,
+    )
+    .unwrap();
+    drop(fraud);
+    let mut fd_sets = certificate_overrides(root.path());
+    fd_sets.push(format!(
+        "services.fraud-detector.sidecar.certificates={}",
+        impostor_root.path().join("fraud-detector").display()
+    ));
+    let impostor = mesh
+        .sidecar(&mesh.policy(&fd_sets), "fraud-detector")
+        .await
+        .expect("impostor callee sidecar");
+    let tp = mesh
+        .sidecar(&policy, "transaction-processor")
+        .await
+        .expect("tp sidecar");
+    let response = call(&tp, Method::POST, "/fraud/analyze").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    wait_stat_sum(&tp, "cluster.fraud_detector.", "ssl.fail_verify_san", 1).await;
+    assert_eq!(mesh.echo.request_count(), served, "nothing reached the app");
+    drop((impostor, tp));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_rotated_under_traffic_lose_no_request() {
+    if !require_envoy("mesh_mtls_rotation") {
+        return;
+    }
+    let mesh = Fintech::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let policy = mesh.policy(&certificate_overrides(root.path()));
+    let ca = issue_all(root.path(), &policy);
+    let fraud = mesh
+        .sidecar(&policy, "fraud-detector")
+        .await
+        .expect("fraud-detector sidecar");
+    let tp = Arc::new(
+        mesh.sidecar(&policy, "transaction-processor")
+            .await
+            .expect("tp sidecar"),
+    );
+    let response = call(&tp, Method::POST, "/fraud/analyze").await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Traffic: sequential calls until told to stop; every answer is recorded.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let traffic = {
+        let (tp, stop, ok, failed) = (tp.clone(), stop.clone(), ok.clone(), failed.clone());
+        tokio::spawn(async move {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                match try_call(&tp, Method::POST, "/fraud/analyze").await {
+                    Ok(r) if r.status() == StatusCode::OK => {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    other => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        failures.push(format!("{other:?}"));
+                    }
+                }
+            }
+            failures
+        })
+    };
+    let settle = |n: usize| {
+        let ok = ok.clone();
+        async move {
+            let target = ok.load(Ordering::SeqCst) + n;
+            wait_for(Duration::from_secs(20), "traffic", || {
+                let ok = ok.clone();
+                async move { (ok.load(Ordering::SeqCst) >= target).then_some(()) }
+            })
+            .await
+            .unwrap();
+        }
+    };
+    settle(5).await;
+
+    // Rotate both sides while requests flow; each sidecar must load its new pair from the watched directory.
+    for (envoy, service) in [(&fraud, "fraud-detector"), (&*tp, "transaction-processor")] {
+        let old = serials(envoy).await;
+        let outcome = certs::provision(&ca, policy.service(service).unwrap(), DAY, true).unwrap();
+        assert!(matches!(outcome, Outcome::Issued { .. }));
+        let new = wait_for(Duration::from_secs(20), "new certificate loaded", || {
+            let old = old.clone();
+            async move {
+                let now = serials(envoy).await;
+                (now != old && !now.is_empty()).then_some(now)
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{service}: {e}\n{}", envoy.log_tail(30)));
+        assert!(
+            old.iter().all(|s| !new.contains(s)),
+            "{service}: {old:?} -> {new:?}"
+        );
+        // Still served after the switch.
+        settle(5).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let failures = traffic.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(failed.load(Ordering::SeqCst), 0);
+    assert!(ok.load(Ordering::SeqCst) >= 15);
+    // A new connection handshakes with the new certificates on both sides.
+    drop(tp);
+    let fresh = mesh
+        .sidecar(&policy, "transaction-processor")
+        .await
+        .expect("fresh caller");
+    let before = stat_sum(&fraud, "listener.", "ssl.handshake").await;
+    let response = call(&fresh, Method::POST, "/fraud/analyze").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(stat_sum(&fraud, "listener.", "ssl.handshake").await > before);
+}
