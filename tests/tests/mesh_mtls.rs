@@ -5,7 +5,8 @@
 //! - plain HTTP to the Fraud Detector's sidecar is refused (the listener speaks TLS only);
 //! - a caller whose certificate comes from another CA is refused by the callee's handshake;
 //! - a callee presenting another workload's identity is refused by the caller (SAN check);
-//! - certificates rotated while traffic flows are picked up (file-based SDS) and no request fails.
+//! - certificates rotated while traffic flows are picked up (file-based SDS) and no request fails;
+//! - a token of the Transaction Processor replayed from the Reporting workload is refused (workload binding).
 //!
 //! Readiness is observed through Envoy's admin interface (stats, /certs), never by sleeping.
 
@@ -21,9 +22,9 @@ use std::time::Duration;
 use entragate_bootstrap::certs::{self, MeshCa, Outcome};
 use entragate_mesh::MeshPolicy;
 use entragate_tests::{wait_for, Envoy};
-use mesh_support::{call, try_call, Fintech, TP_CLIENT};
+use mesh_support::{call, try_call, Fintech, REPORTING_CLIENT, TP_CLIENT};
 use reqwest::{Method, StatusCode};
-use support::require_envoy;
+use support::{require_envoy, Refusal};
 
 const DAY: Duration = Duration::from_secs(86400);
 
@@ -288,4 +289,120 @@ async fn certificates_rotated_under_traffic_lose_no_request() {
     let response = call(&fresh, Method::POST, "/fraud/analyze").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(stat_sum(&fraud, "listener.", "ssl.handshake").await > before);
+}
+
+/// A client-credentials token for `client` straight from the IdP: what a thief copies off a workload.
+async fn token_of(mesh: &Fintech, client: &str, secret: &str) -> String {
+    let body = format!(
+        "grant_type=client_credentials&client_id={client}&client_secret={secret}&scope={}",
+        "api%3A%2F%2Ffintech-fraud-detector%2F.default"
+    );
+    let response: serde_json::Value = entragate_tests::http_client()
+        .post(mesh.idp.token_endpoint())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["access_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_replayed_from_another_workload_is_refused() {
+    if !require_envoy("mesh_mtls_binding") {
+        return;
+    }
+    let mesh = Fintech::start().await;
+    let root = tempfile::tempdir().unwrap();
+    // A DNS identity for the Fraud Detector, so this test's own TLS client (rustls) can verify it by name.
+    const FD_NAME: &str = "fraud-detector.mesh.test";
+    let mut sets = certificate_overrides(root.path());
+    sets.push(format!("services.fraud-detector.workload.dns={FD_NAME}"));
+    let policy = mesh.policy(&sets);
+    issue_all(root.path(), &policy);
+    let fraud = mesh
+        .sidecar(&policy, "fraud-detector")
+        .await
+        .expect("fraud-detector sidecar");
+    let tp = mesh
+        .sidecar(&policy, "transaction-processor")
+        .await
+        .expect("tp sidecar");
+    assert!(fraud.config().contains("workload_binding"));
+
+    // The Transaction Processor, from its own workload: accepted.
+    let response = call(&tp, Method::POST, "/fraud/analyze").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let served = mesh.echo.request_count();
+
+    // The Reporting workload (a genuine mesh certificate, so the handshake succeeds) replays a token of the
+    // Transaction Processor: valid signature, audience, role and allowed caller, but not its workload.
+    let stolen = token_of(&mesh, TP_CLIENT, "tp-secret-not-real").await;
+    let dir = root.path().join("reporting");
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let identity =
+        reqwest::Identity::from_pem(&[read("tls.crt"), read("tls.key")].concat()).unwrap();
+    let reporting_workload = reqwest::Client::builder()
+        .no_proxy()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&read("ca.crt")).unwrap())
+        .identity(identity)
+        .resolve(FD_NAME, ([127, 0, 0, 1], mesh.inbound).into())
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("https://{FD_NAME}:{}{path}", mesh.inbound);
+    let refusal = Refusal::from(
+        reporting_workload
+            .post(url("/fraud/analyze"))
+            .bearer_auth(&stolen)
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refusal.status, StatusCode::FORBIDDEN, "{refusal:?}");
+    assert_eq!(refusal.body["error"], "insufficient_scope", "{refusal:?}");
+    assert_eq!(
+        refusal.description(),
+        "token not issued to the calling workload"
+    );
+    assert!(
+        refusal
+            .www_authenticate
+            .as_deref()
+            .is_some_and(|h| h.contains("error=\"insufficient_scope\"")),
+        "{refusal:?}"
+    );
+    assert_eq!(
+        fraud
+            .stat("wasmcustom.entragate.denied.workload_mismatch")
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        mesh.echo.request_count(),
+        served,
+        "the replay never reached the app"
+    );
+
+    // The same workload with its own token, on the route it is allowed: accepted.
+    let own = token_of(&mesh, REPORTING_CLIENT, "rep-secret-not-real").await;
+    let response = reporting_workload
+        .get(url("/fraud/reports/daily"))
+        .bearer_auth(&own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        mesh.echo.last_request().unwrap().header("x-entra-caller"),
+        Some(REPORTING_CLIENT)
+    );
+    drop((fraud, tp));
 }

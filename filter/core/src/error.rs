@@ -109,6 +109,9 @@ pub enum AuthError {
     CallerNotAllowed,
     /// Caller restrictions apply but the token does not prove an app identity (`idtyp=app`).
     CallerUnverified,
+    /// Over mTLS, the token's caller is not the app running as the connection's peer workload
+    /// ([`crate::binding`]): a token replayed from another workload.
+    WorkloadMismatch,
 }
 
 const fn spec(
@@ -158,6 +161,7 @@ impl AuthError {
         AuthError::PermissionMissing,
         AuthError::CallerNotAllowed,
         AuthError::CallerUnverified,
+        AuthError::WorkloadMismatch,
     ];
 
     /// The single mapping from reason to status, RFC 6750 code, description and metric.
@@ -351,6 +355,13 @@ impl AuthError {
                 InsufficientScope,
                 "caller identity requires an app token",
                 "caller_unverified",
+            ),
+            E::WorkloadMismatch => spec(
+                Access,
+                403,
+                InsufficientScope,
+                "token not issued to the calling workload",
+                "workload_mismatch",
             ),
         }
     }

@@ -10,6 +10,7 @@
 //! - [`jwks`]: JWKS parsing, the shared key record and the fetch state machine.
 //! - [`config`]: the plugin configuration (serde) and its compilation into a policy.
 //! - [`policy`]: route rules, authorization and claim headers.
+//! - [`binding`]: the token bound to the mTLS peer workload.
 //! - [`engine`]: the per-request flow tying the above together.
 //! - [`response`]: turning a denial into status, headers and body.
 //! - [`host`]: the trait the proxy adapter implements.
@@ -19,6 +20,7 @@
 //!   the JWKS and outbound coordinators.
 
 pub mod audit;
+pub mod binding;
 pub mod cache;
 pub mod claims;
 pub mod config;

@@ -1,9 +1,11 @@
 //! Writes a decision back to the (effective) request context.
 
 use entragate_core::audit::audit_record;
+use entragate_core::binding::WorkloadBinding;
 use entragate_core::engine::{Decision, RequestFlow};
 use entragate_core::fingerprint::{fingerprint, loggable_path};
 use entragate_core::host::LogLevel;
+use entragate_core::policy::Denial;
 use entragate_core::response::denial_response;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
@@ -19,7 +21,23 @@ pub fn apply_decision(
     realm: &str,
     metrics: &Metrics,
     flow: &RequestFlow,
+    binding: Option<&WorkloadBinding>,
 ) -> bool {
+    let mismatch;
+    let decision = match (decision, binding) {
+        (Decision::Allow { caller, .. }, Some(binding))
+            if binding.applies_to(flow.audit().rule.as_deref()) =>
+        {
+            match binding.check(&peer_identities(), caller.as_deref()) {
+                Ok(()) => decision,
+                Err(error) => {
+                    mismatch = Decision::Deny(Denial::from(error));
+                    &mismatch
+                }
+            }
+        }
+        _ => decision,
+    };
     let input = flow.input();
     // The first `Authorization` value is only ever hashed, once, for the audit record and the log line.
     let token_hash = input
@@ -69,6 +87,21 @@ pub fn apply_decision(
             false
         }
     }
+}
+
+/// The identities (URI and DNS SAN) of the connection's peer certificate, verified by Envoy's TLS
+/// transport socket; empty without mTLS.
+fn peer_identities() -> Vec<String> {
+    ["uri_san_peer_certificate", "dns_san_peer_certificate"]
+        .into_iter()
+        .filter_map(|name| {
+            hostcalls::get_property(vec!["connection", name])
+                .ok()
+                .flatten()
+        })
+        .filter_map(|bytes| String::from_utf8(bytes).ok())
+        .filter(|value| !value.is_empty())
+        .collect()
 }
 
 /// Publishes the decision's audit fields as filter state (`wasm.<property>`),

@@ -83,7 +83,14 @@ impl HttpContext for AuthRequest {
         });
         match worker.run(&mut flow, false) {
             Outcome::Decided(decision) => {
-                if apply_decision(&decision, &worker.policy.realm, &worker.metrics, &flow) {
+                let binding = worker.policy.workload_binding.as_ref();
+                if apply_decision(
+                    &decision,
+                    &worker.policy.realm,
+                    &worker.metrics,
+                    &flow,
+                    binding,
+                ) {
                     Action::Continue
                 } else {
                     Action::Pause

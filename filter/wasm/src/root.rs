@@ -42,7 +42,7 @@ impl AuthRoot {
     /// Decides the waiters that can be decided and writes each decision to its
     /// request context. Borrows are released before touching other contexts.
     fn resume_waiters(&self, keys_settled: bool) {
-        let Some((decided, realm, metrics)) = with_worker(&self.worker, |worker| {
+        let Some((decided, realm, metrics, binding)) = with_worker(&self.worker, |worker| {
             if worker.waiters.is_empty() {
                 return None;
             }
@@ -50,6 +50,7 @@ impl AuthRoot {
                 worker.drain_waiters(keys_settled),
                 worker.policy.realm.clone(),
                 worker.metrics.clone(),
+                worker.policy.workload_binding.clone(),
             ))
         })
         .flatten() else {
@@ -59,7 +60,7 @@ impl AuthRoot {
             .into_iter()
             .map(|(context_id, flow, decision)| (context_id, (flow, decision)));
         resume_requests(self.context_id, decided, |(flow, decision)| {
-            apply_decision(&decision, &realm, &metrics, &flow)
+            apply_decision(&decision, &realm, &metrics, &flow, binding.as_ref())
         });
     }
 }

@@ -38,7 +38,8 @@ pub fn render(
     let mut listeners = Vec::new();
     let mut clusters = Vec::new();
     if service.is_callee() {
-        let config = plugin::inbound(idp, service, JWKS_CLUSTER);
+        let mut config = plugin::inbound(idp, service, JWKS_CLUSTER);
+        plugin::bind_workloads(&mut config, policy, service);
         plugin::check_inbound(&config, service).map_err(|e| e.to_string())?;
         listeners.push(inbound_listener(policy, service, &config, &options.wasm)?);
         clusters.push(static_cluster(

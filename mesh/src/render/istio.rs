@@ -64,7 +64,9 @@ pub fn render(
         authority.port
     };
     let cluster = outbound_cluster(callout_port, &authority.host);
-    let config = plugin::inbound(policy.identity_provider(), service, &cluster);
+    let mut config = plugin::inbound(policy.identity_provider(), service, &cluster);
+    // Istio's inbound listener terminates the mesh mTLS: the filter sees the caller's SPIFFE identity.
+    plugin::bind_workloads(&mut config, policy, service);
     plugin::check_inbound(&config, service).map_err(|e| e.to_string())?;
     let metadata = |name: String| {
         map([

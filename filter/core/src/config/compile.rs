@@ -78,6 +78,10 @@ impl TryFrom<RawConfig> for FilterPolicy {
         let claim_headers = compile_claim_headers(raw.claim_headers)?;
         let token_cache_size = compile_token_cache_size(raw.token_cache_size)?;
         let signature_verifier = compile_signature_verifier(raw.signature_verifier)?;
+        let workload_binding = raw
+            .workload_binding
+            .map(|b| crate::binding::WorkloadBinding::compile(b, &routes))
+            .transpose()?;
 
         let verify = VerifyOptions {
             algorithms,
@@ -101,6 +105,7 @@ impl TryFrom<RawConfig> for FilterPolicy {
             claim_headers,
             token_cache_size,
             signature_verifier,
+            workload_binding,
         })
     }
 }
