@@ -99,14 +99,6 @@ fn validator(path: PathBuf) -> Option<PathBuf> {
     None
 }
 
-fn venv_bin(venv: &str, name: &str) -> PathBuf {
-    support::workspace_root()
-        .join(".cache")
-        .join(venv)
-        .join("bin")
-        .join(name)
-}
-
 fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/validators")
@@ -234,7 +226,7 @@ fn kubernetes_objects_follow_the_sidecar_rules_and_pass_kubernetes_validate() {
         Some("inbound")
     );
 
-    let Some(tool) = validator(venv_bin("validators-venv", "kubernetes-validate")) else {
+    let Some(tool) = validator(entragate_tools::VALIDATORS.bin("kubernetes-validate")) else {
         return;
     };
     let dir = support::temp_dir("kubernetes");
@@ -290,7 +282,7 @@ fn istio_resources_pass_istios_crd_models() {
             OCI_URL,
         ],
     );
-    let Some(python) = validator(venv_bin("validators-venv", "python")) else {
+    let Some(python) = validator(entragate_tools::VALIDATORS.bin("python")) else {
         return;
     };
     let dir = support::temp_dir("istio");
@@ -322,7 +314,7 @@ fn istio_model_check_rejects_an_unknown_field() {
         ],
     )
     .replace("subjectAltNames:", "subjectAltName:");
-    let Some(python) = validator(venv_bin("validators-venv", "python")) else {
+    let Some(python) = validator(entragate_tools::VALIDATORS.bin("python")) else {
         return;
     };
     let dir = support::temp_dir("istio-bad");
@@ -411,7 +403,7 @@ fn ecs_task_definitions_register_through_the_ecs_api_model() {
 
     let callee = ecs("fraud-detector", None);
     let moto = support::moto::shared();
-    let Some(python) = validator(venv_bin("moto-venv", "python")) else {
+    let Some(python) = validator(entragate_tools::MOTO.bin("python")) else {
         return;
     };
     let dir = support::temp_dir("ecs");

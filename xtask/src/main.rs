@@ -5,7 +5,7 @@
 //! where the wasm lands) are written down once.
 //!
 //! Tasks:
-//! - `setup`      install the wasm target and Envoy 1.40.0 (cached in `.cache/`)
+//! - `setup`      install the wasm target, Envoy and the pinned tools of `xtask/tools` (cached in `.cache/`)
 //! - `build-wasm` build the filter for `wasm32-wasip1` and report its size
 //! - `test`       setup, fmt, clippy, build-wasm, then the whole test suite
 //! - `demo`       the FinTech story on loopback (`--keep-running` to keep it up until Ctrl-C)
@@ -16,7 +16,6 @@
 mod bench;
 mod cmd;
 mod demo;
-mod envoy;
 mod fuzz;
 mod setup;
 mod soak;
