@@ -92,9 +92,10 @@ impl Ports {
 /// The Fraud Detector's workload identity in the demo.
 const FD_NAME: &str = "fraud-detector.demo.test";
 
-/// An HTTPS client holding the Reporting workload's certificate: what any other workload of the mesh can do.
-fn workload_client(tls: &Path, fd_port: u16) -> anyhow::Result<reqwest::Client> {
-    let dir = tls.join("reporting");
+/// An HTTPS client holding `service`'s workload certificate: a call from that workload, straight to the
+/// Fraud Detector's sidecar.
+fn workload_client(tls: &Path, service: &str, fd_port: u16) -> anyhow::Result<reqwest::Client> {
+    let dir = tls.join(service);
     let read = |f: &str| std::fs::read(dir.join(f)).with_context(|| format!("reading {f}"));
     Ok(reqwest::Client::builder()
         .no_proxy()
@@ -316,7 +317,8 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
     let client = entragate_tests::http_client();
     // Calls straight to the Fraud Detector's sidecar come from another workload of the mesh (the Reporting
     // service's certificate): without one, its mTLS listener does not even answer.
-    let outsider = workload_client(&tls, ports.fd_inbound)?;
+    let outsider = workload_client(&tls, "reporting", ports.fd_inbound)?;
+    let processor_workload = workload_client(&tls, "transaction-processor", ports.fd_inbound)?;
     let jwks_before = idp.jwks_fetches();
 
     println!("\n1. A customer pays 120.50 EUR: Transaction Processor -> its sidecar -> Fraud Detector's sidecar -> Fraud Detector");
@@ -405,7 +407,8 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         &ids.api_app_id_uri,
     )
     .await?;
-    let response = outsider
+    // Sent from the Transaction Processor's own workload: its token is bound to it.
+    let response = processor_workload
         .post(format!("{fd_url}/fraud/analyze"))
         .bearer_auth(&fresh)
         .json(&json!({ "amount": 42.0 }))
