@@ -3,6 +3,8 @@
 //! That Envoy accepts the rendered bootstraps (with the real `.wasm`) is tested in `tests/tests/mesh_e2e.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
+mod support;
+
 use entragate_core::config::FilterPolicy;
 use entragate_core::outbound::OutboundPolicy;
 use entragate_mesh::render::envoy::{self, EnvoyOptions};
@@ -12,6 +14,7 @@ use entragate_mesh::render::wasm::{sha256_hex, WasmModule};
 use entragate_mesh::{self as mesh, MeshPolicy};
 use serde_yaml_ng::Value;
 use std::path::PathBuf;
+use support::{get, str_at};
 
 const EXAMPLE: &str = include_str!("../../examples/fintech/mesh.yaml");
 const BLESS_ENV: &str = "ENTRAGATE_BLESS";
@@ -60,20 +63,6 @@ fn documents(text: &str) -> Vec<Value> {
     serde_yaml_ng::Deserializer::from_str(text)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect()
-}
-
-fn get<'a>(value: &'a Value, path: &str) -> &'a Value {
-    path.split('.')
-        .fold(value, |v, key| match key.parse::<usize>() {
-            Ok(i) => &v[i],
-            Err(_) => &v[key],
-        })
-}
-
-fn str_at<'a>(value: &'a Value, path: &str) -> &'a str {
-    get(value, path)
-        .as_str()
-        .unwrap_or_else(|| panic!("{path} is not a string in {value:?}"))
 }
 
 /// The plugin configuration embedded in a resource, compiled by the filter.

@@ -2,12 +2,15 @@
 //! of each mode. That real Envoys enforce it is tested in `tests/tests/mesh_mtls.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
+mod support;
+
 use entragate_mesh::policy::{TransportMode, WorkloadIdentity};
 use entragate_mesh::render::envoy::{self, EnvoyOptions};
 use entragate_mesh::render::transport;
 use entragate_mesh::render::wasm::{sha256_hex, WasmModule};
 use entragate_mesh::{self as mesh, MeshPolicy, Override};
 use serde_yaml_ng::Value;
+use support::{get, str_at};
 
 const EXAMPLE: &str = include_str!("../../examples/fintech/mesh.yaml");
 const AGENT_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -27,20 +30,6 @@ fn render(policy: &MeshPolicy, service: &str) -> Value {
     };
     let text = envoy::render(policy, policy.service(service).unwrap(), &options).unwrap();
     serde_yaml_ng::from_str(&text).unwrap()
-}
-
-fn get<'a>(value: &'a Value, path: &str) -> &'a Value {
-    path.split('.')
-        .fold(value, |v, key| match key.parse::<usize>() {
-            Ok(i) => &v[i],
-            Err(_) => &v[key],
-        })
-}
-
-fn str_at<'a>(value: &'a Value, path: &str) -> &'a str {
-    get(value, path)
-        .as_str()
-        .unwrap_or_else(|| panic!("{path} is not a string in {value:?}"))
 }
 
 fn cluster<'a>(doc: &'a Value, name: &str) -> &'a Value {

@@ -50,6 +50,26 @@ fn issue_all(root: &Path, policy: &MeshPolicy) -> MeshCa {
     ca
 }
 
+/// Certificates issued under `root` for the loopback policy with `extra` overrides, and the Fraud Detector's and
+/// the Transaction Processor's sidecars over mTLS.
+async fn mtls_sidecars(
+    mesh: &Fintech,
+    root: &Path,
+    extra: &[String],
+) -> (MeshPolicy, MeshCa, Envoy, Envoy) {
+    let policy = mesh.policy(&[certificate_overrides(root), extra.to_vec()].concat());
+    let ca = issue_all(root, &policy);
+    let fraud = mesh
+        .sidecar(&policy, "fraud-detector")
+        .await
+        .expect("fraud-detector sidecar");
+    let tp = mesh
+        .sidecar(&policy, "transaction-processor")
+        .await
+        .expect("tp sidecar");
+    (policy, ca, fraud, tp)
+}
+
 /// Sum of the stats whose name starts with `prefix` and ends with `suffix`.
 async fn stat_sum(envoy: &Envoy, prefix: &str, suffix: &str) -> u64 {
     envoy
@@ -95,16 +115,7 @@ async fn sidecars_talk_mtls_and_refuse_plaintext_foreign_cas_and_wrong_identitie
     }
     let mesh = Fintech::start().await;
     let root = tempfile::tempdir().unwrap();
-    let policy = mesh.policy(&certificate_overrides(root.path()));
-    issue_all(root.path(), &policy);
-    let fraud = mesh
-        .sidecar(&policy, "fraud-detector")
-        .await
-        .expect("fraud-detector sidecar");
-    let tp = mesh
-        .sidecar(&policy, "transaction-processor")
-        .await
-        .expect("tp sidecar");
+    let (policy, _, fraud, tp) = mtls_sidecars(&mesh, root.path(), &[]).await;
 
     // The Transaction Processor's call goes through, over mTLS.
     let response = call(&tp, Method::POST, "/fraud/analyze").await;
@@ -200,17 +211,8 @@ async fn certificates_rotated_under_traffic_lose_no_request() {
     }
     let mesh = Fintech::start().await;
     let root = tempfile::tempdir().unwrap();
-    let policy = mesh.policy(&certificate_overrides(root.path()));
-    let ca = issue_all(root.path(), &policy);
-    let fraud = mesh
-        .sidecar(&policy, "fraud-detector")
-        .await
-        .expect("fraud-detector sidecar");
-    let tp = Arc::new(
-        mesh.sidecar(&policy, "transaction-processor")
-            .await
-            .expect("tp sidecar"),
-    );
+    let (policy, ca, fraud, tp) = mtls_sidecars(&mesh, root.path(), &[]).await;
+    let tp = Arc::new(tp);
     let response = call(&tp, Method::POST, "/fraud/analyze").await;
     assert_eq!(response.status(), StatusCode::OK);
 
@@ -319,18 +321,8 @@ async fn a_token_replayed_from_another_workload_is_refused() {
     let root = tempfile::tempdir().unwrap();
     // A DNS identity for the Fraud Detector, so this test's own TLS client (rustls) can verify it by name.
     const FD_NAME: &str = "fraud-detector.mesh.test";
-    let mut sets = certificate_overrides(root.path());
-    sets.push(format!("services.fraud-detector.workload.dns={FD_NAME}"));
-    let policy = mesh.policy(&sets);
-    issue_all(root.path(), &policy);
-    let fraud = mesh
-        .sidecar(&policy, "fraud-detector")
-        .await
-        .expect("fraud-detector sidecar");
-    let tp = mesh
-        .sidecar(&policy, "transaction-processor")
-        .await
-        .expect("tp sidecar");
+    let dns = format!("services.fraud-detector.workload.dns={FD_NAME}");
+    let (_, _, fraud, tp) = mtls_sidecars(&mesh, root.path(), &[dns]).await;
     assert!(fraud.config().contains("workload_binding"));
 
     // The Transaction Processor, from its own workload: accepted.
