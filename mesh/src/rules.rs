@@ -1,9 +1,30 @@
 //! Route rules of one service: paths, methods, what each requires, callers resolved to client ids, and the
 //! checks that catch a rule that can never decide anything (duplicate or shadowed routes).
 
+use super::error::Findings;
 use super::model::{RawRequire, RawRule};
 use super::policy::{Access, Application, Caller, PathRule, Rule, TransportMode};
-use super::validate::{Directory, Findings};
+
+/// What rules need to know about the other services.
+pub(super) struct Directory {
+    /// `(name, client_id)` in document order.
+    pub services: Vec<(String, String)>,
+}
+
+impl Directory {
+    pub fn client_id(&self, name: &str) -> Option<&str> {
+        self.services
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| id.as_str())
+    }
+
+    pub fn names(&self) -> String {
+        let mut names: Vec<&str> = self.services.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        names.join(", ")
+    }
+}
 
 /// Compiles `raw` (the rules of service `name`, whose application is `app`).
 pub(super) fn compile(

@@ -4,7 +4,7 @@
 //!
 //! Validation continues after an error wherever it can, so one `bootstrap check` run lists every problem.
 
-use super::error::{MeshError, MeshErrors, Warning};
+use super::error::{Findings, MeshErrors};
 use super::model::{
     RawCloud, RawFailurePolicy, RawIdentity, RawIdentityProvider, RawMesh, RawService,
     RawTransport, RawTransportMode, RawUnmatched, RawWorkload,
@@ -14,7 +14,7 @@ use super::policy::{
     IdentityProvider, MeshPolicy, Ports, Service, Sidecar, Transport, TransportMode, Unmatched,
     WorkloadIdentity,
 };
-use super::rules;
+use super::rules::{self, Directory};
 use entragate_core::guid::is_guid;
 use std::collections::BTreeSet;
 
@@ -30,44 +30,6 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 pub const DEFAULT_CERTIFICATES: &str = "/etc/entragate/tls";
 /// The only secret store the agent reads.
 pub const SECRET_SCHEME: &str = "aws-secretsmanager:";
-
-/// Errors and warnings collected while validating.
-#[derive(Default)]
-pub(super) struct Findings {
-    pub errors: Vec<MeshError>,
-    pub warnings: Vec<Warning>,
-}
-
-impl Findings {
-    pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(MeshError::new(path, message));
-    }
-
-    pub fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Warning::new(path, message));
-    }
-}
-
-/// What rules need to know about the other services.
-pub(super) struct Directory {
-    /// `(name, client_id)` in document order.
-    pub services: Vec<(String, String)>,
-}
-
-impl Directory {
-    pub fn client_id(&self, name: &str) -> Option<&str> {
-        self.services
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| id.as_str())
-    }
-
-    pub fn names(&self) -> String {
-        let mut names: Vec<&str> = self.services.iter().map(|(n, _)| n.as_str()).collect();
-        names.sort_unstable();
-        names.join(", ")
-    }
-}
 
 impl TryFrom<RawMesh> for MeshPolicy {
     type Error = MeshErrors;
