@@ -173,6 +173,35 @@ fn kubernetes_objects_follow_the_sidecar_rules_and_pass_kubernetes_validate() {
     assert_eq!(init[1]["restartPolicy"].as_str(), Some("Always"));
     assert_eq!(init[2]["restartPolicy"].as_str(), Some("Always"));
     assert_eq!(names(&pod["containers"]), ["app"]);
+    // mtls (the default): Envoy reads its certificate directory from one projected volume (the workload's
+    // Secret and the rendered SDS ConfigMap), swapped atomically by the kubelet.
+    let tls_mount = init[2]["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"].as_str() == Some("entragate-tls"))
+        .expect("envoy mounts its certificates");
+    assert_eq!(tls_mount["mountPath"].as_str(), Some("/etc/entragate/tls"));
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"].as_str() == Some("entragate-tls"))
+        .expect("the certificate volume");
+    let sources = volume["projected"]["sources"].as_sequence().unwrap();
+    assert_eq!(
+        sources[0]["secret"]["name"].as_str(),
+        Some("transaction-processor-workload-tls")
+    );
+    let sds = find(&docs, "ConfigMap");
+    assert_eq!(
+        sources[1]["configMap"]["name"].as_str(),
+        sds["metadata"]["name"].as_str()
+    );
+    assert!(sds["data"]["certificate.sds.yaml"]
+        .as_str()
+        .unwrap()
+        .contains("/etc/entragate/tls/tls.key"));
     // The agent listens on the pod's loopback: an httpGet probe goes to the pod IP (and with
     // `host: 127.0.0.1` to the node), so its probes must run inside the container.
     for (container, probe) in probes(pod) {

@@ -115,6 +115,8 @@ pub struct Sidecar {
     pub ca_file: String,
     /// Directory of the sidecar's certificate files (file-based SDS); unused in `plaintext`.
     pub certificates: String,
+    /// The transport uses TLS (`mtls` or `tls`): the sidecar needs its certificate directory.
+    pub tls: bool,
 }
 
 /// How a caller authenticates to Entra, and the AWS region of what it uses.

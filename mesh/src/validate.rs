@@ -303,12 +303,13 @@ fn service(
             );
         }
     }
-    let sidecar = sidecar(
+    let mut sidecar = sidecar(
         raw.sidecar.unwrap_or_default(),
         context.certificates,
         &base,
         f,
     );
+    sidecar.tls = context.transport.mode != TransportMode::Plaintext;
     let workload = workload(raw.workload, name, context.transport, &base, f);
     let identity = raw
         .identity
@@ -488,6 +489,8 @@ fn sidecar(
             Some(dir) => absolute_directory(&dir, &format!("{path}.certificates"), f),
             None => certificates.to_string(),
         },
+        // Set by the caller, which knows the transport.
+        tls: false,
     }
 }
 
