@@ -339,9 +339,7 @@ async fn a_token_replayed_from_another_workload_is_refused() {
         reqwest::Identity::from_pem(&[read("tls.crt"), read("tls.key")].concat()).unwrap();
     let reporting_workload = reqwest::Client::builder()
         .no_proxy()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&read("ca.crt")).unwrap())
+        .tls_certs_only([reqwest::Certificate::from_pem(&read("ca.crt")).unwrap()])
         .identity(identity)
         .resolve(FD_NAME, ([127, 0, 0, 1], mesh.inbound).into())
         .build()

@@ -100,9 +100,7 @@ fn workload_client(tls: &Path, service: &str, fd_port: u16) -> anyhow::Result<re
     Ok(reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&read("ca.crt")?)?)
+        .tls_certs_only([reqwest::Certificate::from_pem(&read("ca.crt")?)?])
         .identity(reqwest::Identity::from_pem(
             &[read("tls.crt")?, read("tls.key")?].concat(),
         )?)
