@@ -157,7 +157,7 @@ fn render_takes_an_oci_modules_digest_never_the_files_hash() {
     let dir = support::temp_dir("mesh-render-oci");
     let wasm = dir.join("entragate_filter.wasm");
     std::fs::write(&wasm, b"\0asm\x01\0\0\0").unwrap();
-    let file_hash = entragate_bootstrap::mesh::render::wasm::sha256_hex(b"\0asm\x01\0\0\0");
+    let file_hash = entragate_mesh::render::wasm::sha256_hex(b"\0asm\x01\0\0\0");
     let digest = "ab".repeat(32);
     let policy = example();
     let base = [

@@ -5,7 +5,7 @@
 
 use entragate_bootstrap::config::FileConfig;
 use entragate_bootstrap::credential::{CredentialConfig, CredentialKind};
-use entragate_bootstrap::mesh::{self, render::envoy};
+use entragate_mesh::{self as mesh, render::envoy};
 
 const EXAMPLE: &str = include_str!("../../examples/fintech/mesh.yaml");
 const TP_SECRET: &str = "      secret: aws-secretsmanager:fintech/transaction-processor/identity\n";

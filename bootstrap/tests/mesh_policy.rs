@@ -2,7 +2,7 @@
 //! and one test per kind of bad policy asserting the exact message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use entragate_bootstrap::mesh::{self, Override};
+use entragate_mesh::{self as mesh, Override};
 
 const EXAMPLE: &str = include_str!("../../examples/fintech/mesh.yaml");
 

@@ -99,14 +99,6 @@ fn validator(path: PathBuf) -> Option<PathBuf> {
     None
 }
 
-fn venv_bin(venv: &str, name: &str) -> PathBuf {
-    support::workspace_root()
-        .join(".cache")
-        .join(venv)
-        .join("bin")
-        .join(name)
-}
-
 fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/validators")
@@ -181,6 +173,35 @@ fn kubernetes_objects_follow_the_sidecar_rules_and_pass_kubernetes_validate() {
     assert_eq!(init[1]["restartPolicy"].as_str(), Some("Always"));
     assert_eq!(init[2]["restartPolicy"].as_str(), Some("Always"));
     assert_eq!(names(&pod["containers"]), ["app"]);
+    // mtls (the default): Envoy reads its certificate directory from one projected volume (the workload's
+    // Secret and the rendered SDS ConfigMap), swapped atomically by the kubelet.
+    let tls_mount = init[2]["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"].as_str() == Some("entragate-tls"))
+        .expect("envoy mounts its certificates");
+    assert_eq!(tls_mount["mountPath"].as_str(), Some("/etc/entragate/tls"));
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"].as_str() == Some("entragate-tls"))
+        .expect("the certificate volume");
+    let sources = volume["projected"]["sources"].as_sequence().unwrap();
+    assert_eq!(
+        sources[0]["secret"]["name"].as_str(),
+        Some("transaction-processor-workload-tls")
+    );
+    let sds = find(&docs, "ConfigMap");
+    assert_eq!(
+        sources[1]["configMap"]["name"].as_str(),
+        sds["metadata"]["name"].as_str()
+    );
+    assert!(sds["data"]["certificate.sds.yaml"]
+        .as_str()
+        .unwrap()
+        .contains("/etc/entragate/tls/tls.key"));
     // The agent listens on the pod's loopback: an httpGet probe goes to the pod IP (and with
     // `host: 127.0.0.1` to the node), so its probes must run inside the container.
     for (container, probe) in probes(pod) {
@@ -234,7 +255,7 @@ fn kubernetes_objects_follow_the_sidecar_rules_and_pass_kubernetes_validate() {
         Some("inbound")
     );
 
-    let Some(tool) = validator(venv_bin("validators-venv", "kubernetes-validate")) else {
+    let Some(tool) = validator(entragate_tools::VALIDATORS.bin("kubernetes-validate")) else {
         return;
     };
     let dir = support::temp_dir("kubernetes");
@@ -290,7 +311,7 @@ fn istio_resources_pass_istios_crd_models() {
             OCI_URL,
         ],
     );
-    let Some(python) = validator(venv_bin("validators-venv", "python")) else {
+    let Some(python) = validator(entragate_tools::VALIDATORS.bin("python")) else {
         return;
     };
     let dir = support::temp_dir("istio");
@@ -322,7 +343,7 @@ fn istio_model_check_rejects_an_unknown_field() {
         ],
     )
     .replace("subjectAltNames:", "subjectAltName:");
-    let Some(python) = validator(venv_bin("validators-venv", "python")) else {
+    let Some(python) = validator(entragate_tools::VALIDATORS.bin("python")) else {
         return;
     };
     let dir = support::temp_dir("istio-bad");
@@ -411,7 +432,7 @@ fn ecs_task_definitions_register_through_the_ecs_api_model() {
 
     let callee = ecs("fraud-detector", None);
     let moto = support::moto::shared();
-    let Some(python) = validator(venv_bin("moto-venv", "python")) else {
+    let Some(python) = validator(entragate_tools::MOTO.bin("python")) else {
         return;
     };
     let dir = support::temp_dir("ecs");

@@ -1,6 +1,6 @@
 //! The mesh-wide policy (`mesh.yaml`): YAML text -> validated `MeshPolicy`
-//! -> every sidecar's rendered configuration, compiled into this target from
-//! `bootstrap/src/mesh/` (see the note below).
+//! -> every sidecar's rendered configuration (the `entragate-mesh` crate,
+//! `mesh/`, which has no AWS SDK: what is fuzzed is exactly what ships).
 //!
 //! Oracles: no panic on any input; a rejected policy has at least one error
 //! and every error has a message; a policy that validates renders, for every
@@ -9,18 +9,9 @@
 //! means validation let something through that the renderer refuses); each
 //! rendering is valid YAML and identical when repeated (deterministic,
 //! diff-friendly output); the who-can-call-whom table renders.
-//!
-//! Why `#[path]` modules instead of a dependency on `entragate-bootstrap`:
-//! as in `token_response.rs`, that crate pulls in the AWS SDK and a C TLS
-//! build. `bootstrap/src/mesh/` imports nothing from the rest of the crate
-//! (the GUID syntax it shares with the filter lives in `entragate-core`), so
-//! what is fuzzed is exactly what ships.
 #![no_main]
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../bootstrap/src/mesh/mod.rs"]
-mod mesh;
-
+use entragate_mesh as mesh;
 use libfuzzer_sys::fuzz_target;
 use mesh::render::envoy::{self, EnvoyOptions};
 use mesh::render::envoy_gateway::{self, GatewayOptions};

@@ -1,29 +1,14 @@
-//! The bootstrap agent's parser for Entra's token endpoint responses
-//! (`bootstrap/src/token/parse.rs`), compiled into this target from its
-//! source file (see the note below).
+//! The bootstrap agent's parser for Entra's token endpoint responses (the
+//! crate `entragate-token-response`, `bootstrap/token-response/`: pure, so
+//! this target builds it without the AWS SDK; what is fuzzed is what ships).
 //!
 //! Input: the HTTP status on the first line, then the body. Oracles: no
 //! panic; an accepted response has a b64token `access_token`, a non-zero
 //! lifetime of at most two days and a `refresh_in` below it; its `Debug` is the
 //! same whatever the token; an error's text never contains the `access_token` of a 2xx body.
-//!
-//! Why `#[path]` modules instead of a dependency on `entragate-bootstrap`:
-//! that crate pulls in the AWS SDK, axum, reqwest and rustls/aws-lc (a C
-//! build), several minutes of sanitizer-instrumented compilation for a
-//! parser whose own dependencies are serde, serde_json, secrecy and sha2.
-//! The parser is written to be standalone (its only crate-internal use is
-//! `crate::text::sanitize`), so the target compiles the two files as they
-//! are: what is fuzzed is exactly what ships, with no copy to drift.
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../bootstrap/src/text.rs"]
-mod text;
-
-#[allow(dead_code)]
-#[path = "../../bootstrap/src/token/parse.rs"]
-mod parse;
-
+use entragate_token_response as parse;
 use libfuzzer_sys::fuzz_target;
 use secrecy::ExposeSecret as _;
 use std::time::Duration;

@@ -1,105 +1,30 @@
-//! A local `moto_server` (PyPI `moto[server]`) on 127.0.0.1 standing in for
-//! AWS Secrets Manager: the agent's real AWS SDK talks to it.
-//!
-//! It lives in the same git-ignored venv bootstrap's own tests use,
-//! `<repo>/.cache/moto-venv`, created on first use. The exact install command
-//! (what `cargo xtask setup` should run) is:
-//!
-//! ```sh
-//! python3 -m venv .cache/moto-venv
-//! .cache/moto-venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
-//! touch .cache/moto-venv/.installed-moto-5.2.5
-//! ```
+//! moto (a local Secrets Manager and KMS) for the harness and the demo: the one launcher,
+//! [`entragate_tools::moto::MotoServer`], plus the AWS JSON-protocol calls the tests make to seed it.
 //!
 //! `ENTRAGATE_MOTO_SERVER=/path/to/moto_server` uses another installation.
-//! It runs under `sh`, which kills it when our end of its stdin closes, i.e.
-//! when the owning process exits however it exits (a test, the demo).
 
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::ops::Deref;
 
-use crate::{free_port, repo_root};
 use anyhow::{bail, Context as _};
+use entragate_tools::moto::MotoServer;
 use serde_json::{json, Value};
 
-/// Pinned like bootstrap's tests (same venv, same marker file).
-pub const MOTO_VERSION: &str = "5.2.5";
+/// A running moto server (its `endpoint` and `port` through `Deref`); dropping it stops the server.
+pub struct Moto(MotoServer);
 
-/// A running moto server.
-pub struct Moto {
-    pub endpoint: String,
-    _child: Mutex<Child>,
-    _stdin: Mutex<ChildStdin>,
-}
-
-/// `moto_server`, installing the pinned version into the cache venv if needed.
-pub fn ensure_moto_server() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("ENTRAGATE_MOTO_SERVER") {
-        return Ok(PathBuf::from(path));
+impl Deref for Moto {
+    type Target = MotoServer;
+    fn deref(&self) -> &MotoServer {
+        &self.0
     }
-    let cache = repo_root().join(".cache");
-    let venv = cache.join("moto-venv");
-    let bin = venv.join("bin/moto_server");
-    let marker = venv.join(format!(".installed-moto-{MOTO_VERSION}"));
-    if marker.exists() && bin.exists() {
-        return Ok(bin);
-    }
-    fs::create_dir_all(&cache)?;
-    // The same lock file as bootstrap's tests: one installer at a time.
-    let lock = File::create(cache.join("moto-venv.lock"))?;
-    lock_exclusive(&lock)?;
-    if !(marker.exists() && bin.exists()) {
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        run(Command::new(&python).args(["-m", "venv"]).arg(&venv))
-            .context("creating .cache/moto-venv (needs python3 with venv)")?;
-        run(Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("moto[server]=={MOTO_VERSION}")))
-        .context("pip install moto[server]")?;
-        fs::write(&marker, MOTO_VERSION)?;
-    }
-    drop(lock); // closing the file releases the lock
-    Ok(bin)
-}
-
-/// `flock(LOCK_EX)`: the same kind of lock `File::lock` (newer than this
-/// crate's rust-version) takes in bootstrap's tests.
-fn lock_exclusive(file: &File) -> anyhow::Result<()> {
-    use std::os::fd::AsRawFd as _;
-    // SAFETY: flock(2) on a file descriptor we own for the duration of the call.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error().into())
-    }
-}
-
-fn run(command: &mut Command) -> anyhow::Result<()> {
-    let status = command.status()?;
-    if !status.success() {
-        bail!("{command:?} failed: {status}");
-    }
-    Ok(())
 }
 
 impl Moto {
-    /// Starts a server on a free loopback port (3 tries).
+    /// Starts a server on a free loopback port, installing the pinned moto on first use.
     pub fn start() -> anyhow::Result<Moto> {
-        let bin = ensure_moto_server()?;
-        let mut last = None;
-        for _ in 0..3 {
-            match Moto::spawn(&bin, free_port()?) {
-                Ok(moto) => return Ok(moto),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt")))
-            .context("moto_server did not start (3 tries)")
+        Ok(Moto(
+            MotoServer::start(&[]).context("moto_server did not start")?,
+        ))
     }
 
     /// A server of the test's own (not the shared one), e.g. to stop it.
@@ -109,55 +34,15 @@ impl Moto {
 
     /// A server on `port` (e.g. the port of one that was stopped), empty.
     pub fn start_on(port: u16) -> anyhow::Result<Moto> {
-        Moto::spawn(&ensure_moto_server()?, port)
-    }
-
-    fn spawn(bin: &std::path::Path, port: u16) -> anyhow::Result<Moto> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & pid=$!; echo started; cat >/dev/null; kill $pid; wait $pid"#)
-            .arg(bin)
-            .arg(port.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let stdin = child.stdin.take().context("moto stdin")?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("moto stdout")?).read_line(&mut line)?;
-        // Python start-up on a loaded 2-core machine can take seconds.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(Moto {
-                    endpoint: format!("http://127.0.0.1:{port}"),
-                    _child: Mutex::new(child),
-                    _stdin: Mutex::new(stdin),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        drop(stdin);
-        let _ = child.wait();
-        bail!("moto_server did not listen on port {port}")
-    }
-
-    pub fn port(&self) -> u16 {
-        self.endpoint
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0)
+        Ok(Moto(MotoServer::start_on(port).with_context(|| {
+            format!("moto_server did not start on port {port}")
+        })?))
     }
 
     /// Stops the server (its secrets are gone) and waits until it exited:
     /// afterwards its port refuses connections.
     pub fn stop(self) -> anyhow::Result<()> {
-        let Moto { _child, _stdin, .. } = self;
-        drop(_stdin); // `sh` kills moto when its stdin closes
-        let mut child = _child.into_inner().unwrap_or_else(|p| p.into_inner());
-        child.wait()?;
-        Ok(())
+        Ok(self.0.stop()?)
     }
 
     /// Creates an RSA-2048 SIGN_VERIFY key in moto's KMS; returns (key id, SubjectPublicKeyInfo DER).

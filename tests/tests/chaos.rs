@@ -533,7 +533,7 @@ async fn secrets_manager_outage_while_the_secret_rotates_keeps_calls_flowing_and
         return;
     }
     let own = Moto::start_own().unwrap();
-    let port = own.port();
+    let port = own.port;
     let chain = Chain::start(
         ChainOptions::new("chaos-secrets-manager")
             .moto(&own.endpoint)

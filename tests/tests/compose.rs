@@ -101,9 +101,10 @@ fn referenced_files_dockerfiles_and_services_exist() {
             }
         }
         if let Some(image) = service["image"].as_str() {
-            if image.starts_with("envoyproxy/envoy") && image != "envoyproxy/envoy:v1.40.0" {
+            if image.starts_with("envoyproxy/envoy") && image != tested_envoy_image() {
                 problems.push(format!(
-                    "{name}: Envoy image {image} is not the tested 1.40.0"
+                    "{name}: Envoy image {image} is not the tested {}",
+                    entragate_tools::ENVOY_VERSION
                 ));
             }
         }
@@ -123,6 +124,20 @@ fn referenced_files_dockerfiles_and_services_exist() {
         problems.is_empty(),
         "docker-compose.yml:\n{}",
         problems.join("\n")
+    );
+}
+
+/// The image of the Envoy every test runs (pinned once, in `xtask/tools`).
+fn tested_envoy_image() -> String {
+    format!("envoyproxy/envoy:v{}", entragate_tools::ENVOY_VERSION)
+}
+
+/// What `bootstrap render --format ecs|kubernetes` puts into a task or pod by default is the tested Envoy.
+#[test]
+fn the_rendered_default_envoy_image_is_the_tested_one() {
+    assert_eq!(
+        entragate_mesh::render::workload::DEFAULT_ENVOY_IMAGE,
+        tested_envoy_image()
     );
 }
 

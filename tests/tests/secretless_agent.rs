@@ -247,7 +247,7 @@ async fn kms_certificate_yields_tokens_and_refusals_fail_closed_then_recover() {
     };
     std::fs::write(&cert_path, pem).expect("write cert");
 
-    let outage = KmsLink::start(kms.port()).await;
+    let outage = KmsLink::start(kms.port).await;
     // Not registered on the app yet.
     let caller = Caller::start(
         &idp,

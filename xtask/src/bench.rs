@@ -15,17 +15,9 @@ use crate::{cmd, native, setup, wasm};
 pub fn run(args: &[String]) -> Result<(), String> {
     let setup = setup::run()?;
     ensure_apt_package("wrk", "wrk")?;
-    let mut command = cmd::cargo();
+    let mut command = Command::new(cmd::build_bins(&["bench"])?.join("bench"));
     command
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "entragate-tests",
-            "--bin",
-            "bench",
-            "--",
-        ])
+        .current_dir(cmd::repo_root())
         .args(args)
         .env("ENTRAGATE_ENVOY", &setup.envoy);
     // `--wasm FILE` measures a given build (an experiment); otherwise the

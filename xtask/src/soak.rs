@@ -10,24 +10,26 @@
 //! key not learned within the unknown-`kid` limit, too many unknown-`kid`
 //! refreshes).
 
+use std::path::Path;
+use std::process::Command;
+
 use crate::{cmd, setup, wasm};
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let setup = setup::run()?;
     let wasm = wasm::build()?;
-    cmd::run(
-        cmd::cargo()
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "entragate-tests",
-                "--bin",
-                "soak",
-                "--",
-            ])
-            .args(args)
-            .env("ENTRAGATE_WASM", &wasm)
-            .env("ENTRAGATE_ENVOY", &setup.envoy),
-    )
+    let mut command = command(&wasm, &setup.envoy)?;
+    command.args(args);
+    cmd::run(&mut command)
+}
+
+/// The built `soak` binary, ready to run with the release filter and Envoy (CI adds `--smoke`).
+pub fn command(wasm: &Path, envoy: &Path) -> Result<Command, String> {
+    let soak = cmd::build_bins(&["soak"])?.join("soak");
+    let mut command = Command::new(soak);
+    command
+        .current_dir(cmd::repo_root())
+        .env("ENTRAGATE_WASM", wasm)
+        .env("ENTRAGATE_ENVOY", envoy);
+    Ok(command)
 }

@@ -79,13 +79,21 @@ pub fn optimize(wasm: &Path) -> Result<(), String> {
 /// Removes every export not in [`KEPT_EXPORTS`] (and the code only they
 /// reached) with `wasm-metadce`, whose graph lists what stays reachable.
 fn prune_exports(wasm: &Path) -> Result<(), String> {
-    let names: Vec<String> = KEPT_EXPORTS.iter().map(|e| format!("export:{e}")).collect();
-    let mut graph = vec![serde_json::json!({ "name": "envoy", "root": true, "reaches": names })];
+    // Written by hand: the export names are plain identifiers (no JSON escaping needed), and a JSON
+    // library here would be compiled a second time in CI with xtask's own features.
+    let names: Vec<String> = KEPT_EXPORTS
+        .iter()
+        .map(|e| format!("\"export:{e}\""))
+        .collect();
+    let mut graph = vec![format!(
+        r#"{{"name":"envoy","root":true,"reaches":[{}]}}"#,
+        names.join(",")
+    )];
     for (export, name) in KEPT_EXPORTS.iter().zip(&names) {
-        graph.push(serde_json::json!({ "name": name, "export": export }));
+        graph.push(format!(r#"{{"name":{name},"export":"{export}"}}"#));
     }
     let graph_path = wasm.with_extension("metadce.json");
-    std::fs::write(&graph_path, serde_json::Value::Array(graph).to_string())
+    std::fs::write(&graph_path, format!("[{}]", graph.join(",")))
         .map_err(|e| format!("writing {}: {e}", graph_path.display()))?;
     let pruned = wasm.with_extension("pruned.wasm");
     // metadce prints the removed items on stdout; only failures matter.

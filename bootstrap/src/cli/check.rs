@@ -1,8 +1,8 @@
 //! `bootstrap check`: validate the mesh policy, print the who-can-call-whom table and the warnings.
 
 use crate::exit::Failure;
-use crate::mesh::{self, MeshErrors, MeshPolicy, Override};
 use clap::Args;
+use entragate_mesh::{self as mesh, MeshErrors, MeshPolicy, Override};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -49,6 +49,16 @@ pub fn summary(policy: &MeshPolicy, file: &str) -> String {
         idp.tenant_id,
         idp.authority.url
     );
+    let transport = policy.transport();
+    out.push_str(&format!("transport: {}", transport.mode.as_str()));
+    if transport.mode != mesh::policy::TransportMode::Plaintext {
+        out.push_str(" (workload identities:");
+        for s in policy.services() {
+            out.push_str(&format!(" {}={}", s.name, s.workload.value()));
+        }
+        out.push(')');
+    }
+    out.push_str("\n\n");
     out.push_str(&mesh::table::render(policy));
     if !policy.warnings().is_empty() {
         out.push('\n');

@@ -3,6 +3,7 @@
 //! variant and one match arm in [`run`].
 
 pub mod agent;
+pub mod certs;
 pub mod check;
 pub mod common;
 pub mod render;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Validate the mesh policy and print who may call whom, with warnings about risky choices.
     #[command(after_help = EXIT_CODES_HELP)]
     Check(check::CheckArgs),
+    /// Create the local mesh CA and issue (or rotate) the services' workload certificates (demos and tests).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Certs(certs::CertsArgs),
 }
 
 /// Parses the command line, runs the subcommand, and maps failures to exit codes.
@@ -98,6 +102,7 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::SecretCheck(args) => secret_check::run(args).await,
         Command::Render(args) => render::run(args),
         Command::Check(args) => check::run(args),
+        Command::Certs(args) => certs::run(args),
     }
 }
 

@@ -3,15 +3,15 @@
 use super::check::PolicyArgs;
 use crate::agent::key;
 use crate::exit::Failure;
-use crate::mesh::render::ecs::{self, EcsOptions};
-use crate::mesh::render::envoy::{self, EnvoyOptions};
-use crate::mesh::render::envoy_gateway::{self, GatewayOptions};
-use crate::mesh::render::istio::{self, KubeOptions};
-use crate::mesh::render::kubernetes::{self, KubernetesOptions};
-use crate::mesh::render::wasm::{self, WasmModule};
-use crate::mesh::render::workload::{self, WorkloadOptions};
 use crate::{info, warn};
 use clap::{Args, ValueEnum};
+use entragate_mesh::render::ecs::{self, EcsOptions};
+use entragate_mesh::render::envoy::{self, EnvoyOptions};
+use entragate_mesh::render::envoy_gateway::{self, GatewayOptions};
+use entragate_mesh::render::istio::{self, KubeOptions};
+use entragate_mesh::render::kubernetes::{self, KubernetesOptions};
+use entragate_mesh::render::wasm::{self, WasmModule};
+use entragate_mesh::render::workload::{self, WorkloadOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

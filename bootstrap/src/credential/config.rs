@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 // Shared with the mesh policy (pure, no AWS SDK): defined there once.
-pub use crate::mesh::credential_kind::{CredentialKind, DEFAULT_FEDERATION_AUDIENCE};
+pub use entragate_mesh::credential_kind::{CredentialKind, DEFAULT_FEDERATION_AUDIENCE};
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 
 /// `[credential]` as written. One flat table: which keys are allowed depends on `kind`, checked in

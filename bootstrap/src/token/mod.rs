@@ -5,8 +5,10 @@ pub mod backoff;
 pub mod cache;
 pub mod client;
 pub mod exp;
-pub mod parse;
 pub mod timing;
+
+/// The response parser, a crate of its own (see the crate root).
+pub use entragate_token_response as parse;
 
 pub use cache::{AcquireError, RetryPolicy, ScopeStatus, TokenCache, Unavailable};
 pub use client::{FetchError, TokenEndpoint, DEFAULT_AUTHORITY};

@@ -2,8 +2,8 @@
 //! (`POST /{tenant}/oauth2/v2.0/token`). The shared, fuller IdP lives in `entragate-tests`; this stub only
 //! exists to drive retry, backoff, `Retry-After` and re-read logic deterministically.
 
-use axum::extract::{Form, Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -161,8 +161,21 @@ fn entra_error(status: StatusCode, error: &str, code: u32, text: &str) -> Respon
 async fn token(
     State(inner): State<Arc<Mutex<Inner>>>,
     Path(tenant): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
 ) -> Response {
+    // Parsed by hand rather than with axum's `Form`: that extractor is an axum feature the agent does not
+    // use, and enabling it for the tests alone would build axum (and what depends on it) twice in CI.
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response();
+    }
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
     let scope = form.get("scope").cloned().unwrap_or_default();
     let fault = inner.lock().unwrap().faults.pop_front();
     if let Some(Fault::Slow(d)) = &fault {

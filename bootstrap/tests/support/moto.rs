@@ -1,72 +1,23 @@
-//! A local `moto_server` (PyPI `moto[server]`, pinned) on 127.0.0.1 for the real AWS SDK to talk to.
+//! moto (a local Secrets Manager) for the real AWS SDK to talk to: the one launcher,
+//! [`entragate_tools::moto::MotoServer`] (which installs the pinned moto on first use), plus an SDK client
+//! for seeding it.
 //!
-//! The server runs in a git-ignored venv at `<workspace>/.cache/moto-venv`, created on first use
-//! ([`ensure_moto_server`], idempotent and safe across concurrent test binaries thanks to a file lock). Set
-//! `ENTRAGATE_MOTO_SERVER=/path/to/moto_server` to use another installation.
-//!
-//! One server per test binary, started lazily. It is wrapped in `sh` so it dies with the test process: the
-//! wrapper waits for EOF on its stdin (held open by the test process) and then kills the server.
+//! One server per test binary, started lazily; it stops when the test process exits.
 
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::ops::Deref;
+use std::sync::OnceLock;
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use entragate_tools::moto::MotoServer;
 
-/// Pinned so CI and developers run the same emulator.
-pub const MOTO_VERSION: &str = "5.2.5";
+/// A running moto server (`port`, `endpoint` through `Deref`).
+pub struct Moto(MotoServer);
 
-/// Path of a `moto_server` executable, installing the pinned version into the cache venv if needed.
-pub fn ensure_moto_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("ENTRAGATE_MOTO_SERVER") {
-        return PathBuf::from(p);
+impl Deref for Moto {
+    type Target = MotoServer;
+    fn deref(&self) -> &MotoServer {
+        &self.0
     }
-    let cache = super::workspace_root().join(".cache");
-    let venv = cache.join("moto-venv");
-    let bin = venv.join("bin").join("moto_server");
-    let marker = venv.join(format!(".installed-moto-{MOTO_VERSION}"));
-    if marker.exists() && bin.exists() {
-        return bin;
-    }
-    fs::create_dir_all(&cache).unwrap();
-    // Serialise installers across test binaries running in parallel.
-    let lock = File::create(cache.join("moto-venv.lock")).unwrap();
-    lock.lock().unwrap();
-    if !(marker.exists() && bin.exists()) {
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        run(
-            Command::new(&python).args(["-m", "venv"]).arg(&venv),
-            "create the moto venv (needs python3 with venv)",
-        );
-        run(
-            Command::new(venv.join("bin").join("pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check"])
-                .arg(format!("moto[server]=={MOTO_VERSION}")),
-            "pip install moto[server]",
-        );
-        fs::write(&marker, MOTO_VERSION).unwrap();
-    }
-    lock.unlock().unwrap();
-    bin
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("cannot {what}: {e}"));
-    assert!(status.success(), "failed to {what}: {status}");
-}
-
-/// A running moto server.
-pub struct Moto {
-    pub port: u16,
-    pub endpoint: String,
-    _child: Mutex<Child>,
-    _stdin: Mutex<ChildStdin>,
 }
 
 static SHARED: OnceLock<Moto> = OnceLock::new();
@@ -86,44 +37,7 @@ pub fn enforcing() -> &'static Moto {
 
 impl Moto {
     fn start(env: &[(&str, &str)]) -> Moto {
-        let bin = ensure_moto_server();
-        for _ in 0..3 {
-            let port = super::free_port();
-            let mut child = Command::new("sh")
-                .arg("-c")
-                // Server in the background; the wrapper blocks on stdin and kills it at EOF (test exit).
-                .arg(r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & pid=$!; echo started; cat >/dev/null; kill $pid; wait $pid"#)
-                .arg(&bin)
-                .arg(port.to_string())
-                .envs(env.iter().copied())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-            let stdin = child.stdin.take().unwrap();
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let ready = (0..500).any(|_| {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return true;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-                false
-            });
-            if ready {
-                return Moto {
-                    port,
-                    endpoint: format!("http://127.0.0.1:{port}"),
-                    _child: Mutex::new(child),
-                    _stdin: Mutex::new(stdin),
-                };
-            }
-            drop(stdin);
-            let _ = child.wait();
-        }
-        panic!("moto_server did not start (3 tries)");
+        Moto(MotoServer::start(env).unwrap_or_else(|e| panic!("moto_server did not start: {e}")))
     }
 
     /// An SDK client for this server with fixed test credentials (moto accepts any).

@@ -12,11 +12,13 @@ import pydantic
 import yaml
 from cloudcoil.models.istio.extensions import v1alpha1 as extensions
 from cloudcoil.models.istio.networking import v1 as networking
+from cloudcoil.models.istio.security import v1 as security
 
 MODELS = {
     ("extensions.istio.io/v1alpha1", "WasmPlugin"): extensions.WasmPlugin,
     ("networking.istio.io/v1", "ServiceEntry"): networking.ServiceEntry,
     ("networking.istio.io/v1", "DestinationRule"): networking.DestinationRule,
+    ("security.istio.io/v1", "PeerAuthentication"): security.PeerAuthentication,
 }
 
 

@@ -201,6 +201,9 @@ refusal_table! {
         CallerNotAllowed => (403, InsufficientScope, "caller application not allowed", "caller_not_allowed"),
         /// Caller restrictions apply but the token does not prove an app identity (`idtyp=app`).
         CallerUnverified => (403, InsufficientScope, "caller identity requires an app token", "caller_unverified"),
+        /// Over mTLS, the token's caller is not the app running as the connection's peer
+        /// workload ([`crate::inbound::binding`]): a token replayed from another workload.
+        WorkloadMismatch => (403, InsufficientScope, "token not issued to the calling workload", "workload_mismatch"),
 
         // ----- the filter itself -----
         /// The filter cannot decide at all (not configured yet, or re-entered while

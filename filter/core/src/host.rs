@@ -105,6 +105,11 @@ pub trait RequestHeaders {
     fn remove(&mut self, name: &str);
     /// Sets `name` to exactly `value`, replacing any value it had.
     fn set(&mut self, name: &str, value: &str) -> Result<(), HeaderWriteError>;
+    /// The URI and DNS subject alternative names of the peer certificate of
+    /// the connection this request came on, as verified by the proxy's TLS
+    /// layer; empty without mTLS. A host that cannot read them returns none,
+    /// so rules bound to a workload fail closed.
+    fn peer_certificate_identities(&self) -> Vec<String>;
 }
 
 /// An in-memory header map for tests, with Envoy's semantics for the
@@ -159,5 +164,9 @@ impl RequestHeaders for HeaderList {
         self.remove(name);
         self.headers.push((name.to_string(), value.to_string()));
         Ok(())
+    }
+
+    fn peer_certificate_identities(&self) -> Vec<String> {
+        Vec::new()
     }
 }

@@ -212,6 +212,12 @@ impl RequestHeaders for Stream {
             Err(HeaderWriteError)
         }
     }
+
+    /// Not read by this module: a configuration with `workload_binding` is
+    /// refused at load, and none here fails a bound rule closed.
+    fn peer_certificate_identities(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Envoy's `DynamicModuleHttpFilterConfig`: counters are defined during

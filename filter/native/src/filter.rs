@@ -164,6 +164,12 @@ impl Config {
     /// takes) and defines the counters.
     pub fn new(scope: ConfigScope, json: &[u8]) -> Result<Config, String> {
         let policy = FilterPolicy::from_json(json).map_err(|e| e.to_string())?;
+        // The module does not read the peer certificate yet (1.40's attribute
+        // callbacks are not declared here): refuse the configuration at load,
+        // naming the field, rather than refuse every bound request.
+        if policy.workload_binding.is_some() {
+            return Err("workload_binding: not supported by the native module yet (use the wasm filter)".into());
+        }
         let verifier = choose_verifier(policy.signature_verifier)?;
         let scheduler = scope
             .scheduler()
@@ -241,7 +247,7 @@ impl Config {
     pub fn on_request_headers(&self, stream: Stream) -> Verdict {
         // Reads the request and strips spoofed claim headers (in the core).
         let mut headers = stream;
-        let input = read_request(&mut headers, &self.policy.claim_headers);
+        let input = read_request(&mut headers, &self.policy);
         #[cfg(feature = "test-panic")]
         if input.path.starts_with("/__entragate_test_panic") {
             #[allow(clippy::panic)]

@@ -119,4 +119,18 @@ impl RequestHeaders for RequestHeaderMap {
         hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
             .map_err(|_| HeaderWriteError)
     }
+
+    /// Envoy's connection attributes, verified by the TLS transport socket.
+    fn peer_certificate_identities(&self) -> Vec<String> {
+        ["uri_san_peer_certificate", "dns_san_peer_certificate"]
+            .into_iter()
+            .filter_map(|name| {
+                hostcalls::get_property(vec!["connection", name])
+                    .ok()
+                    .flatten()
+            })
+            .filter_map(|bytes| String::from_utf8(bytes).ok())
+            .filter(|value| !value.is_empty())
+            .collect()
+    }
 }

@@ -1,9 +1,9 @@
 //! Finding the Envoy binary and the filter's wasm.
 //!
-//! The lookup mirrors `xtask/src/envoy.rs`: `ENTRAGATE_ENVOY`, else the venv
-//! `cargo xtask setup` creates under `.cache/`.
+//! `ENTRAGATE_ENVOY`, else the venv `cargo xtask setup` creates under
+//! `.cache/` (found by `entragate_tools::envoy`, as setup finds it).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
 
@@ -30,27 +30,14 @@ pub fn envoy_binary() -> anyhow::Result<PathBuf> {
             path.display()
         );
     }
-    let venv = repo_root().join(".cache").join("envoy-venv");
-    match find_in_venv(&venv) {
+    let venv = entragate_tools::envoy::venv_dir();
+    match entragate_tools::envoy::find_binary(&venv) {
         Some(path) => Ok(path),
         None => bail!(
             "Envoy not found: run `cargo xtask setup` (installs Envoy into {}) or set {ENVOY_ENV}",
             venv.display()
         ),
     }
-}
-
-/// `<venv>/lib/python*/site-packages/envoy/_bin/envoy`
-fn find_in_venv(venv: &Path) -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir(venv.join("lib"))
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("python"))
-        .map(|entry| entry.path().join("site-packages/envoy/_bin/envoy"))
-        .filter(|path| path.is_file())
-        .collect();
-    candidates.sort();
-    candidates.pop()
 }
 
 /// For tests that need Envoy: `true` if it can run. When it is missing,

@@ -48,6 +48,9 @@ pub struct RequestInput {
     pub path: String,
     /// Every `Authorization` header value, in order (more than one is an error).
     pub authorization: Vec<String>,
+    /// The URI/DNS SANs of the connection's verified peer certificate (empty
+    /// without mTLS). Read only when the policy binds a rule to the workload.
+    pub peer_identities: Vec<String>,
 }
 
 /// The outcome of a finished flow.
@@ -239,6 +242,7 @@ impl RequestFlow {
                 digest,
                 key_set,
                 now_secs,
+                &self.input.peer_identities,
                 &mut self.audit,
             ) {
                 return self.done(decision);
@@ -275,7 +279,7 @@ impl RequestFlow {
         let decision = match check_token(policy, &jws, key, verifier, now_secs) {
             Ok(claims) => {
                 self.audit.learn_claims(&claims);
-                let decision = decide(policy, rule, &claims);
+                let decision = decide(policy, rule, &claims, &self.input.peer_identities);
                 if let Some(digest) = digest {
                     remember(policy, cache, digest, claims, key, now_secs);
                 }
@@ -296,6 +300,7 @@ fn from_cache(
     digest: &TokenDigest,
     key_set: &KeySet,
     now_secs: i64,
+    peer_identities: &[String],
     audit: &mut AuditTrail,
 ) -> Option<Decision> {
     let entry = cache.get(digest)?;
@@ -308,7 +313,7 @@ fn from_cache(
     match validate_claims(&entry.claims, &policy.verify, now_secs) {
         Ok(()) => {
             audit.learn_claims(&entry.claims);
-            Some(decide(policy, rule, &entry.claims))
+            Some(decide(policy, rule, &entry.claims, peer_identities))
         }
         Err(e) => {
             cache.remove(digest);
@@ -354,10 +359,30 @@ fn check_token(
     Ok(jws.claims.clone())
 }
 
-fn decide(policy: &FilterPolicy, rule: Option<&Rule>, claims: &Claims) -> Decision {
+/// Authorization of verified claims: the rule's access, then (last, so a
+/// token that would be refused anyway is refused for that) the workload
+/// binding, which fails closed: a bound rule without a binding map, without
+/// a peer certificate or with a caller other than the peer's app is refused.
+fn decide(
+    policy: &FilterPolicy,
+    rule: Option<&Rule>,
+    claims: &Claims,
+    peer_identities: &[String],
+) -> Decision {
     if let Some(rule) = rule {
         if let Err(denial) = authorize(rule.access(), claims) {
             return Decision::Deny(denial);
+        }
+        if rule.is_bound_to_workload() {
+            let bound = policy
+                .workload_binding
+                .as_ref()
+                .map_or(Err(AuthError::WorkloadMismatch), |binding| {
+                    binding.check(peer_identities, claims.caller_app_id())
+                });
+            if let Err(error) = bound {
+                return Decision::deny(error);
+            }
         }
     }
     let set_headers = policy

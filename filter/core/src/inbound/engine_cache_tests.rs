@@ -100,6 +100,7 @@ impl Fixture {
             method: "GET".into(),
             path: path.into(),
             authorization: vec![format!("Bearer {token}")],
+            peer_identities: Vec::new(),
         });
         flow.start_verify(
             &self.policy,
@@ -285,6 +286,7 @@ fn without_ready_keys_the_cache_is_not_consulted() {
         method: "GET".into(),
         path: "/scan/1".into(),
         authorization: vec![format!("Bearer {token}")],
+        peer_identities: Vec::new(),
     });
     let step = flow.start_verify(
         &f.policy,

@@ -8,12 +8,14 @@
 //! - [`engine`]: the per-request flow tying the above together.
 //! - [`request`]: reading the request headers (stripping spoofed claim headers) and
 //!   setting the verified identity headers.
+//! - [`binding`]: over mTLS, the token bound to the peer workload's app.
 //! - [`audit`]: every decision as named values for the proxy's access log.
 //!
 //! It uses the common parts (token, keys, claims, fetcher, errors) and never
 //! the outbound role.
 
 pub mod audit;
+pub mod binding;
 pub mod cache;
 pub mod config;
 pub mod engine;

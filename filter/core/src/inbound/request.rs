@@ -6,17 +6,26 @@
 //! upstream treats as verified. Only an allowed request gets them back, set
 //! from verified claims.
 
+use super::config::FilterPolicy;
 use super::engine::RequestInput;
 use super::policy::ClaimHeaders;
 use crate::host::RequestHeaders;
 
 /// Reads what the request flow needs and strips every configured claim
-/// header. The header map is read once; a hostcall to remove is only made for
-/// names the request actually carries (the usual request has none).
-pub fn read_request(
-    headers: &mut dyn RequestHeaders,
-    claim_headers: &ClaimHeaders,
-) -> RequestInput {
+/// header. The peer certificate is read only when a rule is bound to the
+/// workload (it costs hostcalls on every request otherwise).
+pub fn read_request(headers: &mut dyn RequestHeaders, policy: &FilterPolicy) -> RequestInput {
+    let mut input = read_headers(headers, &policy.claim_headers);
+    if policy.workload_binding.is_some() {
+        input.peer_identities = headers.peer_certificate_identities();
+    }
+    input
+}
+
+/// The header part of [`read_request`]. The header map is read once; a
+/// hostcall to remove is only made for names the request actually carries
+/// (the usual request has none).
+fn read_headers(headers: &mut dyn RequestHeaders, claim_headers: &ClaimHeaders) -> RequestInput {
     let mut method = String::new();
     let mut path = String::new();
     let mut authorization = Vec::new();
@@ -42,6 +51,7 @@ pub fn read_request(
         method,
         path,
         authorization,
+        peer_identities: Vec::new(),
     }
 }
 
@@ -79,7 +89,7 @@ mod tests {
             ("authorization", "Bearer b"),
             ("x-entra-tenant", "not configured here"),
         ]);
-        let input = read_request(&mut headers, &claim_headers());
+        let input = read_headers(&mut headers, &claim_headers());
         assert_eq!(input.method, "POST");
         assert_eq!(input.path, "/fraud/scan?x=1");
         assert_eq!(input.authorization, ["Bearer a", "Bearer b"]);

@@ -44,7 +44,7 @@ impl HttpContext for AuthRequest {
             return refuse_unavailable("filter not configured");
         };
         // Claim headers are stripped first, on every route (see `read_request`).
-        let input = read_request(&mut RequestHeaderMap, &worker.policy.claim_headers);
+        let input = read_request(&mut RequestHeaderMap, &worker.policy);
         let mut flow = RequestFlow::new(input);
         match worker.run(&mut flow, false) {
             Outcome::Decided(decision) => {

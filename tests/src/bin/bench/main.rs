@@ -18,6 +18,7 @@
 //! `docs/performance.md` explains it. No speed threshold is asserted: the run
 //! fails only if a listener refuses a valid token or accepts a bad one.
 
+mod mesh;
 mod report;
 mod wrk;
 
@@ -35,8 +36,10 @@ const CONNECTIONS: u32 = 16;
 /// `entragate_anon` is the entragate listener on an anonymous route: the
 /// cost of the wasm filter itself, without any token work.
 /// `entragate_native*`: the same core and configuration as an Envoy dynamic
-/// module (docs/native.md).
-const HOT_CASES: [&str; 7] = [
+/// module (docs/native.md). `mesh_plain` and `mesh_mtls` go through a second Envoy (the caller's sidecar) to
+/// `entragate` in clear or over mTLS ([`mesh`]): their difference is the TLS
+/// cost per request on kept-alive connections.
+const HOT_CASES: [&str; 9] = [
     "noauth",
     "jwt",
     "jwt_cache",
@@ -44,6 +47,8 @@ const HOT_CASES: [&str; 7] = [
     "entragate_anon",
     "entragate_native",
     "entragate_native_anon",
+    "mesh_plain",
+    "mesh_mtls",
 ];
 const COLD_CASES: [&str; 6] = [
     "noauth",
@@ -169,7 +174,8 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
             .join("bench.yaml"),
     )?;
     let native = options.native.as_deref().unwrap_or(Path::new(""));
-    let vars = template_vars(&idp, wasm).set("NATIVE_MODULE", native.display());
+    let (callee_certs, caller_certs) = mesh::certificates(&dir.join("tls"))?;
+    let vars = template_vars(&idp, wasm, &callee_certs).set("NATIVE_MODULE", native.display());
     let envoy_options = EnvoyOptions {
         log_level: "warning".into(),
         component_log_level: Some("wasm:info".into()),
@@ -199,7 +205,7 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
     }
 
     let start = Instant::now();
-    let envoy = Envoy::start_with(&template, vars, envoy_options).await?;
+    let envoy = Envoy::start_with(&template, vars, envoy_options.clone()).await?;
     let (entragate, jwt) = tokio::join!(
         first_ok(&envoy, "entragate", &hot_token, start),
         first_ok(&envoy, "jwt", &hot_token, start)
@@ -212,6 +218,24 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
     facts.rss_with_filter_idle_kib = rss_kib(envoy.pid());
     facts.signature_path = signature_paths(&envoy.logs());
     check_enforcement(&envoy, &idp, &hot_token).await?;
+    let listener = |name: &str| {
+        envoy
+            .listener_named(name)
+            .ok_or_else(|| anyhow::anyhow!("no listener `{name}` in envoy/bench.yaml"))
+    };
+    let caller = Envoy::start_with(
+        &mesh::caller_config(
+            listener("entragate")?,
+            listener("entragate_mtls")?,
+            &caller_certs,
+        ),
+        TemplateVars::new(),
+        envoy_options.clone(),
+    )
+    .await?;
+    for case in ["mesh_plain", "mesh_mtls"] {
+        first_ok(&caller, case, &hot_token, Instant::now()).await?;
+    }
 
     // Warm-up: V8 compiles wasm in tiers; the first seconds are not steady state.
     let warm = options.warmup_seconds;
@@ -234,9 +258,17 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
             let offset = round as usize % cases.len();
             for i in 0..cases.len() {
                 let case = cases[(i + offset) % cases.len()];
-                let cpu_before = cpu_ticks(envoy.pid());
-                let mut sample = run_wrk(script, &url(&envoy, case)?, options.seconds).await?;
-                let cpu = cpu_ticks(envoy.pid()).saturating_sub(cpu_before) as f64;
+                // The mesh cases enter through the caller's Envoy; CPU counts both Envoys (the caller's
+                // is idle in the other cases).
+                let target = if case.starts_with("mesh_") {
+                    &caller
+                } else {
+                    &envoy
+                };
+                let both = || cpu_ticks(envoy.pid()) + cpu_ticks(caller.pid());
+                let cpu_before = both();
+                let mut sample = run_wrk(script, &url(target, case)?, options.seconds).await?;
+                let cpu = both().saturating_sub(cpu_before) as f64;
                 if sample.requests > 0 {
                     sample.envoy_cpu_us = cpu * 1e6 / clock_ticks as f64 / sample.requests as f64;
                 }
@@ -278,6 +310,23 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
 
     println!();
     println!("{}", report::render(&results, &facts));
+    if let Some(hot) = results.get("hot") {
+        if let (Some(plain), Some(mtls)) = (hot.get("mesh_plain"), hot.get("mesh_mtls")) {
+            let (plain, mtls) = (report::median(plain), report::median(mtls));
+            println!(
+                "TLS between sidecars (hot, keep-alive, both Envoys): mTLS {:.1} us CPU/request vs {:.1} in clear \
+                 (+{:.1} us, {:+.0} %); p50 {:.3} ms vs {:.3} ms; {:.0} vs {:.0} req/s",
+                mtls.envoy_cpu_us,
+                plain.envoy_cpu_us,
+                mtls.envoy_cpu_us - plain.envoy_cpu_us,
+                (mtls.envoy_cpu_us / plain.envoy_cpu_us - 1.0) * 100.0,
+                mtls.p50_ms,
+                plain.p50_ms,
+                mtls.requests_per_sec,
+                plain.requests_per_sec
+            );
+        }
+    }
     let refused: u64 = results
         .values()
         .flat_map(|cases| cases.values().flatten())
@@ -291,7 +340,7 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn template_vars(idp: &Idp, wasm: &Path) -> TemplateVars {
+fn template_vars(idp: &Idp, wasm: &Path, certs: &Path) -> TemplateVars {
     let config = |pure: bool| -> Value {
         let mut config = json!({
             "tenant_id": idp.tenant_id(),
@@ -315,6 +364,7 @@ fn template_vars(idp: &Idp, wasm: &Path) -> TemplateVars {
         .set("AUDIENCE", ids::API_APP_ID)
         .set("ROLE", ids::CLIENT_ROLE)
         .set("WASM_PATH", wasm.display())
+        .set("CERT_DIR", certs.display())
         .json_string("ENTRAGATE_CONFIG", &config(false))
         .json_string("ENTRAGATE_PURE_CONFIG", &config(true))
 }

@@ -7,8 +7,10 @@
 //! configurations rendered by `bootstrap render` from
 //! `examples/fintech/mesh.yaml`, the Fraud Detector app and its Envoy
 //! (entragate, inbound role), the `bootstrap agent` and the Transaction
-//! Processor's Envoy (entragate, outbound role) and app. Then it tells the
-//! story and checks every step; the exit code is non-zero if any step did not
+//! Processor's Envoy (entragate, outbound role) and app. The sidecars talk
+//! mTLS with certificates from `bootstrap certs`. Then it tells the
+//! story (ending with a stolen token replayed from another workload) and
+//! checks every step; the exit code is non-zero if any step did not
 //! behave.
 //!
 //! `demo [--keep-running]`: keep everything up after the story until Ctrl-C

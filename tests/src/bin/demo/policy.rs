@@ -5,7 +5,7 @@
 //! the `bootstrap render` binary, like a user would).
 
 use anyhow::{anyhow, Context as _};
-use entragate_bootstrap::mesh;
+use entragate_mesh as mesh;
 
 pub struct FintechIds {
     pub tenant: String,
@@ -42,9 +42,7 @@ pub fn read(path: &std::path::Path) -> anyhow::Result<FintechIds> {
         processor_client_id: processor.application.client_id.clone(),
         // The demo's caller keeps the seed's Secrets Manager path.
         processor_secret_id: match &identity.credential {
-            entragate_bootstrap::mesh::policy::CallerCredential::Secret { secret_id } => {
-                secret_id.clone()
-            }
+            mesh::policy::CallerCredential::Secret { secret_id } => secret_id.clone(),
             other => anyhow::bail!(
                 "mesh.yaml: the demo's transaction-processor must use a secret, not {}",
                 other.kind()

@@ -50,10 +50,20 @@ impl Ports {
     }
 
     /// `--set` overrides: the example policy's fixed ports are replaced by
-    /// free ones, and every address is loopback.
-    fn overrides(&self, idp_port: u16) -> Vec<String> {
+    /// free ones, every address is loopback, and each sidecar's certificates
+    /// are in its own directory under `tls` (the policy's default mtls).
+    fn overrides(&self, idp_port: u16, tls: &Path) -> Vec<String> {
+        let certificates = ["fraud-detector", "transaction-processor", "reporting"].map(|s| {
+            format!(
+                "services.{s}.sidecar.certificates={}",
+                tls.join(s).display()
+            )
+        });
         [
             format!("identity_provider.authority=http://127.0.0.1:{idp_port}"),
+            // A DNS identity, so the story's own TLS client (playing the Reporting workload) can check the
+            // Fraud Detector's certificate by name.
+            format!("services.fraud-detector.workload.dns={FD_NAME}"),
             "services.fraud-detector.host=127.0.0.1".to_string(),
             "services.fraud-detector.sidecar.inbound_address=127.0.0.1".to_string(),
             format!("services.fraud-detector.ports.inbound={}", self.fd_inbound),
@@ -73,9 +83,29 @@ impl Ports {
             ),
         ]
         .into_iter()
+        .chain(certificates)
         .flat_map(|o| ["--set".to_string(), o])
         .collect()
     }
+}
+
+/// The Fraud Detector's workload identity in the demo.
+const FD_NAME: &str = "fraud-detector.demo.test";
+
+/// An HTTPS client holding `service`'s workload certificate: a call from that workload, straight to the
+/// Fraud Detector's sidecar.
+fn workload_client(tls: &Path, service: &str, fd_port: u16) -> anyhow::Result<reqwest::Client> {
+    let dir = tls.join(service);
+    let read = |f: &str| std::fs::read(dir.join(f)).with_context(|| format!("reading {f}"));
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .tls_certs_only([reqwest::Certificate::from_pem(&read("ca.crt")?)?])
+        .identity(reqwest::Identity::from_pem(
+            &[read("tls.crt")?, read("tls.key")?].concat(),
+        )?)
+        .resolve(FD_NAME, ([127, 0, 0, 1], fd_port).into())
+        .build()?)
 }
 
 fn ready(what: &str) {
@@ -169,9 +199,20 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         moto.endpoint, ids.processor_secret_id
     ));
 
-    // 3. Sidecar configurations, rendered from the mesh policy.
+    // 3. Sidecar configurations, rendered from the mesh policy, and their certificates.
     let ports = Ports::pick()?;
     let wasm = entragate_tests::wasm_path()?;
+    let tls = dir.path().join("tls");
+    let mut certs = vec![
+        "certs".to_string(),
+        "--policy".to_string(),
+        policy_path.display().to_string(),
+        "--ca-dir".to_string(),
+        tls.join("ca").display().to_string(),
+    ];
+    certs.extend(ports.overrides(idp.port(), &tls));
+    children::bootstrap(&certs)?;
+    ready("mesh CA and one certificate per service (its workload identity as SAN) issued by `bootstrap certs`");
     let check = children::bootstrap(&[
         "check".to_string(),
         "--policy".to_string(),
@@ -196,7 +237,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
             "--out".to_string(),
             dir.path().display().to_string(),
         ];
-        args.extend(ports.overrides(idp.port()));
+        args.extend(ports.overrides(idp.port(), &tls));
         children::bootstrap(&args)?;
     }
     ready("sidecar configs rendered by `bootstrap render` from examples/fintech/mesh.yaml; `bootstrap check` says:");
@@ -225,9 +266,9 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         )
         .await
         .context("the Fraud Detector's sidecar did not load the tenant's signing keys")?;
-    let fd_url = format!("http://127.0.0.1:{}", ports.fd_inbound);
+    let fd_url = format!("https://{FD_NAME}:{}", ports.fd_inbound);
     ready(&format!(
-        "Fraud Detector sidecar (Envoy + entragate, inbound) on 127.0.0.1:{}; signing keys loaded from the IdP's JWKS",
+        "Fraud Detector sidecar (Envoy + entragate, inbound, mTLS only) on 127.0.0.1:{}; signing keys loaded from the IdP's JWKS",
         ports.fd_inbound
     ));
 
@@ -272,6 +313,10 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
 
     let mut verdicts = Verdicts { all_ok: true };
     let client = entragate_tests::http_client();
+    // Calls straight to the Fraud Detector's sidecar come from another workload of the mesh (the Reporting
+    // service's certificate): without one, its mTLS listener does not even answer.
+    let outsider = workload_client(&tls, "reporting", ports.fd_inbound)?;
+    let processor_workload = workload_client(&tls, "transaction-processor", ports.fd_inbound)?;
     let jwks_before = idp.jwks_fetches();
 
     println!("\n1. A customer pays 120.50 EUR: Transaction Processor -> its sidecar -> Fraud Detector's sidecar -> Fraud Detector");
@@ -308,7 +353,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         &ids.api_app_id_uri,
     )
     .await?;
-    let response = client
+    let response = outsider
         .post(format!("{fd_url}/fraud/analyze"))
         .bearer_auth(&impostor)
         .json(&json!({ "amount": 120.5 }))
@@ -324,7 +369,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
     );
 
     println!("\n3. A call without a token");
-    let response = client
+    let response = outsider
         .post(format!("{fd_url}/fraud/analyze"))
         .json(&json!({ "amount": 120.5 }))
         .send()
@@ -360,7 +405,8 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         &ids.api_app_id_uri,
     )
     .await?;
-    let response = client
+    // Sent from the Transaction Processor's own workload: its token is bound to it.
+    let response = processor_workload
         .post(format!("{fd_url}/fraud/analyze"))
         .bearer_auth(&fresh)
         .json(&json!({ "amount": 42.0 }))
@@ -411,10 +457,51 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         ),
     );
 
+    println!("\n7. A token copied off the Transaction Processor is replayed from another workload (the Reporting service's, with its genuine mesh certificate)");
+    let stolen = client_credentials(
+        &idp,
+        &ids.processor_client_id,
+        &processor_secret,
+        &ids.api_app_id_uri,
+    )
+    .await?;
+    let denied_before = fd_envoy
+        .stat("wasmcustom.entragate.denied.workload_mismatch")
+        .await?
+        .unwrap_or(0);
+    let response = outsider
+        .post(format!("{fd_url}/fraud/analyze"))
+        .bearer_auth(&stolen)
+        .json(&json!({ "amount": 120.5 }))
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let challenge = header(&response, "www-authenticate");
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let counted = fd_envoy
+        .stat("wasmcustom.entragate.denied.workload_mismatch")
+        .await?
+        .unwrap_or(0)
+        - denied_before;
+    verdicts.check(
+        status == 403
+            && body["error_description"] == "token not issued to the calling workload"
+            && counted == 1,
+        &format!(
+            "{status} refused: {}; the token is valid (signature, audience, Fraud.Scan, an allowed caller) but the mTLS peer is spiffe://cluster.local/ns/default/sa/reporting, not the Transaction Processor's workload (entragate.denied.workload_mismatch +{counted}); WWW-Authenticate: {challenge}",
+            body["error_description"].as_str().unwrap_or("?")
+        ),
+    );
+
     if keep_running && verdicts.all_ok {
+        let certs = tls.join("reporting");
         println!("\nEverything keeps running; try:");
         println!("  curl -s -X POST http://{tp_addr}/transactions -H 'content-type: application/json' -d '{{\"amount\":99.9,\"currency\":\"EUR\"}}'");
-        println!("  curl -s -i -X POST {fd_url}/fraud/analyze -d '{{}}'");
+        println!(
+            "  curl -s -i --cacert {0}/ca.crt --cert {0}/tls.crt --key {0}/tls.key --resolve {FD_NAME}:{1}:127.0.0.1 -X POST {fd_url}/fraud/analyze -d '{{}}'",
+            certs.display(),
+            ports.fd_inbound
+        );
         println!("Ctrl-C stops everything.");
         std::future::pending::<()>().await;
     }
@@ -445,6 +532,7 @@ async fn secretless_caller(
     wasm: &Path,
     dir: &Path,
 ) -> anyhow::Result<Secretless> {
+    let tls = dir.join("tls");
     let sts = Sts::start().context("starting the local STS")?;
     idp.add_federated_credential(
         &ids.processor_client_id,
@@ -486,7 +574,7 @@ async fn secretless_caller(
         "--out".to_string(),
         dir.display().to_string(),
     ];
-    args.extend(own.overrides(idp.port()));
+    args.extend(own.overrides(idp.port(), &tls));
     children::bootstrap(&args)?;
     // The rendered agent config ends with its `[credential]` table; on this machine the STS is local
     // (`endpoint_url`, as `--set` points the IdP at a local one). In AWS the regional STS is the default.

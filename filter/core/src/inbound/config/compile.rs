@@ -10,6 +10,7 @@ use std::ops::RangeInclusive;
 use super::raw::{RawClaimHeaders, RawConfig, RawJwks, RawPathMatch, RawRequirement, RawRule};
 use super::FilterPolicy;
 use crate::guid::is_guid;
+use crate::inbound::binding::WorkloadBinding;
 use crate::inbound::cache::DEFAULT_CAPACITY as DEFAULT_TOKEN_CACHE_SIZE;
 use crate::inbound::jwks::JwksSettings;
 use crate::inbound::policy::headers::check_header_name;
@@ -74,10 +75,14 @@ impl TryFrom<RawConfig> for FilterPolicy {
         let max_token_bytes = compile_max_token_bytes(raw.max_token_bytes)?;
         let jwks = compile_jwks(raw.jwks, &tenants)?;
         let unmatched = compile_unmatched(raw.unmatched_requests)?;
-        let routes = compile_rules(raw.rules.unwrap_or_default())?;
+        let mut routes = compile_rules(raw.rules.unwrap_or_default())?;
         let claim_headers = compile_claim_headers(raw.claim_headers)?;
         let token_cache_size = compile_token_cache_size(raw.token_cache_size)?;
         let signature_verifier = compile_signature_verifier(raw.signature_verifier)?;
+        let workload_binding = raw
+            .workload_binding
+            .map(|b| WorkloadBinding::compile(b, &mut routes))
+            .transpose()?;
 
         let verify = VerifyOptions {
             algorithms,
@@ -101,6 +106,7 @@ impl TryFrom<RawConfig> for FilterPolicy {
             claim_headers,
             token_cache_size,
             signature_verifier,
+            workload_binding,
         })
     }
 }

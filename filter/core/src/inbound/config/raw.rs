@@ -57,6 +57,8 @@ pub struct RawConfig {
     pub token_cache_size: Option<u64>,
     /// `"auto"`, `"host"` or `"pure"`. Default `"auto"`.
     pub signature_verifier: Option<String>,
+    /// Over mTLS: the token's caller must be the app running as the peer workload. Default none.
+    pub workload_binding: Option<crate::inbound::binding::RawWorkloadBinding>,
 }
 
 /// Issuer base URLs (`issuer_base` object).

@@ -79,6 +79,9 @@ pub struct Rule {
     path: PathMatch,
     methods: MethodMatch,
     access: Access,
+    /// Over mTLS the token's caller must be the app running as the peer
+    /// workload (`workload_binding`, [`crate::inbound::binding`]).
+    bound_to_workload: bool,
 }
 
 impl Rule {
@@ -90,7 +93,13 @@ impl Rule {
             path,
             methods,
             access,
+            bound_to_workload: false,
         }
+    }
+
+    /// Whether the rule requires the token's caller to be the peer workload's app.
+    pub fn is_bound_to_workload(&self) -> bool {
+        self.bound_to_workload
     }
 
     /// The configured rule name, for logs.
@@ -151,6 +160,19 @@ impl RouteTable {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Binds rule `index` to the peer workload (configuration compilation
+    /// only). False if there is no such rule or it is anonymous: an anonymous
+    /// request has no token to bind.
+    pub(crate) fn bind_to_workload(&mut self, index: usize) -> bool {
+        match self.rules.get_mut(index) {
+            Some(rule) if !rule.is_anonymous() => {
+                rule.bound_to_workload = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Looks up the rule for a request. `path` is the `:path` pseudo-header;

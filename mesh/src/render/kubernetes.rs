@@ -13,20 +13,26 @@
 //!   agent's is an `exec` inside its container (it listens on the pod's loopback, which the kubelet's HTTP
 //!   probes, sent to the pod IP, cannot reach; `httpGet.host: 127.0.0.1` would probe the node), and
 //!   Envoy's inbound listener is probed on the pod IP by `tcpSocket`;
-//! - `Service` `NAME` (callees): targets the sidecar's inbound port, never the app.
+//! - `Service` `NAME` (callees): targets the sidecar's inbound port, never the app;
+//! - unless the transport is plaintext, Envoy mounts its certificate directory (`sidecar.certificates`) from a
+//!   projected volume: the Secret [`tls_secret`] (`tls.crt`, `tls.key`, `ca.crt`, e.g. written by a
+//!   cert-manager `Certificate` whose SAN is the workload identity) and the rendered `ConfigMap`
+//!   `entragate-sds-NAME` with the two file-based SDS resources.
 
+use super::transport::{self, CA_FILE, CERT_FILE, KEY_FILE};
 use super::workload::{
     self, Workload, WorkloadOptions, AGENT_CONTAINER, APP_CONTAINER, ENVOY_CONTAINER,
     RENDER_CONTAINER, RUNTIME_UID, RUN_DIR, RUN_VOLUME,
 };
 use super::yaml::{self, b, list, map, n, s};
-use crate::mesh::policy::Service;
+use crate::policy::Service;
 use serde_yaml_ng::Value;
 
 /// Where the pod mounts the policy ConfigMap, and its name.
 pub const POLICY_DIR: &str = "/etc/entragate/policy";
 pub const POLICY_CONFIG_MAP: &str = "entragate-policy";
 const POLICY_VOLUME: &str = "entragate-policy";
+const TLS_VOLUME: &str = "entragate-tls";
 
 #[derive(Clone, Debug)]
 pub struct KubernetesOptions {
@@ -67,27 +73,38 @@ pub fn render(service: &Service, options: &KubernetesOptions) -> Result<String, 
         ("kind", s("ServiceAccount")),
         ("metadata", account),
     ]));
+    let mut volumes = vec![
+        map([
+            ("name", s(RUN_VOLUME)),
+            (
+                "emptyDir",
+                map([("medium", s("Memory")), ("sizeLimit", s("32Mi"))]),
+            ),
+        ]),
+        map([
+            ("name", s(POLICY_VOLUME)),
+            ("configMap", map([("name", s(POLICY_CONFIG_MAP))])),
+        ]),
+    ];
+    let tls = service
+        .sidecar
+        .tls
+        .then_some(service.sidecar.certificates.as_str());
+    if tls.is_some() {
+        volumes.push(tls_volume(&name));
+        documents.push(map([
+            ("apiVersion", s("v1")),
+            ("kind", s("ConfigMap")),
+            ("metadata", metadata(sds_config_map(&name))),
+            ("data", sds_data(&service.sidecar.certificates)?),
+        ]));
+    }
     let pod = map([
         ("serviceAccountName", s(name.clone())),
-        (
-            "volumes",
-            list(vec![
-                map([
-                    ("name", s(RUN_VOLUME)),
-                    (
-                        "emptyDir",
-                        map([("medium", s("Memory")), ("sizeLimit", s("32Mi"))]),
-                    ),
-                ]),
-                map([
-                    ("name", s(POLICY_VOLUME)),
-                    ("configMap", map([("name", s(POLICY_CONFIG_MAP))])),
-                ]),
-            ]),
-        ),
+        ("volumes", list(volumes)),
         (
             "initContainers",
-            list(init_containers(&plan, &options.workload)),
+            list(init_containers(&plan, &options.workload, tls)),
         ),
         (
             "containers",
@@ -160,6 +177,49 @@ fn restricted() -> Value {
     ])
 }
 
+/// The Secret holding the service's workload certificate (`tls.crt`, `tls.key`, `ca.crt`: what a cert-manager
+/// `Certificate` with the workload identity as SAN writes), and the ConfigMap holding the SDS files.
+pub fn tls_secret(name: &str) -> String {
+    format!("{name}-workload-tls")
+}
+
+fn sds_config_map(name: &str) -> String {
+    format!("entragate-sds-{name}")
+}
+
+/// One projected volume, so the kubelet's atomic writer swaps certificate, key and CA together (`..data`),
+/// which Envoy's watched directory sees as one move.
+fn tls_volume(name: &str) -> Value {
+    let items = [CERT_FILE, KEY_FILE, CA_FILE]
+        .iter()
+        .map(|f| map([("key", s(*f)), ("path", s(*f))]))
+        .collect();
+    map([
+        ("name", s(TLS_VOLUME)),
+        (
+            "projected",
+            map([(
+                "sources",
+                list(vec![
+                    map([(
+                        "secret",
+                        map([("name", s(tls_secret(name))), ("items", list(items))]),
+                    )]),
+                    map([("configMap", map([("name", s(sds_config_map(name)))]))]),
+                ]),
+            )]),
+        ),
+    ])
+}
+
+fn sds_data(directory: &str) -> Result<Value, String> {
+    let mut data = serde_yaml_ng::Mapping::new();
+    for (file, contents) in transport::sds_files(directory)? {
+        data.insert(s(file), s(contents));
+    }
+    Ok(Value::Mapping(data))
+}
+
 fn run_mount(read_only: bool) -> Value {
     map([
         ("name", s(RUN_VOLUME)),
@@ -168,7 +228,8 @@ fn run_mount(read_only: bool) -> Value {
     ])
 }
 
-fn init_containers(plan: &Workload, options: &WorkloadOptions) -> Vec<Value> {
+/// `tls`: the certificate directory Envoy reads, when the transport uses TLS.
+fn init_containers(plan: &Workload, options: &WorkloadOptions, tls: Option<&str>) -> Vec<Value> {
     let mut containers = vec![map([
         ("name", s(RENDER_CONTAINER)),
         ("image", s(options.bootstrap_image.clone())),
@@ -206,13 +267,21 @@ fn init_containers(plan: &Workload, options: &WorkloadOptions) -> Vec<Value> {
             ("volumeMounts", list(vec![run_mount(true)])),
         ]));
     }
+    let mut mounts = vec![run_mount(true)];
+    if let Some(dir) = tls {
+        mounts.push(map([
+            ("name", s(TLS_VOLUME)),
+            ("mountPath", s(dir)),
+            ("readOnly", b(true)),
+        ]));
+    }
     let mut envoy = map([
         ("name", s(ENVOY_CONTAINER)),
         ("image", s(options.envoy_image.clone())),
         ("restartPolicy", s("Always")),
         ("args", strings(&plan.envoy_args)),
         ("securityContext", restricted()),
-        ("volumeMounts", list(vec![run_mount(true)])),
+        ("volumeMounts", list(mounts)),
     ]);
     if let Some(port) = plan.inbound_port {
         yaml::insert(

@@ -13,8 +13,8 @@
 
 use super::istio::KubeOptions;
 use super::yaml::{self, b, list, map, s};
-use crate::mesh::plugin::{self, INBOUND_ROOT_ID};
-use crate::mesh::policy::{FailurePolicy, MeshPolicy, Service};
+use crate::plugin::{self, INBOUND_ROOT_ID};
+use crate::policy::{FailurePolicy, MeshPolicy, Service};
 
 /// Where Envoy Gateway runs: namespace (of the HTTPRoute) and module as for Istio, plus the `Gateway` to
 /// patch and its namespace.

@@ -50,6 +50,37 @@ pub fn inbound(idp: &IdentityProvider, service: &Service, jwks_cluster: &str) ->
     Value::Object(config)
 }
 
+/// Adds `workload_binding` (docs/configuration.md) to a callee configuration when some of its rules are
+/// bound: every service's workload identity with its client id, and the bound rules' names. Only where the
+/// callee's own listener terminates mTLS (the Envoy sidecar, Istio), so the filter sees the peer certificate.
+pub fn bind_workloads(config: &mut Value, policy: &MeshPolicy, service: &Service) {
+    let rules: Vec<&str> = service
+        .rules
+        .iter()
+        .filter(|r| r.bind_to_workload)
+        .map(|r| r.name.as_str())
+        .collect();
+    if rules.is_empty() {
+        return;
+    }
+    let workloads: Map<String, Value> = policy
+        .services()
+        .iter()
+        .map(|s| {
+            (
+                s.workload.value().to_string(),
+                json!(s.application.client_id),
+            )
+        })
+        .collect();
+    if let Value::Object(config) = config {
+        config.insert(
+            "workload_binding".into(),
+            json!({ "workloads": workloads, "rules": rules }),
+        );
+    }
+}
+
 fn rule(rule: &Rule) -> Value {
     let mut r = Map::new();
     r.insert("name".into(), json!(rule.name));
@@ -141,7 +172,8 @@ pub(super) fn check_all(policy: &MeshPolicy) -> Vec<MeshError> {
     let mut errors = Vec::new();
     for service in policy.services() {
         if service.is_callee() {
-            let config = inbound(policy.identity_provider(), service, JWKS_CLUSTER);
+            let mut config = inbound(policy.identity_provider(), service, JWKS_CLUSTER);
+            bind_workloads(&mut config, policy, service);
             if let Err(e) = check_inbound(&config, service) {
                 errors.push(e);
             }

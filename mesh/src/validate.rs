@@ -4,15 +4,17 @@
 //!
 //! Validation continues after an error wherever it can, so one `bootstrap check` run lists every problem.
 
-use super::error::{MeshError, MeshErrors, Warning};
+use super::error::{Findings, MeshErrors};
 use super::model::{
-    RawCloud, RawFailurePolicy, RawIdentity, RawIdentityProvider, RawMesh, RawService, RawUnmatched,
+    RawCloud, RawFailurePolicy, RawIdentity, RawIdentityProvider, RawMesh, RawService,
+    RawTransport, RawTransportMode, RawUnmatched, RawWorkload,
 };
 use super::policy::{
     Access, Application, Authority, CallerCredential, Cloud, FailurePolicy, Identity,
-    IdentityProvider, MeshPolicy, Ports, Service, Sidecar, Unmatched,
+    IdentityProvider, MeshPolicy, Ports, Service, Sidecar, Transport, TransportMode, Unmatched,
+    WorkloadIdentity,
 };
-use super::rules;
+use super::rules::{self, Directory};
 use entragate_core::guid::is_guid;
 use std::collections::BTreeSet;
 
@@ -23,46 +25,11 @@ pub const DEFAULT_AGENT: &str = "127.0.0.1:15901";
 pub const DEFAULT_AGENT_KEY_FILE: &str = "/run/entragate/agent-key";
 pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const DEFAULT_INBOUND_ADDRESS: &str = "0.0.0.0";
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+pub const DEFAULT_NAMESPACE: &str = "default";
+pub const DEFAULT_CERTIFICATES: &str = "/etc/entragate/tls";
 /// The only secret store the agent reads.
 pub const SECRET_SCHEME: &str = "aws-secretsmanager:";
-
-/// Errors and warnings collected while validating.
-#[derive(Default)]
-pub(super) struct Findings {
-    pub errors: Vec<MeshError>,
-    pub warnings: Vec<Warning>,
-}
-
-impl Findings {
-    pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(MeshError::new(path, message));
-    }
-
-    pub fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Warning::new(path, message));
-    }
-}
-
-/// What rules need to know about the other services.
-pub(super) struct Directory {
-    /// `(name, client_id)` in document order.
-    pub services: Vec<(String, String)>,
-}
-
-impl Directory {
-    pub fn client_id(&self, name: &str) -> Option<&str> {
-        self.services
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| id.as_str())
-    }
-
-    pub fn names(&self) -> String {
-        let mut names: Vec<&str> = self.services.iter().map(|(n, _)| n.as_str()).collect();
-        names.sort_unstable();
-        names.join(", ")
-    }
-}
 
 impl TryFrom<RawMesh> for MeshPolicy {
     type Error = MeshErrors;
@@ -78,6 +45,7 @@ impl TryFrom<RawMesh> for MeshPolicy {
             None => f.error("version", "required: `version: 1`"),
         }
         let idp = identity_provider(raw.identity_provider, &mut f);
+        let (transport, certificates) = transport(raw.transport.unwrap_or_default(), &mut f);
         let raw_services = raw.services.map(|s| s.0).unwrap_or_default();
         if raw_services.is_empty() {
             f.error("services", "at least one service is required");
@@ -100,7 +68,12 @@ impl TryFrom<RawMesh> for MeshPolicy {
         };
         let mut services = Vec::with_capacity(raw_services.len());
         for (name, raw_service) in raw_services {
-            if let Some(service) = service(&name, raw_service, &directory, &mut f) {
+            let context = ServiceContext {
+                directory: &directory,
+                transport: &transport,
+                certificates: &certificates,
+            };
+            if let Some(service) = service(&name, raw_service, &context, &mut f) {
                 services.push(service);
             }
         }
@@ -108,12 +81,14 @@ impl TryFrom<RawMesh> for MeshPolicy {
         check_every_service_has_a_role(&services, &mut f);
         check_unique_client_ids(&services, &mut f);
         check_ports(&services, &mut f);
+        check_unique_workloads(&services, &mut f);
 
         let (Some(idp), true) = (idp, f.errors.is_empty()) else {
             return Err(MeshErrors(f.errors));
         };
         let policy = MeshPolicy {
             identity_provider: idp,
+            transport,
             services,
             warnings: Vec::new(),
         };
@@ -274,12 +249,21 @@ fn word_list(values: Option<Vec<String>>, path: &str, f: &mut Findings) -> Vec<S
     out
 }
 
+/// What validating one service needs from the rest of the document.
+struct ServiceContext<'a> {
+    directory: &'a Directory,
+    transport: &'a Transport,
+    /// `transport.certificates`, or its default.
+    certificates: &'a str,
+}
+
 fn service(
     name: &str,
     raw: RawService,
-    directory: &Directory,
+    context: &ServiceContext<'_>,
     f: &mut Findings,
 ) -> Option<Service> {
+    let directory = context.directory;
     let base = format!("services.{name}");
     let errors_before = f.errors.len();
     if !valid_service_name(name) {
@@ -319,7 +303,14 @@ fn service(
             );
         }
     }
-    let sidecar = sidecar(raw.sidecar.unwrap_or_default(), &base, f);
+    let mut sidecar = sidecar(
+        raw.sidecar.unwrap_or_default(),
+        context.certificates,
+        &base,
+        f,
+    );
+    sidecar.tls = context.transport.mode != TransportMode::Plaintext;
+    let workload = workload(raw.workload, name, context.transport, &base, f);
     let identity = raw
         .identity
         .and_then(|i| identity(i, &format!("{base}.identity"), f));
@@ -334,7 +325,14 @@ fn service(
         }
     };
     let rules = match &application {
-        Some(app) => rules::compile(raw.rules.unwrap_or_default(), name, app, directory, f),
+        Some(app) => rules::compile(
+            raw.rules.unwrap_or_default(),
+            name,
+            app,
+            directory,
+            context.transport.mode,
+            f,
+        ),
         None => Vec::new(),
     };
     if !rules.is_empty() && ports.app.is_none() {
@@ -376,6 +374,7 @@ fn service(
         destinations: calls,
         unmatched,
         rules,
+        workload: workload?,
     })
 }
 
@@ -444,7 +443,12 @@ fn application(
     })
 }
 
-fn sidecar(raw: super::model::RawSidecar, base: &str, f: &mut Findings) -> Sidecar {
+fn sidecar(
+    raw: super::model::RawSidecar,
+    certificates: &str,
+    base: &str,
+    f: &mut Findings,
+) -> Sidecar {
     let path = format!("{base}.sidecar");
     let agent_text = raw.agent.unwrap_or_else(|| DEFAULT_AGENT.into());
     let agent = match agent_text.parse::<std::net::SocketAddr>() {
@@ -481,6 +485,133 @@ fn sidecar(raw: super::model::RawSidecar, base: &str, f: &mut Findings) -> Sidec
             .agent_key_file
             .unwrap_or_else(|| DEFAULT_AGENT_KEY_FILE.into()),
         ca_file: raw.ca_file.unwrap_or_else(|| DEFAULT_CA_FILE.into()),
+        certificates: match raw.certificates {
+            Some(dir) => absolute_directory(&dir, &format!("{path}.certificates"), f),
+            None => certificates.to_string(),
+        },
+        // Set by the caller, which knows the transport.
+        tls: false,
+    }
+}
+
+/// `transport`, and the default certificate directory.
+fn transport(raw: RawTransport, f: &mut Findings) -> (Transport, String) {
+    let mode = match raw.mode.unwrap_or(RawTransportMode::Mtls) {
+        RawTransportMode::Mtls => TransportMode::Mtls,
+        RawTransportMode::Tls => TransportMode::Tls,
+        RawTransportMode::Plaintext => {
+            f.warn(
+                "transport.mode",
+                "plaintext: tokens cross the wire in clear and anyone on the path can replay them; \
+                 for a loopback demo only",
+            );
+            TransportMode::Plaintext
+        }
+    };
+    let label = |value: Option<String>, default: &str, field: &str, f: &mut Findings| {
+        let value = value.unwrap_or_else(|| default.to_string());
+        // They become a URI path segment and authority: no separators, no spaces, no percent-encoding games.
+        let ok = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !ok {
+            f.error(
+                format!("transport.{field}"),
+                format!("`{value}` must be lower-case letters, digits, `-` and `.`"),
+            );
+        }
+        value
+    };
+    let trust_domain = label(raw.trust_domain, DEFAULT_TRUST_DOMAIN, "trust_domain", f);
+    let namespace = label(raw.namespace, DEFAULT_NAMESPACE, "namespace", f);
+    let certificates = match raw.certificates {
+        Some(dir) => absolute_directory(&dir, "transport.certificates", f),
+        None => DEFAULT_CERTIFICATES.to_string(),
+    };
+    (
+        Transport {
+            mode,
+            trust_domain,
+            namespace,
+        },
+        certificates,
+    )
+}
+
+/// An absolute directory, without a trailing `/` (Envoy watches it by name).
+fn absolute_directory(dir: &str, path: &str, f: &mut Findings) -> String {
+    let trimmed = dir.trim_end_matches('/');
+    if !trimmed.starts_with('/') || trimmed.contains(char::is_control) {
+        f.error(path, format!("`{dir}` must be an absolute directory path"));
+    }
+    trimmed.to_string()
+}
+
+/// `workload`: exactly one SAN, or the SPIFFE default.
+fn workload(
+    raw: Option<RawWorkload>,
+    name: &str,
+    transport: &Transport,
+    base: &str,
+    f: &mut Findings,
+) -> Option<WorkloadIdentity> {
+    let path = format!("{base}.workload");
+    let Some(raw) = raw else {
+        return Some(WorkloadIdentity::Uri(format!(
+            "spiffe://{}/ns/{}/sa/{name}",
+            transport.trust_domain, transport.namespace
+        )));
+    };
+    match (raw.uri, raw.dns) {
+        (Some(uri), None) => {
+            let ok = url::Url::parse(&uri).is_ok_and(|u| u.has_host() || u.scheme() == "spiffe")
+                && !uri.contains(char::is_whitespace);
+            if !ok {
+                f.error(
+                    format!("{path}.uri"),
+                    format!(
+                        "`{uri}` is not a URI such as spiffe://trust-domain/ns/namespace/sa/{name}"
+                    ),
+                );
+                return None;
+            }
+            Some(WorkloadIdentity::Uri(uri))
+        }
+        (None, Some(dns)) => {
+            let ok = !dns.is_empty()
+                && dns.len() <= 253
+                && dns.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !ok {
+                f.error(format!("{path}.dns"), format!("`{dns}` is not a DNS name"));
+                return None;
+            }
+            Some(WorkloadIdentity::Dns(dns.to_ascii_lowercase()))
+        }
+        _ => {
+            f.error(path, "set exactly one of `uri` and `dns`");
+            None
+        }
+    }
+}
+
+/// The workload identity is what binds a connection to an app: two services sharing one would be indistinguishable.
+fn check_unique_workloads(services: &[Service], f: &mut Findings) {
+    for (i, s) in services.iter().enumerate() {
+        if let Some(other) = services[..i].iter().find(|o| o.workload == s.workload) {
+            f.error(
+                format!("services.{}.workload", s.name),
+                format!(
+                    "`{}` is already the workload identity of `{}`: each service needs its own",
+                    s.workload.value(),
+                    other.name
+                ),
+            );
+        }
     }
 }
 

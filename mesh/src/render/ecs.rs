@@ -16,7 +16,7 @@ use super::workload::{
     self, Workload, WorkloadOptions, AGENT_CONTAINER, APP_CONTAINER, ENVOY_CONTAINER,
     RENDER_CONTAINER, RUNTIME_UID, RUN_DIR, RUN_VOLUME,
 };
-use crate::mesh::policy::Service;
+use crate::policy::Service;
 use serde_json::{json, Value};
 
 /// Where the task's bootstrap image holds the policy.

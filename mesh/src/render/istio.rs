@@ -12,13 +12,16 @@
 //!   origination, so the workloads' own HTTPS (MSAL, SDKs, the agent) passes through untouched instead of
 //!   being wrapped twice. The origination checks the certificate's name (`subjectAltNames`).
 //!
+//! - `PeerAuthentication` (`security.istio.io/v1`) `mtls.mode: STRICT` for the service's pods unless the
+//!   policy's transport is plaintext: Istio's workload mTLS is the sidecar-to-sidecar transport.
+//!
 //! The caller side (token attachment) needs the agent key in the plugin configuration; on Istio it is rendered
 //! with `--format envoy` semantics by hand for now (see docs/mesh-policy.md).
 
 use super::wasm::WasmModule;
 use super::yaml::{self, list, map, n, s};
-use crate::mesh::plugin::{self, INBOUND_ROOT_ID};
-use crate::mesh::policy::{FailurePolicy, MeshPolicy, Service};
+use crate::plugin::{self, INBOUND_ROOT_ID};
+use crate::policy::{FailurePolicy, MeshPolicy, Service, TransportMode};
 
 /// Kubernetes placement.
 #[derive(Clone, Debug)]
@@ -61,7 +64,9 @@ pub fn render(
         authority.port
     };
     let cluster = outbound_cluster(callout_port, &authority.host);
-    let config = plugin::inbound(policy.identity_provider(), service, &cluster);
+    let mut config = plugin::inbound(policy.identity_provider(), service, &cluster);
+    // Istio's inbound listener terminates the mesh mTLS: the filter sees the caller's SPIFFE identity.
+    plugin::bind_workloads(&mut config, policy, service);
     plugin::check_inbound(&config, service).map_err(|e| e.to_string())?;
     let metadata = |name: String| {
         map([
@@ -150,6 +155,27 @@ pub fn render(
                             ])]),
                         )]),
                     ),
+                ]),
+            ),
+        ]));
+    }
+    // Istio's own mTLS carries the transport: the callee's pods accept mesh mTLS only (no plaintext port).
+    // Istio issues SPIFFE identities from the pod's service account, which the Deployment sets to the
+    // service name (`kubernetes` format), so they match the policy's default workload identities.
+    let mode = policy.transport().mode;
+    if mode != TransportMode::Plaintext {
+        documents.push(map([
+            ("apiVersion", s("security.istio.io/v1")),
+            ("kind", s("PeerAuthentication")),
+            ("metadata", metadata(format!("entragate-{}", service.name))),
+            (
+                "spec",
+                map([
+                    (
+                        "selector",
+                        map([("matchLabels", map([("app", s(service.name.clone()))]))]),
+                    ),
+                    ("mtls", map([("mode", s("STRICT"))])),
                 ]),
             ),
         ]));

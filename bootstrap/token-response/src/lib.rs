@@ -1,9 +1,14 @@
-//! Parser for the Entra ID v2 token endpoint's responses (`/oauth2/v2.0/token`).
+//! Parser for the Entra ID v2 token endpoint's responses (`/oauth2/v2.0/token`), used by the `bootstrap` agent.
 //!
 //! Pure and panic-free on any input (a fuzz target drives [`parse_response`]). Success:
 //! `{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"…"}` (maybe `refresh_in`);
 //! errors: `{"error":"invalid_client","error_description":"AADSTS7000215: …","error_codes":[7000215],
 //! "correlation_id":"…","trace_id":"…","timestamp":"…"}`.
+//!
+//! A crate of its own, with the [`text`] helpers it uses, so that the fuzz target builds exactly this code
+//! without the agent's AWS SDK, axum and TLS stack.
+
+pub mod text;
 
 use secrecy::SecretString;
 use serde::Deserialize;

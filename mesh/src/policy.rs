@@ -113,6 +113,10 @@ pub struct Sidecar {
     pub agent: std::net::SocketAddr,
     pub agent_key_file: String,
     pub ca_file: String,
+    /// Directory of the sidecar's certificate files (file-based SDS); unused in `plaintext`.
+    pub certificates: String,
+    /// The transport uses TLS (`mtls` or `tls`): the sidecar needs its certificate directory.
+    pub tls: bool,
 }
 
 /// How a caller authenticates to Entra, and the AWS region of what it uses.
@@ -206,6 +210,8 @@ pub struct Rule {
     /// Empty: any method.
     pub methods: Vec<String>,
     pub access: Access,
+    /// The token's caller must be the app whose workload identity the mTLS peer certificate carries.
+    pub bind_to_workload: bool,
 }
 
 impl Rule {
@@ -238,6 +244,8 @@ pub struct Service {
     pub destinations: Vec<String>,
     pub unmatched: Unmatched,
     pub rules: Vec<Rule>,
+    /// The identity its certificate carries (and peers verify).
+    pub workload: WorkloadIdentity,
 }
 
 impl Service {
@@ -257,10 +265,63 @@ impl Service {
     }
 }
 
+/// The sidecar-to-sidecar hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportMode {
+    /// Both sides present certificates from the mesh CA; each verifies the other.
+    Mtls,
+    /// The callee presents a certificate the caller verifies; callers are anonymous at the TLS layer.
+    Tls,
+    /// No TLS: tokens cross the wire in clear (loopback demos only).
+    Plaintext,
+}
+
+impl TransportMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportMode::Mtls => "mtls",
+            TransportMode::Tls => "tls",
+            TransportMode::Plaintext => "plaintext",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Transport {
+    pub mode: TransportMode,
+    pub trust_domain: String,
+    pub namespace: String,
+}
+
+/// A workload identity: the subject alternative name a service's certificate carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkloadIdentity {
+    Uri(String),
+    Dns(String),
+}
+
+impl WorkloadIdentity {
+    pub fn value(&self) -> &str {
+        match self {
+            WorkloadIdentity::Uri(v) | WorkloadIdentity::Dns(v) => v,
+        }
+    }
+
+    /// Envoy's `SanType` name.
+    pub fn san_type(&self) -> &'static str {
+        match self {
+            WorkloadIdentity::Uri(_) => "URI",
+            WorkloadIdentity::Dns(_) => "DNS",
+        }
+    }
+}
+
 /// The validated policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MeshPolicy {
     pub(super) identity_provider: IdentityProvider,
+    pub(super) transport: Transport,
     pub(super) services: Vec<Service>,
     pub(super) warnings: Vec<Warning>,
 }
@@ -268,6 +329,10 @@ pub struct MeshPolicy {
 impl MeshPolicy {
     pub fn identity_provider(&self) -> &IdentityProvider {
         &self.identity_provider
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// In document order.

@@ -15,6 +15,7 @@ pub mod envoy;
 pub mod envoy_gateway;
 pub mod istio;
 pub mod kubernetes;
+pub mod transport;
 pub mod wasm;
 pub mod workload;
 pub mod yaml;

@@ -1,9 +1,30 @@
 //! Route rules of one service: paths, methods, what each requires, callers resolved to client ids, and the
 //! checks that catch a rule that can never decide anything (duplicate or shadowed routes).
 
+use super::error::Findings;
 use super::model::{RawRequire, RawRule};
-use super::policy::{Access, Application, Caller, PathRule, Rule};
-use super::validate::{Directory, Findings};
+use super::policy::{Access, Application, Caller, PathRule, Rule, TransportMode};
+
+/// What rules need to know about the other services.
+pub(super) struct Directory {
+    /// `(name, client_id)` in document order.
+    pub services: Vec<(String, String)>,
+}
+
+impl Directory {
+    pub fn client_id(&self, name: &str) -> Option<&str> {
+        self.services
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| id.as_str())
+    }
+
+    pub fn names(&self) -> String {
+        let mut names: Vec<&str> = self.services.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        names.join(", ")
+    }
+}
 
 /// Compiles `raw` (the rules of service `name`, whose application is `app`).
 pub(super) fn compile(
@@ -11,12 +32,13 @@ pub(super) fn compile(
     name: &str,
     app: &Application,
     directory: &Directory,
+    mode: TransportMode,
     f: &mut Findings,
 ) -> Vec<Rule> {
     let mut rules: Vec<Rule> = Vec::with_capacity(raw.len());
     for (index, raw_rule) in raw.into_iter().enumerate() {
         let path = format!("services.{name}.rules[{index}]");
-        let Some(rule) = rule(raw_rule, &path, name, app, directory, f) else {
+        let Some(rule) = rule(raw_rule, &path, name, app, directory, mode, f) else {
             continue;
         };
         if let Some(message) = conflict(&rules, &rule) {
@@ -70,9 +92,33 @@ fn rule(
     service: &str,
     app: &Application,
     directory: &Directory,
+    mode: TransportMode,
     f: &mut Findings,
 ) -> Option<Rule> {
     let errors_before = f.errors.len();
+    let anonymous = raw.anonymous.unwrap_or(false);
+    // Only an mTLS peer certificate names the calling workload; a token-less rule has no caller to bind.
+    let bind_to_workload = match raw.bind_to_workload {
+        Some(true) if mode != TransportMode::Mtls => {
+            f.error(
+                format!("{path}.bind_to_workload"),
+                format!(
+                    "needs transport.mode mtls (it is {}): only a client certificate names the calling workload",
+                    mode.as_str()
+                ),
+            );
+            false
+        }
+        Some(true) if anonymous => {
+            f.error(
+                format!("{path}.bind_to_workload"),
+                "an anonymous rule has no token whose caller could be bound",
+            );
+            false
+        }
+        Some(bind) => bind,
+        None => mode == TransportMode::Mtls && !anonymous,
+    };
     let route = match (raw.path, raw.prefix) {
         (Some(p), None) => Some(PathRule::Exact(p)),
         (None, Some(p)) => Some(PathRule::Prefix(p)),
@@ -122,7 +168,7 @@ fn rule(
     let scopes = raw.scopes.unwrap_or_default();
     let callers_given = raw.allowed_callers.is_some();
     let caller_names = raw.allowed_callers.unwrap_or_default();
-    let access = if raw.anonymous.unwrap_or(false) {
+    let access = if anonymous {
         if !roles.is_empty()
             || !scopes.is_empty()
             || !caller_names.is_empty()
@@ -219,6 +265,7 @@ fn rule(
         path: route,
         methods,
         access,
+        bind_to_workload,
     })
 }
 

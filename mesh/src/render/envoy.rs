@@ -6,14 +6,18 @@
 //! - listener `outbound` on loopback (services that call others): one virtual host per called service
 //!   (`Host: fraud-detector`, `fraud-detector:*`), the filter in its caller role (`root_id:
 //!   entragate_outbound`) attaching the token for the route's cluster, one cluster per called service;
+//! - transport (mesh.yaml `transport`, [`super::transport`]): the inbound listener terminates TLS (in `mtls`
+//!   requiring a client certificate from the mesh CA), each called service's cluster originates TLS with SNI
+//!   and checks the callee's workload identity;
 //! - cluster `entra_idp` to the authority (TLS with SAN check unless a plain-http loopback test IdP), cluster
 //!   `entragate_agent` to the bootstrap agent, admin on 127.0.0.1.
 
 use super::access_log::inbound_access_log;
+use super::transport;
 use super::wasm::WasmModule;
 use super::yaml::{self, b, list, map, n, s};
-use crate::mesh::plugin::{self, AGENT_CLUSTER, INBOUND_ROOT_ID, JWKS_CLUSTER, OUTBOUND_ROOT_ID};
-use crate::mesh::policy::{CallerCredential, FailurePolicy, MeshPolicy, Service};
+use crate::plugin::{self, AGENT_CLUSTER, INBOUND_ROOT_ID, JWKS_CLUSTER, OUTBOUND_ROOT_ID};
+use crate::policy::{CallerCredential, FailurePolicy, MeshPolicy, Service, TransportMode};
 use serde_yaml_ng::Value;
 
 /// What the policy does not say: the module and, for a caller, the agent key.
@@ -34,9 +38,10 @@ pub fn render(
     let mut listeners = Vec::new();
     let mut clusters = Vec::new();
     if service.is_callee() {
-        let config = plugin::inbound(idp, service, JWKS_CLUSTER);
+        let mut config = plugin::inbound(idp, service, JWKS_CLUSTER);
+        plugin::bind_workloads(&mut config, policy, service);
         plugin::check_inbound(&config, service).map_err(|e| e.to_string())?;
-        listeners.push(inbound_listener(service, &config, &options.wasm)?);
+        listeners.push(inbound_listener(policy, service, &config, &options.wasm)?);
         clusters.push(static_cluster(
             "local_app",
             "127.0.0.1",
@@ -59,7 +64,7 @@ pub fn render(
             .iter()
             .filter_map(|d| policy.service(d))
         {
-            clusters.push(peer_cluster(callee));
+            clusters.push(peer_cluster(policy, service, callee));
         }
         clusters.push(static_cluster(
             AGENT_CLUSTER,
@@ -74,6 +79,14 @@ pub fn render(
         ));
     }
     let document = map([
+        // File-based SDS subscriptions (the transport's certificates) need a node identity.
+        (
+            "node",
+            map([
+                ("id", s(service.name.clone())),
+                ("cluster", s(service.name.clone())),
+            ]),
+        ),
         (
             "admin",
             map([("address", socket_address("127.0.0.1", service.ports.admin))]),
@@ -110,6 +123,20 @@ fn header(policy: &MeshPolicy, service: &Service, wasm: &WasmModule) -> String {
     if service.is_caller() {
         h.push_str("# Carries the agent key: keep this file private (mode 0600) and the admin interface on loopback.\n");
     }
+    let transport = policy.transport();
+    h.push_str(&match transport.mode {
+        TransportMode::Plaintext => {
+            "# Transport: plaintext - tokens cross the wire in clear; for a loopback demo only.\n"
+                .to_string()
+        }
+        mode => format!(
+            "# Transport: {} as {} ({}), certificates by file-based SDS from {}.\n",
+            mode.as_str(),
+            service.workload.value(),
+            service.workload.san_type(),
+            service.sidecar.certificates
+        ),
+    });
     if !policy.identity_provider().authority.tls {
         h.push_str("# The authority is a plain-http loopback test IdP: for local testing only.\n");
     }
@@ -155,20 +182,24 @@ fn is_ip(host: &str) -> bool {
     host.parse::<std::net::IpAddr>().is_ok()
 }
 
-/// The cluster reaching another service's sidecar (its inbound listener).
-fn peer_cluster(callee: &Service) -> Value {
+/// The cluster reaching another service's sidecar (its inbound listener), over TLS unless plaintext.
+fn peer_cluster(policy: &MeshPolicy, caller: &Service, callee: &Service) -> Value {
     let kind = if is_ip(&callee.host) {
         "STATIC"
     } else {
         "STRICT_DNS"
     };
-    endpoint_cluster(
+    let mut cluster = endpoint_cluster(
         &callee.cluster_name(),
         kind,
         "2s",
         &callee.host,
         callee.ports.inbound,
-    )
+    );
+    if let Some(socket) = transport::upstream(policy, caller, callee) {
+        yaml::insert(&mut cluster, "transport_socket", socket);
+    }
+    cluster
 }
 
 /// The authority (JWKS callouts): TLS with SNI and a SAN check for a real Entra host.
@@ -300,24 +331,26 @@ fn route_to(cluster: &str) -> Value {
     ])
 }
 
-fn listener(name: &str, address: &str, port: u16, hcm: Value) -> Value {
+fn listener(name: &str, address: &str, port: u16, hcm: Value, tls: Option<Value>) -> Value {
+    let mut chain = map([(
+        "filters",
+        list(vec![map([
+            ("name", s("envoy.filters.network.http_connection_manager")),
+            ("typed_config", hcm),
+        ])]),
+    )]);
+    if let Some(socket) = tls {
+        yaml::insert(&mut chain, "transport_socket", socket);
+    }
     map([
         ("name", s(name)),
         ("address", socket_address(address, port)),
-        (
-            "filter_chains",
-            list(vec![map([(
-                "filters",
-                list(vec![map([
-                    ("name", s("envoy.filters.network.http_connection_manager")),
-                    ("typed_config", hcm),
-                ])]),
-            )])]),
-        ),
+        ("filter_chains", list(vec![chain])),
     ])
 }
 
 fn inbound_listener(
+    policy: &MeshPolicy,
     service: &Service,
     config: &serde_json::Value,
     wasm: &WasmModule,
@@ -358,6 +391,7 @@ fn inbound_listener(
         &service.sidecar.inbound_address,
         service.ports.inbound,
         hcm,
+        transport::downstream(policy, service),
     ))
 }
 
@@ -402,6 +436,7 @@ fn outbound_listener(
         "127.0.0.1",
         service.ports.outbound,
         hcm,
+        None,
     ))
 }
 

@@ -118,6 +118,23 @@ impl fmt::Display for Warning {
     }
 }
 
+/// Errors and warnings collected while validating.
+#[derive(Default)]
+pub(super) struct Findings {
+    pub errors: Vec<MeshError>,
+    pub warnings: Vec<Warning>,
+}
+
+impl Findings {
+    pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(MeshError::new(path, message));
+    }
+
+    pub fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Warning::new(path, message));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,40 @@ pub struct RawMesh {
     pub version: Option<u32>,
     pub identity_provider: Option<RawIdentityProvider>,
     pub services: Option<RawServices>,
+    /// How sidecars talk to each other: mTLS (default), TLS or plaintext.
+    pub transport: Option<RawTransport>,
+}
+
+/// `transport`: the sidecar-to-sidecar hop.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransport {
+    /// `mtls` (default), `tls` or `plaintext` (loopback demos only).
+    pub mode: Option<RawTransportMode>,
+    /// Trust domain of the default SPIFFE identities. Default `cluster.local` (Istio's).
+    pub trust_domain: Option<String>,
+    /// Namespace of the default SPIFFE identities. Default `default`.
+    pub namespace: Option<String>,
+    /// Directory of the sidecar's certificate files (Envoy file-based SDS). Default `/etc/entragate/tls`.
+    pub certificates: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawTransportMode {
+    Mtls,
+    Tls,
+    Plaintext,
+}
+
+/// A service's workload identity, as its certificate carries it: exactly one of `uri` and `dns`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    /// URI SAN, e.g. `spiffe://fintech.example/ns/payments/sa/transaction-processor`.
+    pub uri: Option<String>,
+    /// DNS SAN, e.g. `transaction-processor.payments.svc`.
+    pub dns: Option<String>,
 }
 
 /// `identity_provider`: the Entra tenant and where it is reached.
@@ -92,6 +126,9 @@ pub struct RawService {
     pub unmatched_requests: Option<RawUnmatched>,
     /// Route rules, first match wins. Default none (every request refused).
     pub rules: Option<Vec<RawRule>>,
+    /// The identity in the service's certificate. Default: URI SAN
+    /// `spiffe://<transport.trust_domain>/ns/<transport.namespace>/sa/<service>`.
+    pub workload: Option<RawWorkload>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -137,6 +174,8 @@ pub struct RawSidecar {
     pub agent_key_file: Option<String>,
     /// CA bundle for the TLS connection to the authority. Default `/etc/ssl/certs/ca-certificates.crt`.
     pub ca_file: Option<String>,
+    /// This sidecar's certificate directory. Default `transport.certificates`.
+    pub certificates: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -213,4 +252,7 @@ pub struct RawRule {
     pub require: Option<RawRequire>,
     /// Service names allowed to call; resolved to their client ids.
     pub allowed_callers: Option<Vec<String>>,
+    /// The token's caller must be the app running as the connection's peer workload (mTLS). Default: true
+    /// in `mtls`, unavailable otherwise.
+    pub bind_to_workload: Option<bool>,
 }
