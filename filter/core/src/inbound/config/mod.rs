@@ -37,7 +37,7 @@ pub struct FilterPolicy {
     /// Entries of each worker's verified-token cache; 0 disables it.
     pub token_cache_size: usize,
     pub signature_verifier: SignatureBackend,
-    /// Which rules require the token's caller to be the mTLS peer's app ([`crate::binding`]).
+    /// Which rules require the token's caller to be the mTLS peer's app ([`crate::inbound::binding`]).
     pub workload_binding: Option<crate::inbound::binding::WorkloadBinding>,
 }
 
