@@ -168,7 +168,10 @@ impl Config {
         // callbacks are not declared here): refuse the configuration at load,
         // naming the field, rather than refuse every bound request.
         if policy.workload_binding.is_some() {
-            return Err("workload_binding: not supported by the native module yet (use the wasm filter)".into());
+            return Err(
+                "workload_binding: not supported by the native module yet (use the wasm filter)"
+                    .into(),
+            );
         }
         let verifier = choose_verifier(policy.signature_verifier)?;
         let scheduler = scope

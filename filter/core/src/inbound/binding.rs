@@ -10,22 +10,51 @@
 //! Configured as `workload_binding` in the plugin configuration (docs/configuration.md): the workload ->
 //! client id map and the names of the rules it applies to. Pure: the adapter reads the peer identities.
 
-use serde::Deserialize;
-use std::collections::BTreeMap;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
-use crate::plugin_config::checks::{fail, Result};
 use crate::error::AuthError;
 use crate::guid::is_guid;
 use crate::inbound::policy::RouteTable;
+use crate::plugin_config::checks::{fail, Result};
 
 /// `workload_binding` as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWorkloadBinding {
     /// Workload identity (URI or DNS SAN) -> the client id of the app running as it. Required, non-empty.
-    pub workloads: Option<BTreeMap<String, String>>,
+    pub workloads: Option<RawWorkloads>,
     /// Names of the rules whose requests are bound. Required (may be empty).
     pub rules: Option<Vec<String>>,
+}
+
+/// The `workloads` object's members in document order. Read without a map
+/// type so that a repeated identity is seen (and refused) instead of silently
+/// keeping the last one, and so the module carries no B-tree code for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawWorkloads(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for RawWorkloads {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = RawWorkloads;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of workload identity -> client id")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<RawWorkloads, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, String>()? {
+                    members.push(member);
+                }
+                Ok(RawWorkloads(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
 }
 
 /// The compiled binding: which app runs as which workload. Which rules are
@@ -42,7 +71,7 @@ pub struct WorkloadBinding {
 impl WorkloadBinding {
     /// Compiles the map and marks the named rules of `routes` as bound.
     pub fn compile(raw: RawWorkloadBinding, routes: &mut RouteTable) -> Result<WorkloadBinding> {
-        let Some(map) = raw.workloads else {
+        let Some(RawWorkloads(map)) = raw.workloads else {
             return fail("workload_binding.workloads", "required");
         };
         if map.is_empty() {
@@ -56,6 +85,9 @@ impl WorkloadBinding {
                     field,
                     "a workload identity must be non-empty, without control characters",
                 );
+            }
+            if workloads.iter().any(|(known, _)| *known == identity) {
+                return fail(field, "listed twice");
             }
             if !is_guid(&client_id) {
                 return fail(
@@ -206,6 +238,29 @@ mod tests {
                 "{binding}: `{field}` not in `{error}`"
             );
         }
+    }
+
+    #[test]
+    fn a_workload_listed_twice_is_refused_not_overwritten() {
+        // `json!` cannot repeat a member name: splice the text.
+        let config = serde_json::json!({
+            "tenant_id": "4b1f9c2e-7d3a-4e8b-9c5f-2a6d8e0b1c3f",
+            "audiences": ["api://fraud"],
+            "jwks": {"cluster": "entra_idp", "authority": "login.microsoftonline.com"},
+            "rules": [{"name": "analyze", "path": {"exact": "/fraud/analyze"}}],
+            "workload_binding": {"workloads": {"W": TP_APP}, "rules": ["analyze"]}
+        })
+        .to_string()
+        .replace(
+            &format!(r#"{{"W":"{TP_APP}"}}"#),
+            &format!(r#"{{"{TP}":"{TP_APP}","{TP}":"{REPORTING_APP}"}}"#),
+        );
+        assert!(config.contains(REPORTING_APP), "{config}");
+        let error = FilterPolicy::from_json(config.as_bytes())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("listed twice"), "{error}");
     }
 
     #[test]

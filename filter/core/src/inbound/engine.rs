@@ -235,15 +235,15 @@ impl RequestFlow {
         // Hashing costs about as much as a lookup saves when the cache is off.
         let digest = cache.is_enabled().then(|| TokenDigest::of(token));
         if let (Some(digest), KeyAvailability::Ready(key_set)) = (&digest, keys) {
+            let peer = &self.input.peer_identities;
             if let Some(decision) = from_cache(
                 policy,
-                rule,
                 cache,
                 digest,
                 key_set,
                 now_secs,
-                &self.input.peer_identities,
                 &mut self.audit,
+                |claims| decide(policy, rule, claims, peer),
             ) {
                 return self.done(decision);
             }
@@ -295,13 +295,12 @@ impl RequestFlow {
 /// (not cached, or verified with a key that is no longer in `key_set`).
 fn from_cache(
     policy: &FilterPolicy,
-    rule: Option<&Rule>,
     cache: &mut VerifiedTokenCache,
     digest: &TokenDigest,
     key_set: &KeySet,
     now_secs: i64,
-    peer_identities: &[String],
     audit: &mut AuditTrail,
+    decide: impl FnOnce(&Claims) -> Decision,
 ) -> Option<Decision> {
     let entry = cache.get(digest)?;
     // Compared in full (kid and material), so a key re-published under the
@@ -313,7 +312,7 @@ fn from_cache(
     match validate_claims(&entry.claims, &policy.verify, now_secs) {
         Ok(()) => {
             audit.learn_claims(&entry.claims);
-            Some(decide(policy, rule, &entry.claims, peer_identities))
+            Some(decide(&entry.claims))
         }
         Err(e) => {
             cache.remove(digest);

@@ -96,11 +96,16 @@ impl Fixture {
     }
 
     fn run(&mut self, path: &str, token: &str, now: i64) -> Step {
+        self.run_from(&[], path, token, now)
+    }
+
+    /// A request on a connection whose peer certificate names `peer`.
+    fn run_from(&mut self, peer: &[&str], path: &str, token: &str, now: i64) -> Step {
         let mut flow = RequestFlow::new(RequestInput {
             method: "GET".into(),
             path: path.into(),
             authorization: vec![format!("Bearer {token}")],
-            peer_identities: Vec::new(),
+            peer_identities: peer.iter().map(|p| p.to_string()).collect(),
         });
         flow.start_verify(
             &self.policy,
@@ -296,4 +301,47 @@ fn without_ready_keys_the_cache_is_not_consulted() {
         IAT + 20,
     );
     assert_eq!(denied_with(&step), Some(AuthError::KeysUnavailable));
+}
+
+#[test]
+fn a_bound_rule_checks_the_peer_workload_on_misses_and_hits() {
+    const TP: &str = "spiffe://cluster.local/ns/default/sa/transaction-processor";
+    const REPORTING: &str = "spiffe://cluster.local/ns/default/sa/reporting";
+    let mut f = Fixture::new(16);
+    let config = json!({
+        "tenant_id": TENANT,
+        "audiences": [AUDIENCE],
+        "jwks": {"cluster": "idp", "authority": "idp"},
+        "rules": [
+            {"name": "scan", "path": {"prefix": "/scan/"}, "app_roles": {"any_of": ["Fraud.Scan"]}},
+            {"name": "open", "path": {"prefix": "/open/"}}
+        ],
+        "workload_binding": {
+            "workloads": {TP: CALLER, REPORTING: "8d2e4f60-1a3b-4c5d-9e7f-0a1b2c3d4e5f"},
+            "rules": ["scan"]
+        }
+    });
+    f.policy = FilterPolicy::from_json(config.to_string().as_bytes()).unwrap();
+    let token = token();
+    // The replayed token: valid, but presented over the reporting workload's connection.
+    let replayed = f.run_from(&[REPORTING], "/scan/1", &token, IAT + 10);
+    assert_eq!(denied_with(&replayed), Some(AuthError::WorkloadMismatch));
+    assert!(allowed(&f.run_from(&[TP], "/scan/1", &token, IAT + 10)));
+    // Now a cache hit: the binding is decided per request, never cached.
+    let checks = f.signature_checks();
+    let hit = f.run_from(&[REPORTING], "/scan/1", &token, IAT + 20);
+    assert_eq!(denied_with(&hit), Some(AuthError::WorkloadMismatch));
+    assert_eq!(f.signature_checks(), checks, "served from the cache");
+    // No client certificate at all: fails closed.
+    assert_eq!(
+        denied_with(&f.run_from(&[], "/scan/1", &token, IAT + 20)),
+        Some(AuthError::WorkloadMismatch)
+    );
+    // An unbound rule does not look at the peer.
+    assert!(allowed(&f.run_from(
+        &[REPORTING],
+        "/open/1",
+        &token,
+        IAT + 20
+    )));
 }
