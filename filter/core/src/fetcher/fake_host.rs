@@ -5,15 +5,13 @@
 //! create one per worker with [`FakeEnvoy::host`]. Callouts are only recorded:
 //! the test answers them later, in any order, or never.
 //!
-//! Shared-data semantics follow Envoy's `SharedData::set` exactly, including its
-//! sharp edge: a write to a key that does not exist yet always succeeds, whatever
-//! CAS is passed (CAS only protects existing keys). A CAS of `None` or `Some(0)`
-//! means "no check". Every successful write gets a new, Envoy-wide CAS value.
+//! Shared data is a [`MemoryStore`]: Envoy's `SharedData::set` rules exactly,
+//! the same store the native host runs on.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use super::memory_store::MemoryStore;
 use crate::host::{
     CalloutRequest, CalloutToken, Host, LogLevel, SharedStore, SharedValue, SharedWriteError,
     UnixMillis,
@@ -40,9 +38,7 @@ type SetHook = Box<dyn FnOnce()>;
 #[derive(Default)]
 struct EnvoyState {
     now_ms: UnixMillis,
-    /// key -> (value, cas)
-    store: BTreeMap<String, (Vec<u8>, u32)>,
-    last_cas: u32,
+    store: MemoryStore,
     last_token: CalloutToken,
     callouts: Vec<DispatchedCallout>,
     logs: Vec<LogLine>,
@@ -103,15 +99,12 @@ impl FakeEnvoy {
 
     /// Raw shared value, bypassing the host interface (and not counted as a read).
     pub fn shared_raw(&self, key: &str) -> Option<Vec<u8>> {
-        self.inner.borrow().store.get(key).map(|(v, _)| v.clone())
+        self.inner.borrow().store.get(key).data
     }
 
     /// Unconditional write from "outside" (another filter build, a corrupt value).
     pub fn put_raw(&self, key: &str, value: &[u8]) {
-        let mut inner = self.inner.borrow_mut();
-        inner.last_cas = inner.last_cas.wrapping_add(1).max(1);
-        let cas = inner.last_cas;
-        inner.store.insert(key.to_string(), (value.to_vec(), cas));
+        let _ = self.inner.borrow_mut().store.set(key, value, None);
     }
 
     pub fn logs(&self) -> Vec<LogLine> {
@@ -151,17 +144,11 @@ impl FakeHost {
 impl SharedStore for FakeHost {
     fn shared_get(&self, key: &str) -> SharedValue {
         let mut inner = self.envoy.inner.borrow_mut();
-        let found = inner.store.get(key).cloned();
-        match found {
-            Some((value, cas)) => {
-                inner.reads.push((key.to_string(), value.len()));
-                SharedValue {
-                    data: Some(value),
-                    cas: Some(cas),
-                }
-            }
-            None => SharedValue::default(),
+        let found = inner.store.get(key);
+        if let Some(value) = &found.data {
+            inner.reads.push((key.to_string(), value.len()));
         }
+        found
     }
 
     fn shared_set(
@@ -175,18 +162,7 @@ impl SharedStore for FakeHost {
         if let Some(hook) = hook {
             hook();
         }
-        let mut inner = self.envoy.inner.borrow_mut();
-        if let (Some((_, current)), Some(expected)) = (inner.store.get(key), cas) {
-            if expected != 0 && expected != *current {
-                return Err(SharedWriteError::CasMismatch);
-            }
-        }
-        inner.last_cas = inner.last_cas.wrapping_add(1).max(1);
-        let new_cas = inner.last_cas;
-        inner
-            .store
-            .insert(key.to_string(), (value.to_vec(), new_cas));
-        Ok(())
+        self.envoy.inner.borrow_mut().store.set(key, value, cas)
     }
 }
 
