@@ -8,6 +8,7 @@
 //! - [`engine`]: the per-request flow tying the above together.
 //! - [`request`]: reading the request headers (stripping spoofed claim headers) and
 //!   setting the verified identity headers.
+//! - [`metrics`]: the names and kinds of its metrics, for every host.
 //! - [`audit`]: every decision as named values for the proxy's access log.
 //!
 //! It uses the common parts (token, keys, claims, fetcher, errors) and never
@@ -18,5 +19,6 @@ pub mod cache;
 pub mod config;
 pub mod engine;
 pub mod jwks;
+pub mod metrics;
 pub mod policy;
 pub mod request;
