@@ -90,6 +90,18 @@ pub fn run() -> Result<(), String> {
             with_env(&mut command);
             cmd::run(&mut command)
         });
+        // The callee-side suites again with the dynamic module as the callee's
+        // filter (issue 12): the binaries the step above built, same profile
+        // and features, so nothing is compiled again.
+        step(&mut steps, "test (native host)", || {
+            let mut command = cmd::cargo();
+            command.args(["nextest", "run", "-p", "entragate-tests", "--no-fail-fast"]);
+            for suite in ["callee_filter", "attack_corpus", "fast_paths"] {
+                command.args(["--test", suite]);
+            }
+            with_env(&mut command);
+            cmd::run(command.env("ENTRAGATE_FILTER_HOST", "native"))
+        });
     } else {
         step(&mut steps, "test", || {
             let mut command = cmd::cargo();
