@@ -39,6 +39,16 @@ impl FilterHost {
         format!("{}{name}", self.stat_prefix())
     }
 
+    /// What the filter logs at load when signatures are checked natively:
+    /// wasm calls Envoy's `verify_signature` foreign function, the module
+    /// links its own crypto crate.
+    pub fn native_signature_log(self) -> &'static str {
+        match self {
+            FilterHost::Wasm => "signatures checked by host verify_signature",
+            FilterHost::Native => "signatures checked natively (aws-lc-rs)",
+        }
+    }
+
     /// The callee sidecar template for this host (same placeholders, except
     /// the filter binary's).
     pub fn callee_template(self) -> String {

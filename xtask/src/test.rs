@@ -82,6 +82,18 @@ pub fn run() -> Result<(), String> {
             with_env(&mut command);
             cmd::run(&mut command)
         });
+        // The callee-side suites again with the dynamic module as the callee's
+        // filter (issue 12): the binaries the step above built, same profile
+        // and features, so nothing is compiled again.
+        step(&mut steps, "test (native host)", || {
+            let mut command = cmd::cargo();
+            command.args(["nextest", "run", "-p", "entragate-tests", "--no-fail-fast"]);
+            for suite in ["callee_filter", "attack_corpus", "fast_paths"] {
+                command.args(["--test", suite]);
+            }
+            with_env(&mut command);
+            cmd::run(command.env("ENTRAGATE_FILTER_HOST", "native"))
+        });
         // nextest does not run doctests. After nextest, so that they link against the libraries it just
         // built: first, they paid for compiling the whole workspace (258 s on a fresh clone, for 3 doctests).
         step(&mut steps, "doctests", || {

@@ -184,6 +184,28 @@ extern "C" {
         value: u64,
     ) -> u32;
 
+    /// `metrics_result ..._http_filter_config_define_gauge(config_envoy_ptr,
+    /// module_buffer name, module_buffer* label_names, size_t label_names_length,
+    /// size_t* gauge_id_ptr)`: as `define_counter`, only inside `config_new`.
+    pub fn envoy_dynamic_module_callback_http_filter_config_define_gauge(
+        config_envoy_ptr: *mut c_void,
+        name: ModuleBuffer,
+        label_names: *const ModuleBuffer,
+        label_names_length: usize,
+        gauge_id_ptr: *mut usize,
+    ) -> u32;
+
+    /// `metrics_result ..._http_filter_config_set_gauge(config_envoy_ptr, size_t id,
+    /// module_buffer* label_values, size_t label_values_length, uint64_t value)`:
+    /// gauges the configuration owns (keys loaded, signature backend).
+    pub fn envoy_dynamic_module_callback_http_filter_config_set_gauge(
+        config_envoy_ptr: *mut c_void,
+        id: usize,
+        label_values: *const ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> u32;
+
     /// `http_filter_config_scheduler_module_ptr ..._http_filter_config_scheduler_new(
     /// config_envoy_ptr)`: a handle whose `commit` runs
     /// `on_http_filter_config_scheduled` on the main thread; callable from any thread.

@@ -6,6 +6,7 @@
 use std::ffi::c_void;
 
 use entragate_core::host::{HeaderWriteError, LogLevel, RequestHeaders};
+use entragate_core::inbound::metrics::MetricKind;
 
 use crate::abi::{self, EnvoyBuffer, EnvoyHttpHeader, ModuleBuffer, ModuleHttpHeader};
 
@@ -176,7 +177,14 @@ impl Stream {
 
     /// Adds one to a counter defined at configuration time.
     pub fn increment(self, counter: Option<usize>) {
-        let Some(id) = counter else { return };
+        self.add(counter, 1);
+    }
+
+    /// Adds `value` to a counter defined at configuration time (0 is skipped).
+    pub fn add(self, counter: Option<usize>, value: u64) {
+        let Some(id) = counter.filter(|_| value > 0) else {
+            return;
+        };
         // SAFETY: live filter pointer; `id` came from define_counter on this
         // filter's configuration; no labels.
         unsafe {
@@ -185,7 +193,7 @@ impl Stream {
                 id,
                 std::ptr::null(),
                 0,
-                1,
+                value,
             );
         }
     }
@@ -228,16 +236,26 @@ pub struct ConfigScope(pub *mut c_void);
 impl ConfigScope {
     /// Adds one to a counter, from the main thread (no stream there).
     pub fn increment(self, counter: Option<usize>) {
-        let Some(id) = counter else { return };
-        // SAFETY: live config pointer (main-thread hooks receive it); no labels.
+        self.update(
+            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter,
+            counter,
+            1,
+        );
+    }
+
+    /// Calls a config-level metric callback (increment a counter, set a
+    /// gauge: one C signature) on an unlabelled metric, if it was defined.
+    fn update(
+        self,
+        callback: unsafe extern "C" fn(*mut c_void, usize, *const ModuleBuffer, usize, u64) -> u32,
+        metric: Option<usize>,
+        value: u64,
+    ) {
+        let Some(id) = metric else { return };
+        // SAFETY: live config pointer (config_new or a main-thread hook);
+        // `id` came from define on this configuration; no labels.
         unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
-                self.0,
-                id,
-                std::ptr::null(),
-                0,
-                1,
-            );
+            callback(self.0, id, std::ptr::null(), 0, value);
         }
     }
 
@@ -282,11 +300,23 @@ impl ConfigScope {
     /// Defines a counter; `None` when Envoy refuses (the metric is then simply
     /// not counted: metrics never decide a request).
     pub fn define_counter(self, name: &str) -> Option<usize> {
+        self.define(MetricKind::Counter, name)
+    }
+
+    /// Defines a counter or a gauge, as [`ConfigScope::define_counter`].
+    pub fn define(self, kind: MetricKind, name: &str) -> Option<usize> {
+        let define = match kind {
+            MetricKind::Counter => {
+                abi::envoy_dynamic_module_callback_http_filter_config_define_counter
+            }
+            MetricKind::Gauge => abi::envoy_dynamic_module_callback_http_filter_config_define_gauge,
+        };
         let mut id = 0usize;
         // SAFETY: the config pointer is live during config_new; the name is
-        // borrowed for the call; `id` is a valid out-pointer; no labels.
+        // borrowed for the call; `id` is a valid out-pointer; no labels. Both
+        // callbacks have the same C signature.
         let result = unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
+            define(
                 self.0,
                 ModuleBuffer::of(name.as_bytes()),
                 std::ptr::null(),
@@ -295,6 +325,15 @@ impl ConfigScope {
             )
         };
         (result == abi::METRICS_SUCCESS).then_some(id)
+    }
+
+    /// Sets a gauge defined by [`ConfigScope::define`].
+    pub fn set_gauge(self, gauge: Option<usize>, value: u64) {
+        self.update(
+            abi::envoy_dynamic_module_callback_http_filter_config_set_gauge,
+            gauge,
+            value,
+        );
     }
 }
 

@@ -155,3 +155,25 @@ extern "C" fn envoy_dynamic_module_callback_http_filter_continue_decoding(
     _filter_envoy_ptr: *mut c_void,
 ) {
 }
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_define_gauge(
+    _config_envoy_ptr: *mut c_void,
+    _name: ModuleBuffer,
+    _label_names: *const ModuleBuffer,
+    _label_names_length: usize,
+    _gauge_id_ptr: *mut usize,
+) -> u32 {
+    1
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_set_gauge(
+    _config_envoy_ptr: *mut c_void,
+    _id: usize,
+    _label_values: *const ModuleBuffer,
+    _label_values_length: usize,
+    _value: u64,
+) -> u32 {
+    1
+}

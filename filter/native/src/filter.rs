@@ -14,9 +14,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use entragate_core::error::AuthError;
 use entragate_core::fingerprint::{fingerprint, loggable_path};
 use entragate_core::host::LogLevel;
-use entragate_core::inbound::cache::VerifiedTokenCache;
+use entragate_core::inbound::cache::{CacheStats, VerifiedTokenCache};
 use entragate_core::inbound::config::FilterPolicy;
 use entragate_core::inbound::engine::{Decision, RequestFlow, Step};
+use entragate_core::inbound::jwks::JwksStats;
+use entragate_core::inbound::metrics::{
+    cache_deltas, jwks_request_deltas, InboundMetric, MetricIds,
+};
 use entragate_core::inbound::request::{read_request, set_identity_headers};
 use entragate_core::options::SignatureBackend;
 use entragate_core::response::denial_response;
@@ -29,17 +33,15 @@ use crate::jwks::{now_ms, with_coordinator, NativeHost, Ticker};
 use crate::signature::{AwsLc, NativeVerifier};
 use crate::waiters::Wake;
 
-/// Counter ids, defined once per configuration (Envoy freezes stat creation
-/// after `on_http_filter_config_new`). Names match the wasm filter's; Envoy
-/// prefixes them with the module's metrics namespace instead of `wasmcustom.`.
+/// Metric ids, defined once per configuration (Envoy freezes stat creation
+/// after `on_http_filter_config_new`) from the core's tables, like the wasm
+/// filter's. Envoy prefixes them with the module's metrics namespace instead
+/// of `wasmcustom.`.
 pub struct Metrics {
-    allowed: Option<usize>,
-    allowed_anonymous: Option<usize>,
+    ids: MetricIds<usize>,
     denied: HashMap<&'static str, usize>,
     /// Hooks that panicked (each failed its request closed).
     pub panics: Option<usize>,
-    jwks_fetch_ok: Option<usize>,
-    jwks_fetch_failed: Option<usize>,
 }
 
 impl Metrics {
@@ -56,13 +58,14 @@ impl Metrics {
             }
         }
         Metrics {
-            allowed: scope.define_counter("entragate.allowed"),
-            allowed_anonymous: scope.define_counter("entragate.allowed_anonymous"),
+            ids: MetricIds::define(|kind, name| scope.define(kind, name)),
             denied,
             panics: scope.define_counter("entragate.native.panics"),
-            jwks_fetch_ok: scope.define_counter("entragate.jwks.fetch_ok"),
-            jwks_fetch_failed: scope.define_counter("entragate.jwks.fetch_failed"),
         }
+    }
+
+    pub fn id(&self, metric: InboundMetric) -> Option<usize> {
+        self.ids.get(metric)
     }
 }
 
@@ -115,7 +118,7 @@ pub struct Config {
     pub ticker: Ticker,
     /// Counts "everyone look again" wake-ups (a fetch settled, keys changed).
     settled: AtomicU64,
-    verifier: Box<dyn SignatureVerifier + Send + Sync>,
+    verifier: Verifier,
 }
 
 // Envoy calls a configuration's hooks from every worker thread, through raw
@@ -129,15 +132,17 @@ const _: () = {
 /// crate as "the host's native verifier": `auto` uses it when its self-test
 /// passes (else pure Rust, logged), `host` refuses the configuration if it
 /// fails, `pure` never uses it.
-fn choose_verifier(
-    backend: SignatureBackend,
-) -> Result<Box<dyn SignatureVerifier + Send + Sync>, String> {
+type Verifier = Box<dyn SignatureVerifier + Send + Sync>;
+
+/// The verifier, and whether it is the native one (the
+/// `entragate.signature.native` gauge).
+fn choose_verifier(backend: SignatureBackend) -> Result<(Verifier, bool), String> {
     if backend == SignatureBackend::Pure {
         log(
             LogLevel::Info,
             "entragate: signatures checked by pure Rust (signature_verifier: pure)",
         );
-        return Ok(Box::new(PureRustVerifier));
+        return Ok((Box::new(PureRustVerifier), false));
     }
     let native = NativeVerifier::<AwsLc>::new();
     if native.self_test() {
@@ -145,7 +150,7 @@ fn choose_verifier(
             LogLevel::Info,
             "entragate: signatures checked natively (aws-lc-rs)",
         );
-        return Ok(Box::new(native));
+        return Ok((Box::new(native), true));
     }
     if backend == SignatureBackend::Host {
         return Err(
@@ -156,7 +161,7 @@ fn choose_verifier(
         LogLevel::Warn,
         "entragate: native verifier failed its self-test; using pure Rust",
     );
-    Ok(Box::new(PureRustVerifier))
+    Ok((Box::new(PureRustVerifier), false))
 }
 
 impl Config {
@@ -173,15 +178,20 @@ impl Config {
                     .into(),
             );
         }
-        let verifier = choose_verifier(policy.signature_verifier)?;
+        let (verifier, native) = choose_verifier(policy.signature_verifier)?;
         let scheduler = scope
             .scheduler()
             .ok_or("Envoy gave no config scheduler: keys could not be fetched")?;
         // Prefetch: the first tick runs on the main thread once the
         // configuration (and its clusters) are in place.
         let ticker = Ticker::start(scheduler)?;
+        let metrics = Metrics::define(scope);
+        scope.set_gauge(
+            metrics.id(InboundMetric::SignatureNative),
+            u64::from(native),
+        );
         Ok(Config {
-            metrics: Metrics::define(scope),
+            metrics,
             policy,
             id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
             ticker,
@@ -195,10 +205,17 @@ impl Config {
         let mut host = NativeHost {
             config: Some(scope),
         };
-        let outcome = with_coordinator(self.id, &self.policy.jwks, true, |c| c.on_tick(&mut host));
+        let (outcome, keys_loaded) = with_coordinator(self.id, &self.policy.jwks, true, |c| {
+            (c.on_tick(&mut host), c.keys_loaded())
+        });
         if outcome.failure.is_some() {
-            scope.increment(self.metrics.jwks_fetch_failed);
+            scope.increment(self.metrics.id(InboundMetric::JwksFetchFailed));
         }
+        // The main thread's coordinator holds the one key set every worker adopts.
+        scope.set_gauge(
+            self.metrics.id(InboundMetric::JwksKeysLoaded),
+            keys_loaded as u64,
+        );
         let which = if outcome.changed || outcome.recheck_waiters || outcome.failure.is_some() {
             Wake::All
         } else {
@@ -234,8 +251,8 @@ impl Config {
             c.on_callout_response(&mut host, token, response)
         });
         match outcome.fetch_succeeded() {
-            Some(true) => scope.increment(self.metrics.jwks_fetch_ok),
-            Some(false) => scope.increment(self.metrics.jwks_fetch_failed),
+            Some(true) => scope.increment(self.metrics.id(InboundMetric::JwksFetchOk)),
+            Some(false) => scope.increment(self.metrics.id(InboundMetric::JwksFetchFailed)),
             None => {}
         }
         if outcome.settled() {
@@ -289,19 +306,28 @@ impl Config {
         let keys = with_coordinator(self.id, &self.policy.jwks, false, |c| c.keys(&host));
         let step = with_cache(self, |cache| {
             let verifier = self.verifier.as_ref();
-            if resume {
-                flow.on_keys_changed(&self.policy, &keys, verifier, cache, now_secs())
+            let step = if resume {
+                flow.on_keys_changed(&self.policy, &keys, verifier, cache.cache, now_secs())
             } else {
-                flow.start_verify(&self.policy, &keys, verifier, cache, now_secs())
+                flow.start_verify(&self.policy, &keys, verifier, cache.cache, now_secs())
+            };
+            // Counted per request (no root tick here): the deltas since the last.
+            let stats = cache.cache.stats();
+            for (metric, delta) in cache_deltas(stats, *cache.flushed) {
+                stream.add(self.metrics.id(metric), delta);
             }
+            *cache.flushed = stats;
+            step
         });
         let decision = match step {
             Step::Done(decision) => decision,
             Step::AwaitKeys { force_refresh } => {
-                let granted = !force_refresh
-                    || with_coordinator(self.id, &self.policy.jwks, false, |c| {
-                        c.request_refresh_for_unknown_kid(&host)
-                    });
+                let (granted, stats) = with_coordinator(self.id, &self.policy.jwks, false, |c| {
+                    let granted = !force_refresh || c.request_refresh_for_unknown_kid(&host);
+                    (granted, c.stats())
+                });
+                // Refreshes and early retries only move on a request that waits.
+                self.flush_jwks_requests(stream, stats);
                 if !granted {
                     flow.on_refresh_refused()
                 } else {
@@ -321,6 +347,19 @@ impl Config {
         self.decide(stream, &decision, &flow)
     }
 
+    /// Adds what this worker's coordinator counted for its requests since
+    /// the last call.
+    fn flush_jwks_requests(&self, stream: Stream, stats: JwksStats) {
+        JWKS_FLUSHED.with(|flushed| {
+            let mut flushed = flushed.borrow_mut();
+            let before = flushed.entry(self.id).or_default();
+            for (metric, delta) in jwks_request_deltas(stats, *before) {
+                stream.add(self.metrics.id(metric), delta);
+            }
+            *before = stats;
+        });
+    }
+
     fn decide(&self, stream: Stream, decision: &Decision, flow: &RequestFlow) -> Verdict {
         if self.apply(stream, decision, flow) {
             Verdict::Continue
@@ -334,11 +373,11 @@ impl Config {
             Decision::Allow { set_headers, .. } => {
                 let mut headers = stream;
                 set_identity_headers(&mut headers, set_headers);
-                stream.increment(if flow.audit().token_verified {
-                    self.metrics.allowed
+                stream.increment(self.metrics.id(if flow.audit().token_verified {
+                    InboundMetric::Allowed
                 } else {
-                    self.metrics.allowed_anonymous
-                });
+                    InboundMetric::AllowedAnonymous
+                }));
                 true
             }
             Decision::Deny(denial) => {
@@ -392,16 +431,28 @@ thread_local! {
     /// to hold them in `Arc` (issue 12, item 2). A cache is bounded; one left
     /// behind by a replaced configuration stays bounded and is never read again
     /// (ids are not reused).
-    static CACHES: RefCell<HashMap<u64, VerifiedTokenCache>> = RefCell::new(HashMap::new());
+    static CACHES: RefCell<HashMap<u64, (VerifiedTokenCache, CacheStats)>> =
+        RefCell::new(HashMap::new());
+    /// Each worker's JWKS request counts already added to the counters.
+    static JWKS_FLUSHED: RefCell<HashMap<u64, JwksStats>> = RefCell::new(HashMap::new());
 }
 
-fn with_cache<T>(config: &Config, body: impl FnOnce(&mut VerifiedTokenCache) -> T) -> T {
+/// A worker's cache, with the counts already added to the counters.
+struct WorkerCache<'a> {
+    cache: &'a mut VerifiedTokenCache,
+    flushed: &'a mut CacheStats,
+}
+
+fn with_cache<T>(config: &Config, body: impl FnOnce(WorkerCache<'_>) -> T) -> T {
     CACHES.with(|caches| {
         let mut caches = caches.borrow_mut();
-        let cache = caches
-            .entry(config.id)
-            .or_insert_with(|| VerifiedTokenCache::new(config.policy.token_cache_size));
-        body(cache)
+        let (cache, flushed) = caches.entry(config.id).or_insert_with(|| {
+            (
+                VerifiedTokenCache::new(config.policy.token_cache_size),
+                CacheStats::default(),
+            )
+        });
+        body(WorkerCache { cache, flushed })
     })
 }
 

@@ -19,7 +19,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -53,6 +53,55 @@ struct Store {
 
 static STORE: Mutex<Option<Store>> = Mutex::new(None);
 
+/// Counts the store's writes, published after each (inside the lock; 64 bits
+/// so a version never comes round again, unlike a 32-bit CAS).
+/// Every request reads the key set's generation record; with this a worker
+/// answers that read from its own copy while nothing was written since, and
+/// takes the process-wide lock (contended by every worker) only after a
+/// write. A copy is only ever reused while it is still what the store holds,
+/// so readers see exactly what a locked read would (expiry is the core's,
+/// on that data).
+static VERSION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This worker's copies of store entries, each with the [`VERSION`] it
+    /// was read at.
+    static READ_COPIES: RefCell<HashMap<String, (SharedValue, u64)>> =
+        RefCell::new(HashMap::new());
+}
+
+/// `shared_get` with the per-worker copy in front of the lock.
+fn read_entry(key: &str) -> SharedValue {
+    let version = VERSION.load(Ordering::Acquire);
+    let copied = READ_COPIES.with(|copies| {
+        copies
+            .borrow()
+            .get(key)
+            .filter(|(_, at)| *at == version)
+            .map(|(value, _)| value.clone())
+    });
+    if let Some(value) = copied {
+        return value;
+    }
+    let (value, at) = with_store(|store| {
+        let value = match store.entries.get(key) {
+            Some((value, cas)) => SharedValue {
+                data: Some(value.clone()),
+                cas: Some(*cas),
+            },
+            None => SharedValue::default(),
+        };
+        // Under the lock: no write is between this read and this version.
+        (value, VERSION.load(Ordering::Relaxed))
+    });
+    READ_COPIES.with(|copies| {
+        copies
+            .borrow_mut()
+            .insert(key.to_string(), (value.clone(), at));
+    });
+    value
+}
+
 fn with_store<T>(body: impl FnOnce(&mut Store) -> T) -> T {
     // A panic while holding the lock cannot leave a half-written entry (each
     // write is one insert), so a poisoned lock is still consistent.
@@ -73,13 +122,7 @@ pub struct NativeHost {
 
 impl SharedStore for NativeHost {
     fn shared_get(&self, key: &str) -> SharedValue {
-        with_store(|store| match store.entries.get(key) {
-            Some((value, cas)) => SharedValue {
-                data: Some(value.clone()),
-                cas: Some(*cas),
-            },
-            None => SharedValue::default(),
-        })
+        read_entry(key)
     }
 
     fn shared_set(
@@ -99,6 +142,9 @@ impl SharedStore for NativeHost {
             store
                 .entries
                 .insert(key.to_string(), (value.to_vec(), new_cas));
+            // After the entry is in: a reader that sees the new version reads
+            // the new entry.
+            VERSION.store(VERSION.load(Ordering::Relaxed) + 1, Ordering::Release);
             Ok(())
         })
     }
@@ -307,4 +353,37 @@ unsafe fn bytes<'a>(ptr: *const u8, length: usize) -> &'a [u8] {
 /// The config pointer as main-thread hooks receive it.
 pub fn scope(config_envoy_ptr: *mut c_void) -> ConfigScope {
     ConfigScope(config_envoy_ptr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_after_a_write_sees_it_even_with_a_copy_in_front() {
+        let host = NativeHost { config: None };
+        let key = "entragate.test.read_copies";
+        assert_eq!(host.shared_get(key), SharedValue::default());
+        host.shared_set(key, b"one", None).unwrap();
+        let first = host.shared_get(key);
+        assert_eq!(first.data.as_deref(), Some(&b"one"[..]));
+        // Served from this thread's copy: the same value and CAS.
+        assert_eq!(host.shared_get(key), first);
+        // Written from another thread: this thread's copy is stale at once.
+        std::thread::spawn(move || {
+            NativeHost { config: None }
+                .shared_set(key, b"two", first.cas)
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+        let second = host.shared_get(key);
+        assert_eq!(second.data.as_deref(), Some(&b"two"[..]));
+        assert_ne!(second.cas, first.cas);
+        // A CAS from the stale copy is refused, as with a locked read.
+        assert_eq!(
+            host.shared_set(key, b"three", first.cas),
+            Err(SharedWriteError::CasMismatch)
+        );
+    }
 }

@@ -9,6 +9,7 @@
 //! - [`request`]: reading the request headers (stripping spoofed claim headers) and
 //!   setting the verified identity headers.
 //! - [`binding`]: over mTLS, the token bound to the peer workload's app.
+//! - [`metrics`]: the names and kinds of its metrics, for every host.
 //! - [`audit`]: every decision as named values for the proxy's access log.
 //!
 //! It uses the common parts (token, keys, claims, fetcher, errors) and never
@@ -20,5 +21,6 @@ pub mod cache;
 pub mod config;
 pub mod engine;
 pub mod jwks;
+pub mod metrics;
 pub mod policy;
 pub mod request;
