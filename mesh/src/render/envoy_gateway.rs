@@ -101,127 +101,78 @@ pub fn render(
         plugin::bind_workloads(&mut config, policy, service);
     }
     plugin::check_inbound(&config, service).map_err(|e| e.to_string())?;
-    let metadata = |name: String, namespace: &str| -> Value {
+    let extension = resource(
+        "EnvoyExtensionPolicy",
+        format!("entragate-{}", service.name),
+        &options.kube.namespace,
         map([
-            ("name", s(name)),
-            ("namespace", s(namespace)),
             (
-                "labels",
-                map([("app.kubernetes.io/managed-by", s("entragate-bootstrap"))]),
+                "targetRefs",
+                list(vec![map([
+                    ("group", s(GATEWAY_API_GROUP)),
+                    ("kind", s("HTTPRoute")),
+                    ("name", s(service.name.clone())),
+                ])]),
             ),
-        ])
-    };
-    let extension = map([
-        ("apiVersion", s("gateway.envoyproxy.io/v1alpha1")),
-        ("kind", s("EnvoyExtensionPolicy")),
-        (
-            "metadata",
-            metadata(
-                format!("entragate-{}", service.name),
-                &options.kube.namespace,
+            (
+                "wasm",
+                list(vec![map([
+                    ("name", s(INBOUND_ROOT_ID)),
+                    ("rootID", s(INBOUND_ROOT_ID)),
+                    ("code", code),
+                    ("config", yaml::from_json(&config)?),
+                    (
+                        "failOpen",
+                        b(service.sidecar.failure_policy == FailurePolicy::FailOpen),
+                    ),
+                ])]),
             ),
-        ),
-        (
-            "spec",
-            map([
-                (
-                    "targetRefs",
-                    list(vec![map([
-                        ("group", s("gateway.networking.k8s.io")),
-                        ("kind", s("HTTPRoute")),
-                        ("name", s(service.name.clone())),
-                    ])]),
-                ),
-                (
-                    "wasm",
-                    list(vec![map([
-                        ("name", s(INBOUND_ROOT_ID)),
-                        ("rootID", s(INBOUND_ROOT_ID)),
-                        ("code", code),
-                        ("config", yaml::from_json(&config)?),
-                        (
-                            "failOpen",
-                            b(service.sidecar.failure_policy == FailurePolicy::FailOpen),
-                        ),
-                    ])]),
-                ),
-            ]),
-        ),
-    ]);
-    let patch = map([
-        ("apiVersion", s("gateway.envoyproxy.io/v1alpha1")),
-        ("kind", s("EnvoyPatchPolicy")),
-        (
-            "metadata",
-            metadata(
-                format!("entragate-{}-jwks", service.name),
-                &options.gateway_namespace,
+        ]),
+    );
+    let patch = resource(
+        "EnvoyPatchPolicy",
+        format!("entragate-{}-jwks", service.name),
+        &options.gateway_namespace,
+        map([
+            ("targetRef", gateway_ref(options)),
+            ("type", s("JSONPatch")),
+            (
+                "jsonPatches",
+                list(vec![map([
+                    (
+                        "type",
+                        s("type.googleapis.com/envoy.config.cluster.v3.Cluster"),
+                    ),
+                    ("name", s(cluster.clone())),
+                    (
+                        "operation",
+                        map([
+                            ("op", s("add")),
+                            ("path", s("")),
+                            (
+                                "value",
+                                super::envoy::jwks_cluster(policy, service, &cluster),
+                            ),
+                        ]),
+                    ),
+                ])]),
             ),
-        ),
-        (
-            "spec",
-            map([
-                (
-                    "targetRef",
-                    map([
-                        ("group", s("gateway.networking.k8s.io")),
-                        ("kind", s("Gateway")),
-                        ("name", s(options.gateway.clone())),
-                    ]),
-                ),
-                ("type", s("JSONPatch")),
-                (
-                    "jsonPatches",
-                    list(vec![map([
-                        (
-                            "type",
-                            s("type.googleapis.com/envoy.config.cluster.v3.Cluster"),
-                        ),
-                        ("name", s(cluster.clone())),
-                        (
-                            "operation",
-                            map([
-                                ("op", s("add")),
-                                ("path", s("")),
-                                (
-                                    "value",
-                                    super::envoy::jwks_cluster(policy, service, &cluster),
-                                ),
-                            ]),
-                        ),
-                    ])]),
-                ),
-            ]),
-        ),
-    ]);
+        ]),
+    );
     let mut documents = vec![extension, patch];
     if mode != TransportMode::Plaintext {
-        documents.push(map([
-            ("apiVersion", s("gateway.envoyproxy.io/v1alpha1")),
-            ("kind", s("ClientTrafficPolicy")),
-            (
-                "metadata",
-                metadata(
-                    format!("entragate-{}", service.name),
-                    &options.gateway_namespace,
-                ),
-            ),
-            (
-                "spec",
-                map([
-                    (
-                        "targetRefs",
-                        list(vec![map([
-                            ("group", s("gateway.networking.k8s.io")),
-                            ("kind", s("Gateway")),
-                            ("name", s(options.gateway.clone())),
-                            ("sectionName", s(service.name.clone())),
-                        ])]),
-                    ),
-                    ("tls", client_tls(policy, service, mode)),
-                ]),
-            ),
-        ]));
+        // The callee's listener only: other listeners of the Gateway keep their own TLS settings.
+        let mut listener = gateway_ref(options);
+        yaml::insert(&mut listener, "sectionName", s(service.name.clone()));
+        documents.push(resource(
+            "ClientTrafficPolicy",
+            format!("entragate-{}", service.name),
+            &options.gateway_namespace,
+            map([
+                ("targetRefs", list(vec![listener])),
+                ("tls", client_tls(policy, service, mode)),
+            ]),
+        ));
     }
     let mut out = format!(
         "# Envoy Gateway resources of `{}`, generated by `bootstrap render` from the mesh policy; re-render, do not edit.\n",
@@ -229,6 +180,37 @@ pub fn render(
     );
     out.push_str(&yaml::documents(&documents)?);
     Ok(out)
+}
+
+const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
+
+/// An Envoy Gateway policy object labelled as rendered by entragate.
+fn resource(kind: &str, name: String, namespace: &str, spec: Value) -> Value {
+    map([
+        ("apiVersion", s("gateway.envoyproxy.io/v1alpha1")),
+        ("kind", s(kind)),
+        (
+            "metadata",
+            map([
+                ("name", s(name)),
+                ("namespace", s(namespace)),
+                (
+                    "labels",
+                    map([("app.kubernetes.io/managed-by", s("entragate-bootstrap"))]),
+                ),
+            ]),
+        ),
+        ("spec", spec),
+    ])
+}
+
+/// The Gateway the policies attach to (a local reference: the policy lives in the Gateway's namespace).
+fn gateway_ref(options: &GatewayOptions) -> Value {
+    map([
+        ("group", s(GATEWAY_API_GROUP)),
+        ("kind", s("Gateway")),
+        ("name", s(options.gateway.clone())),
+    ])
 }
 
 /// `ClientTrafficPolicy.spec.tls`: TLS 1.2 at least; in `mtls` a client certificate of the mesh CA carrying
