@@ -8,7 +8,9 @@
 //! | `--format ecs` (task definition) | `RegisterTaskDefinition` through boto3 (botocore validates against AWS's ECS service model) against moto |
 //! | `docker-compose.yml` | `docker-compose config` (Debian `docker-compose`; no engine needed) |
 //!
-//! Envoy Gateway has no such validator: its upstream rules are asserted in `mesh_render.rs`. A missing
+//! Envoy Gateway has no such validator (no registry package carries its CRD schemas or models, and
+//! `kubernetes-validate` only warns "Couldn't find schema" for its kinds): its upstream API rules are asserted
+//! here for what the CLI renders per transport mode, and in `mesh/tests/mesh_render.rs`. A missing
 //! validator skips the check, except under `ENTRAGATE_REQUIRE_ENVOY=1` (`cargo xtask test`, CI), where it
 //! fails: CI must not pass without running them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
@@ -545,4 +547,103 @@ fn the_render_step_leaves_what_the_agent_and_envoy_read() {
     );
     assert_eq!(std::fs::read(&copied).unwrap(), b"\0asm\x01\0\0\0");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--format envoy-gateway` through the CLI, per transport mode, against Envoy Gateway's own API rules
+/// (envoyproxy/gateway `api/v1alpha1`): what its CRDs' CEL and OpenAPI rules would refuse, asserted.
+#[test]
+fn envoy_gateway_resources_follow_envoy_gateways_api_in_mtls_and_plaintext() {
+    let gateway = |mode: &str| {
+        documents(&render(
+            "fraud-detector",
+            &[
+                "--format",
+                "envoy-gateway",
+                "--namespace",
+                "fintech",
+                "--gateway",
+                "eg",
+                "--gateway-namespace",
+                "envoy-gateway-system",
+                "--wasm-url",
+                OCI_URL,
+                "--set",
+                &format!("transport.mode={mode}"),
+            ],
+        ))
+    };
+    let kinds = |docs: &[Value]| -> Vec<String> {
+        docs.iter()
+            .map(|d| d["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let mtls = gateway("mtls");
+    assert_eq!(
+        kinds(&mtls),
+        [
+            "EnvoyExtensionPolicy",
+            "EnvoyPatchPolicy",
+            "ClientTrafficPolicy"
+        ]
+    );
+    let policy = find(&mtls, "ClientTrafficPolicy");
+    assert_eq!(
+        policy["apiVersion"].as_str(),
+        Some("gateway.envoyproxy.io/v1alpha1")
+    );
+    // Policy target references are local (LocalPolicyTargetReferenceWithSectionName): the policy must be in
+    // the Gateway's namespace. clienttrafficpolicy_types.go's CEL rules: targetRefs of group
+    // gateway.networking.k8s.io and kind Gateway or ListenerSet.
+    assert_eq!(
+        policy["metadata"]["namespace"].as_str(),
+        Some("envoy-gateway-system")
+    );
+    let targets = policy["spec"]["targetRefs"].as_sequence().unwrap();
+    assert!(
+        policy["spec"]["targetRef"].is_null(),
+        "targetRef or targetRefs, not both"
+    );
+    for target in targets {
+        assert_eq!(target["group"].as_str(), Some("gateway.networking.k8s.io"));
+        assert!(matches!(
+            target["kind"].as_str(),
+            Some("Gateway" | "ListenerSet")
+        ));
+        assert_eq!(target["sectionName"].as_str(), Some("fraud-detector"));
+    }
+    // tls_types.go: caCertificateRefs MaxItems 8, "a Kubernetes ConfigMap or a Kubernetes Secret, with the
+    // CA certificate in a key named `ca.crt`"; a ConfigMap here, so no Secret holding a key is named.
+    let validation = &policy["spec"]["tls"]["clientValidation"];
+    let refs = validation["caCertificateRefs"].as_sequence().unwrap();
+    assert!((1..=8).contains(&refs.len()));
+    assert_eq!(refs[0]["group"].as_str(), Some(""));
+    assert_eq!(refs[0]["kind"].as_str(), Some("ConfigMap"));
+    // Deprecated `optional: true` would let clients without a certificate in; `mode` defaults to
+    // RequireAndVerify.
+    assert!(validation["optional"].is_null() && validation["mode"].is_null());
+    // StringMatch: type in Exact|Prefix|Suffix|RegularExpression, value 1..=1024 characters.
+    let sans = validation["subjectAltNames"]["uris"].as_sequence().unwrap();
+    assert_eq!(sans.len(), 2, "the two callers of fraud-detector");
+    for san in sans {
+        assert_eq!(san["type"].as_str(), Some("Exact"));
+        let value = san["value"].as_str().unwrap();
+        assert!((1..=1024).contains(&value.len()) && value.starts_with("spiffe://"));
+    }
+    // TLSVersion enum: Auto, 1.0 .. 1.3, a string.
+    assert_eq!(policy["spec"]["tls"]["minVersion"].as_str(), Some("1.2"));
+    // The Gateway terminates the caller's mTLS, so the filter binds tokens to the caller's workload.
+    let config = &find(&mtls, "EnvoyExtensionPolicy")["spec"]["wasm"][0]["config"];
+    assert!(config["workload_binding"]["workloads"].is_mapping());
+
+    let plaintext = gateway("plaintext");
+    assert_eq!(
+        kinds(&plaintext),
+        ["EnvoyExtensionPolicy", "EnvoyPatchPolicy"]
+    );
+    let config = &find(&plaintext, "EnvoyExtensionPolicy")["spec"]["wasm"][0]["config"];
+    assert!(
+        config["workload_binding"].is_null(),
+        "no peer certificate to bind to"
+    );
 }

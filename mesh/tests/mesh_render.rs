@@ -204,7 +204,10 @@ fn envoy_gateway_output_matches_the_golden_file_and_its_structure() {
     golden("fraud-detector.envoy-gateway.yaml", &text);
 
     let docs = documents(&text);
-    assert_eq!(docs.len(), 2);
+    // The extension, the JWKS patch and (mtls, the example's default) the listener's ClientTrafficPolicy,
+    // checked in mesh_transport.rs.
+    assert_eq!(docs.len(), 3);
+    assert_eq!(str_at(&docs[2], "kind"), "ClientTrafficPolicy");
     let policy_doc = &docs[0];
     assert_eq!(
         str_at(policy_doc, "apiVersion"),

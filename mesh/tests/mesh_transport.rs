@@ -6,6 +6,8 @@ mod support;
 
 use entragate_mesh::policy::{TransportMode, WorkloadIdentity};
 use entragate_mesh::render::envoy::{self, EnvoyOptions};
+use entragate_mesh::render::envoy_gateway::{self, GatewayOptions};
+use entragate_mesh::render::istio::KubeOptions;
 use entragate_mesh::render::transport;
 use entragate_mesh::render::wasm::{sha256_hex, WasmModule};
 use entragate_mesh::{self as mesh, MeshPolicy, Override};
@@ -286,4 +288,113 @@ fn sds_files_point_at_the_atomic_writer_layout() {
         str_at(&ca, "resources.0.validation_context.trusted_ca.filename"),
         "/certs/fd/ca.crt"
     );
+}
+
+/// `--format envoy-gateway`: the callee's Gateway listener carries the mode (a `ClientTrafficPolicy` in the
+/// Gateway's namespace), and the filter binds tokens to the caller's workload only where the Gateway
+/// terminates the caller's mTLS.
+#[test]
+fn envoy_gateway_carries_the_transport_of_each_mode() {
+    let gateway = |sets: &[&str]| -> Vec<Value> {
+        let policy = with(sets).unwrap();
+        let options = GatewayOptions {
+            kube: KubeOptions {
+                namespace: "fintech".into(),
+                wasm: WasmModule {
+                    reference: "https://artifacts.example.com/entragate_filter.wasm".into(),
+                    sha256: sha256_hex(b"\0asm\x01\0\0\0"),
+                },
+            },
+            gateway: "eg".into(),
+            gateway_namespace: "envoy-gateway-system".into(),
+        };
+        let fraud = policy.service("fraud-detector").unwrap();
+        let text = envoy_gateway::render(&policy, fraud, &options).unwrap();
+        serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect()
+    };
+    let client_traffic = |docs: &[Value]| -> Option<Value> {
+        docs.iter()
+            .find(|d| str_at(d, "kind") == "ClientTrafficPolicy")
+            .cloned()
+    };
+    let binding = |docs: &[Value]| get(&docs[0], "spec.wasm.0.config.workload_binding").clone();
+
+    let mtls = gateway(&[]);
+    let policy = client_traffic(&mtls).expect("mtls: a ClientTrafficPolicy");
+    // Policy target references are local: the policy lives with the Gateway it targets.
+    assert_eq!(
+        str_at(&policy, "metadata.namespace"),
+        "envoy-gateway-system"
+    );
+    let target = get(&policy, "spec.targetRefs.0");
+    assert_eq!(str_at(target, "kind"), "Gateway");
+    assert_eq!(str_at(target, "name"), "eg");
+    assert_eq!(str_at(target, "sectionName"), "fraud-detector");
+    let validation = get(&policy, "spec.tls.clientValidation");
+    // Required (no `optional: true`), verified against the mesh CA alone: a ConfigMap, never a key.
+    assert!(get(validation, "optional").is_null());
+    assert_eq!(str_at(validation, "caCertificateRefs.0.kind"), "ConfigMap");
+    assert_eq!(
+        str_at(validation, "caCertificateRefs.0.name"),
+        envoy_gateway::MESH_CA_CONFIG_MAP
+    );
+    let uris: Vec<&str> = get(validation, "subjectAltNames.uris")
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(str_at(m, "type"), "Exact");
+            str_at(m, "value")
+        })
+        .collect();
+    assert_eq!(
+        uris,
+        [
+            "spiffe://cluster.local/ns/default/sa/transaction-processor",
+            "spiffe://cluster.local/ns/default/sa/reporting"
+        ]
+    );
+    let bound = binding(&mtls);
+    let reporting = policy_client_id("reporting");
+    assert_eq!(
+        bound["workloads"]["spiffe://cluster.local/ns/default/sa/reporting"].as_str(),
+        Some(reporting.as_str()),
+        "identities map to client ids: {bound:?}"
+    );
+    assert!(get(&bound, "rules").as_sequence().unwrap().len() >= 2);
+
+    // A DNS identity is matched as a DNS name.
+    let dns = gateway(&["services.reporting.workload.dns=reporting.fintech.svc"]);
+    let names = get(
+        &client_traffic(&dns).unwrap(),
+        "spec.tls.clientValidation.subjectAltNames",
+    )
+    .clone();
+    assert_eq!(str_at(&names, "dnsNames.0.value"), "reporting.fintech.svc");
+    assert_eq!(get(&names, "uris").as_sequence().unwrap().len(), 1);
+
+    // tls: the listener's TLS floor, no client certificate asked for, nothing to bind to.
+    let tls = gateway(&["transport.mode=tls"]);
+    let policy = client_traffic(&tls).expect("tls: a ClientTrafficPolicy");
+    assert_eq!(str_at(&policy, "spec.tls.minVersion"), "1.2");
+    assert!(get(&policy, "spec.tls.clientValidation").is_null());
+    assert!(binding(&tls).is_null());
+
+    // plaintext: no TLS resource at all, no binding.
+    let plain = gateway(&["transport.mode=plaintext"]);
+    assert!(client_traffic(&plain).is_none());
+    assert_eq!(plain.len(), 2);
+    assert!(binding(&plain).is_null());
+}
+
+fn policy_client_id(service: &str) -> String {
+    with(&[])
+        .unwrap()
+        .service(service)
+        .unwrap()
+        .application
+        .client_id
+        .to_string()
 }

@@ -21,7 +21,7 @@ pub enum Format {
     Envoy,
     /// Istio WasmPlugin, ServiceEntry and DestinationRule.
     Istio,
-    /// Envoy Gateway EnvoyExtensionPolicy and EnvoyPatchPolicy.
+    /// Envoy Gateway EnvoyExtensionPolicy, EnvoyPatchPolicy and (unless plaintext) ClientTrafficPolicy.
     EnvoyGateway,
     /// An Amazon ECS task definition (Fargate): render step, agent, Envoy and the app.
     Ecs,
@@ -75,11 +75,11 @@ pub struct RenderArgs {
     /// Kubernetes namespace of the rendered resources (istio, envoy-gateway: the HTTPRoute's, kubernetes).
     #[arg(long, default_value = "default", value_name = "NS")]
     pub namespace: String,
-    /// The Gateway the EnvoyPatchPolicy targets (envoy-gateway).
+    /// The Gateway the EnvoyPatchPolicy and ClientTrafficPolicy target (envoy-gateway).
     #[arg(long, default_value = "eg", value_name = "NAME")]
     pub gateway: String,
-    /// The Gateway's namespace, where the EnvoyPatchPolicy must live (Envoy Gateway ignores a patch
-    /// policy in any other namespace) [default: --namespace].
+    /// The Gateway's namespace, where the EnvoyPatchPolicy and ClientTrafficPolicy must live (their
+    /// target references are local: Envoy Gateway ignores them in any other namespace) [default: --namespace].
     #[arg(long, value_name = "NS")]
     pub gateway_namespace: Option<String>,
     #[command(flatten)]

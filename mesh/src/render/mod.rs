@@ -3,7 +3,8 @@
 //! - [`envoy`]: a complete Envoy bootstrap (inbound validating listener, outbound token-attaching listener,
 //!   JWKS and agent clusters, admin on loopback);
 //! - [`istio`]: a `WasmPlugin` and the `ServiceEntry`/`DestinationRule` for the Entra host;
-//! - [`envoy_gateway`]: an `EnvoyExtensionPolicy` and the `EnvoyPatchPolicy` adding the JWKS cluster;
+//! - [`envoy_gateway`]: an `EnvoyExtensionPolicy`, the `EnvoyPatchPolicy` adding the JWKS cluster and, unless
+//!   plaintext, the `ClientTrafficPolicy` with the callee listener's TLS and mTLS settings;
 //! - [`ecs`] and [`kubernetes`]: the service with its sidecars ([`workload`]) as an ECS task definition or
 //!   as Kubernetes objects.
 //!

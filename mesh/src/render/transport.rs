@@ -111,12 +111,7 @@ pub fn downstream(policy: &MeshPolicy, callee: &Service) -> Option<Value> {
             );
         }
         TransportMode::Mtls => {
-            let callers: Vec<&WorkloadIdentity> = policy
-                .services()
-                .iter()
-                .filter(|s| s.destinations.contains(&callee.name))
-                .map(|s| &s.workload)
-                .collect();
+            let callers = callers(policy, callee);
             super::yaml::insert(&mut context, "require_client_certificate", b(true));
             super::yaml::insert(
                 &mut context,
@@ -129,6 +124,17 @@ pub fn downstream(policy: &MeshPolicy, callee: &Service) -> Option<Value> {
         "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
         context,
     ))
+}
+
+/// The workload identities of the services that call `callee`: the only client certificates its listener
+/// accepts in `mtls` (the sidecar's inbound listener and, on Envoy Gateway, the callee's Gateway listener).
+pub fn callers<'a>(policy: &'a MeshPolicy, callee: &Service) -> Vec<&'a WorkloadIdentity> {
+    policy
+        .services()
+        .iter()
+        .filter(|s| s.destinations.contains(&callee.name))
+        .map(|s| &s.workload)
+        .collect()
 }
 
 /// The caller's cluster for `callee`: originates TLS with SNI, verifies the callee's workload identity, and in
