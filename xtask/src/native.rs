@@ -16,7 +16,8 @@ pub const ARTIFACT: &str = "libentragate_native.so";
 pub const ENV: &str = "ENTRAGATE_NATIVE_MODULE";
 /// Env var naming the test-only build that panics on purpose.
 pub const TEST_PANIC_ENV: &str = "ENTRAGATE_NATIVE_MODULE_TEST_PANIC";
-/// Its own target directory, so it never overwrites the shipped module.
+/// Where the test-panic module is copied, so the shipped module's path never
+/// holds it for longer than the build that follows.
 const TEST_PANIC_TARGET: &str = "native-test-panic";
 
 /// Builds the release module and returns its path.
@@ -33,29 +34,30 @@ pub fn artifact_path() -> Result<PathBuf, String> {
 
 /// Builds the module with the `test-panic` feature (a request to
 /// `/__entragate_test_panic` panics inside the hook) for the test showing that
-/// Envoy keeps serving. Never shipped.
+/// Envoy keeps serving, and copies it aside. Never shipped.
+///
+/// Same target directory as [`build`]: only this crate differs (the feature
+/// enables nothing in its dependencies), so AWS-LC is compiled once per CI
+/// run, not twice. The build writes the shipped module's path, so callers run
+/// [`build`] after it (`cargo xtask test` does).
 pub fn build_test_panic() -> Result<PathBuf, String> {
-    let target = cmd::target_dir()?.join(TEST_PANIC_TARGET);
-    cmd::run(
-        cmd::cargo()
-            .args([
-                "build",
-                "--profile",
-                PROFILE,
-                "-p",
-                PACKAGE,
-                "--features",
-                "test-panic",
-            ])
-            .arg("--target-dir")
-            .arg(&target),
-    )?;
-    Ok(target.join(PROFILE).join(ARTIFACT))
+    cmd::run(cmd::cargo().args([
+        "build",
+        "--profile",
+        PROFILE,
+        "-p",
+        PACKAGE,
+        "--features",
+        "test-panic",
+    ]))?;
+    let copy = test_panic_artifact_path()?;
+    if let Some(dir) = copy.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::copy(artifact_path()?, &copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+    Ok(copy)
 }
 
 pub fn test_panic_artifact_path() -> Result<PathBuf, String> {
-    Ok(cmd::target_dir()?
-        .join(TEST_PANIC_TARGET)
-        .join(PROFILE)
-        .join(ARTIFACT))
+    Ok(cmd::target_dir()?.join(TEST_PANIC_TARGET).join(ARTIFACT))
 }

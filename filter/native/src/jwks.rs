@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use entragate_core::fetcher::memory_store::MemoryStore;
 use entragate_core::host::{
     CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, SharedStore, SharedValue,
     SharedWriteError, UnixMillis,
@@ -44,14 +45,9 @@ pub fn now_ms() -> UnixMillis {
         .unwrap_or(0)
 }
 
-/// Key -> (value, CAS version), for the whole process: the native counterpart
-/// of proxy-wasm shared data, with the same compare-and-set rules.
-struct Store {
-    entries: HashMap<String, (Vec<u8>, u32)>,
-    last_cas: u32,
-}
-
-static STORE: Mutex<Option<Store>> = Mutex::new(None);
+/// The whole process's store: the native counterpart of proxy-wasm shared
+/// data, with the same compare-and-set rules (the core's [`MemoryStore`]).
+static STORE: Mutex<Option<MemoryStore>> = Mutex::new(None);
 
 /// Counts the store's writes, published after each (inside the lock; 64 bits
 /// so a version never comes round again, unlike a 32-bit CAS).
@@ -84,13 +80,7 @@ fn read_entry(key: &str) -> SharedValue {
         return value;
     }
     let (value, at) = with_store(|store| {
-        let value = match store.entries.get(key) {
-            Some((value, cas)) => SharedValue {
-                data: Some(value.clone()),
-                cas: Some(*cas),
-            },
-            None => SharedValue::default(),
-        };
+        let value = store.get(key);
         // Under the lock: no write is between this read and this version.
         (value, VERSION.load(Ordering::Relaxed))
     });
@@ -102,14 +92,11 @@ fn read_entry(key: &str) -> SharedValue {
     value
 }
 
-fn with_store<T>(body: impl FnOnce(&mut Store) -> T) -> T {
+fn with_store<T>(body: impl FnOnce(&mut MemoryStore) -> T) -> T {
     // A panic while holding the lock cannot leave a half-written entry (each
     // write is one insert), so a poisoned lock is still consistent.
     let mut guard = STORE.lock().unwrap_or_else(|e| e.into_inner());
-    let store = guard.get_or_insert_with(|| Store {
-        entries: HashMap::new(),
-        last_cas: 0,
-    });
+    let store = guard.get_or_insert_with(MemoryStore::default);
     body(store)
 }
 
@@ -132,16 +119,7 @@ impl SharedStore for NativeHost {
         cas: Option<u32>,
     ) -> Result<(), SharedWriteError> {
         with_store(|store| {
-            if let (Some((_, current)), Some(expected)) = (store.entries.get(key), cas) {
-                if expected != 0 && expected != *current {
-                    return Err(SharedWriteError::CasMismatch);
-                }
-            }
-            store.last_cas = store.last_cas.wrapping_add(1).max(1);
-            let new_cas = store.last_cas;
-            store
-                .entries
-                .insert(key.to_string(), (value.to_vec(), new_cas));
+            store.set(key, value, cas)?;
             // After the entry is in: a reader that sees the new version reads
             // the new entry.
             VERSION.store(VERSION.load(Ordering::Relaxed) + 1, Ordering::Release);
