@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use entragate_core::error::AuthError;
-use entragate_core::fingerprint::{fingerprint, loggable_path};
+use entragate_core::fingerprint::fingerprint;
 use entragate_core::host::LogLevel;
+use entragate_core::inbound::audit::denial_log_line;
 use entragate_core::inbound::cache::{CacheStats, VerifiedTokenCache};
 use entragate_core::inbound::config::FilterPolicy;
 use entragate_core::inbound::engine::{Decision, RequestFlow, Step};
@@ -392,15 +393,7 @@ impl Config {
                 let token_hash = input.authorization.first().map(|a| fingerprint(a));
                 log(
                     LogLevel::Info,
-                    &format!(
-                        "entragate: denied {} {} status={} reason={} token_sha256={}",
-                        input.method.escape_debug(),
-                        // Never the query string: it may carry a credential.
-                        loggable_path(&input.path).escape_debug(),
-                        response.status,
-                        denial.error.spec().metric,
-                        token_hash.as_deref().unwrap_or("-")
-                    ),
+                    &denial_log_line(input, response.status, denial.error, token_hash.as_deref()),
                 );
                 stream.send_response(
                     response.status,

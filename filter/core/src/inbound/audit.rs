@@ -11,7 +11,9 @@
 
 use std::borrow::Cow;
 
-use crate::inbound::engine::{AuditTrail, Decision};
+use crate::error::AuthError;
+use crate::fingerprint::loggable_path;
+use crate::inbound::engine::{AuditTrail, Decision, RequestInput};
 
 /// One published field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,10 +121,29 @@ pub fn audit_record<'a>(
     fields
 }
 
+/// The log line of a refusal, the same from every host. It names the
+/// request without its query string (which may carry a credential), escapes
+/// what the caller wrote, and identifies the token only by `token_hash`, the
+/// fingerprint of its first `Authorization` value.
+pub fn denial_log_line(
+    input: &RequestInput,
+    status: u16,
+    error: AuthError,
+    token_hash: Option<&str>,
+) -> String {
+    format!(
+        "entragate: denied {} {} status={} reason={} token_sha256={}",
+        input.method.escape_debug(),
+        loggable_path(&input.path).escape_debug(),
+        status,
+        error.metric(),
+        token_hash.unwrap_or("-")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::AuthError;
     use crate::fingerprint::fingerprint;
     use crate::inbound::policy::authorize::Denial;
 
@@ -217,5 +238,24 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), AuditField::ALL.len());
+    }
+
+    #[test]
+    fn the_denial_line_drops_the_query_and_escapes_what_the_caller_wrote() {
+        let input = RequestInput {
+            method: "GET\n".into(),
+            path: "/scan/1?code=secret#frag".into(),
+            authorization: vec!["Bearer abc".into()],
+            peer_identities: Vec::new(),
+        };
+        let line = denial_log_line(&input, 401, AuthError::Expired, Some("0123abcd"));
+        assert!(!line.contains("secret") && !line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("entragate: denied GET\\n /scan/1")
+                && line.ends_with("status=401 reason=expired token_sha256=0123abcd"),
+            "{line}"
+        );
+        let anonymous = denial_log_line(&input, 403, AuthError::RouteNotAllowed, None);
+        assert!(anonymous.ends_with("token_sha256=-"), "{anonymous}");
     }
 }

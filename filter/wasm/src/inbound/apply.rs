@@ -1,8 +1,8 @@
 //! Writes a decision back to the (effective) request context.
 
-use entragate_core::fingerprint::{fingerprint, loggable_path};
+use entragate_core::fingerprint::fingerprint;
 use entragate_core::host::LogLevel;
-use entragate_core::inbound::audit::audit_record;
+use entragate_core::inbound::audit::{audit_record, denial_log_line};
 use entragate_core::inbound::engine::{Decision, RequestFlow};
 use entragate_core::inbound::request::set_identity_headers;
 use entragate_core::response::denial_response;
@@ -40,15 +40,7 @@ pub fn apply_decision(
 
             log(
                 LogLevel::Info,
-                &format!(
-                    "entragate: denied {} {} status={} reason={} token_sha256={}",
-                    input.method.escape_debug(),
-                    // Never the query string: it may carry a credential.
-                    loggable_path(&input.path).escape_debug(),
-                    response.status,
-                    denial.error.metric(),
-                    token_hash.as_deref().unwrap_or("-")
-                ),
+                &denial_log_line(input, response.status, denial.error, token_hash.as_deref()),
             );
             send_reply(&response);
             false
