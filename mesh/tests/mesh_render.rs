@@ -497,7 +497,6 @@ fn a_native_callee_sidecar_loads_the_dynamic_module_with_the_same_plugin_json() 
     );
     assert_eq!(json, wasm_json);
     FilterPolicy::from_json(json.as_bytes()).unwrap();
-
 }
 
 /// What the native module cannot do yet is refused when rendering, naming what to change, instead of

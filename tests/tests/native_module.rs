@@ -18,12 +18,12 @@ use std::process::{Command, Stdio};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use entragate_mesh::render::envoy::{self as envoy_render, EnvoyOptions, FilterModule};
+use entragate_mesh::Override;
 use entragate_tests::{
     envoy_available, envoy_binary, native_module_path, Echo, Envoy, TemplateVars,
     NATIVE_MODULE_ENV, REQUIRE_ENVOY_ENV,
 };
-use entragate_mesh::render::envoy::{self as envoy_render, EnvoyOptions, FilterModule};
-use entragate_mesh::Override;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -173,7 +173,10 @@ fn the_rendered_native_sidecar_passes_validate_with_the_real_module() {
         agent_key: None,
     };
     let config = envoy_render::render(&policy, fraud, &options).unwrap();
-    assert!(config.contains("ENVOY_DYNAMIC_MODULES_SEARCH_PATH"), "{config}");
+    assert!(
+        config.contains("ENVOY_DYNAMIC_MODULES_SEARCH_PATH"),
+        "{config}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(&module, dir.path().join("libentragate_native.so")).unwrap();
