@@ -307,10 +307,21 @@ pub(crate) fn jwks_cluster(policy: &MeshPolicy, service: &Service, name: &str) -
     cluster
 }
 
-/// The callee filter as an Envoy dynamic module: the same plugin JSON as the wasm filter's configuration.
-fn native_filter(config: &serde_json::Value) -> Result<Value, String> {
+/// The plugin JSON as both hosts take it: a `StringValue` holding the JSON text.
+fn plugin_json(config: &serde_json::Value) -> Result<Value, String> {
     let json =
         serde_json::to_string_pretty(config).map_err(|e| format!("cannot write JSON: {e}"))?;
+    Ok(map([
+        (
+            "@type",
+            s("type.googleapis.com/google.protobuf.StringValue"),
+        ),
+        ("value", s(json)),
+    ]))
+}
+
+/// The callee filter as an Envoy dynamic module: the same plugin JSON as the wasm filter's configuration.
+fn native_filter(config: &serde_json::Value) -> Result<Value, String> {
     Ok(map([
         ("name", s(INBOUND_ROOT_ID)),
         (
@@ -330,13 +341,7 @@ fn native_filter(config: &serde_json::Value) -> Result<Value, String> {
                     ]),
                 ),
                 ("filter_name", s("entragate")),
-                (
-                    "filter_config",
-                    map([
-                        ("@type", s("type.googleapis.com/google.protobuf.StringValue")),
-                        ("value", s(json)),
-                    ]),
-                ),
+                ("filter_config", plugin_json(config)?),
             ]),
         ),
     ]))
@@ -349,8 +354,6 @@ fn wasm_filter(
     config: &serde_json::Value,
     wasm: &WasmModule,
 ) -> Result<Value, String> {
-    let json =
-        serde_json::to_string_pretty(config).map_err(|e| format!("cannot write JSON: {e}"))?;
     let failure = match service.sidecar.failure_policy {
         FailurePolicy::FailClosed => "FAIL_CLOSED",
         FailurePolicy::FailOpen => "FAIL_OPEN",
@@ -370,16 +373,7 @@ fn wasm_filter(
                         ("name", s(root_id)),
                         ("root_id", s(root_id)),
                         ("failure_policy", s(failure)),
-                        (
-                            "configuration",
-                            map([
-                                (
-                                    "@type",
-                                    s("type.googleapis.com/google.protobuf.StringValue"),
-                                ),
-                                ("value", s(json)),
-                            ]),
-                        ),
+                        ("configuration", plugin_json(config)?),
                         (
                             "vm_config",
                             map([
