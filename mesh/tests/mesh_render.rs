@@ -497,6 +497,16 @@ fn a_native_callee_sidecar_loads_the_dynamic_module_with_the_same_plugin_json() 
     );
     assert_eq!(json, wasm_json);
     FilterPolicy::from_json(json.as_bytes()).unwrap();
+
+    // FAIL_OPEN is a wasm VM setting: the module fails closed, and the header says so.
+    assert!(!text.contains("FAIL_OPEN"), "{text}");
+    let open = with(&[
+        "transport.mode=plaintext",
+        "services.fraud-detector.sidecar.failure_policy=FAIL_OPEN",
+    ]);
+    let fraud = open.service("fraud-detector").unwrap();
+    let text = envoy::render(&open, fraud, &NATIVE).unwrap();
+    assert!(text.contains("FAIL_OPEN does not apply"), "{text}");
 }
 
 /// What the native module cannot do yet is refused when rendering, naming what to change, instead of

@@ -175,6 +175,12 @@ fn header(policy: &MeshPolicy, service: &Service, filter: &FilterModule) -> Stri
              # The module does not write the audit filter state yet: the access log's decision fields stay empty.\n"
         ),
     });
+    if matches!(filter, FilterModule::Native)
+        && service.sidecar.failure_policy == FailurePolicy::FailOpen
+    {
+        // Stricter than asked, never weaker: said here rather than silently.
+        h.push_str("# sidecar.failure_policy FAIL_OPEN does not apply: the native module fails closed on its own failures (a panic answers 503).\n");
+    }
     if service.is_caller() {
         h.push_str("# Carries the agent key: keep this file private (mode 0600) and the admin interface on loopback.\n");
     }
