@@ -231,3 +231,65 @@ fn render_takes_an_oci_modules_digest_never_the_files_hash() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--filter native`: the callee renders with the dynamic module (no --wasm needed: Envoy finds the `.so`
+/// by name); what the module cannot do yet is a usage error naming the option or policy field, and no
+/// agent key is created for a caller it refuses.
+#[test]
+fn render_filter_native_renders_a_callee_and_refuses_what_the_module_cannot_do() {
+    let dir = support::temp_dir("mesh-render-native");
+    let policy = example();
+    let policy = policy.to_str().unwrap();
+    let render = |extra: &[&str]| {
+        let mut args = vec!["render", "--policy", policy, "--filter", "native"];
+        args.extend_from_slice(extra);
+        bootstrap(&args)
+    };
+    let out = render(&[
+        "--service",
+        "fraud-detector",
+        "--set",
+        "transport.mode=plaintext",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rendered = text(&out.stdout);
+    assert!(rendered.contains("DynamicModuleFilter"), "{rendered}");
+    assert!(
+        rendered.contains("ENVOY_DYNAMIC_MODULES_SEARCH_PATH"),
+        "{rendered}"
+    );
+
+    // The example's mtls binds the rules to the peer workload.
+    let out = render(&["--service", "fraud-detector"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bind_to_workload"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let key_file = dir.join("agent-key");
+    let out = render(&[
+        "--service",
+        "transaction-processor",
+        "--set",
+        "transport.mode=plaintext",
+        "--agent-key-file",
+        key_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("caller (outbound) role"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!key_file.exists(), "no key for a refused caller");
+
+    let out = render(&["--service", "fraud-detector", "--format", "istio"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--filter native renders --format envoy only"),
+        "{}",
+        text(&out.stderr)
+    );
+}

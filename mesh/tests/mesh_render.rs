@@ -7,11 +7,11 @@ mod support;
 
 use entragate_core::config::FilterPolicy;
 use entragate_core::outbound::OutboundPolicy;
-use entragate_mesh::render::envoy::{self, EnvoyOptions};
+use entragate_mesh::render::envoy::{self, EnvoyOptions, FilterModule};
 use entragate_mesh::render::envoy_gateway::{self, GatewayOptions};
 use entragate_mesh::render::istio::{self, KubeOptions};
 use entragate_mesh::render::wasm::{sha256_hex, WasmModule};
-use entragate_mesh::{self as mesh, MeshPolicy};
+use entragate_mesh::{self as mesh, MeshPolicy, Override};
 use serde_yaml_ng::Value;
 use std::path::PathBuf;
 use support::{get, str_at};
@@ -291,7 +291,7 @@ fn envoy_bootstraps_carry_both_roles_and_compile_in_the_filter() {
     let wasm = module("/opt/entragate/entragate_filter.wasm");
     let fraud = policy.service("fraud-detector").unwrap();
     let options = EnvoyOptions {
-        wasm: wasm.clone(),
+        filter: FilterModule::Wasm(wasm.clone()),
         agent_key: None,
     };
     let text = envoy::render(&policy, fraud, &options).unwrap();
@@ -333,7 +333,7 @@ fn envoy_bootstraps_carry_both_roles_and_compile_in_the_filter() {
         .unwrap_err()
         .contains("agent key"));
     let with_key = EnvoyOptions {
-        wasm,
+        filter: FilterModule::Wasm(wasm),
         agent_key: Some(AGENT_KEY.into()),
     };
     let text = envoy::render(&policy, tp, &with_key).unwrap();
@@ -441,4 +441,95 @@ fn oci_modules_carry_the_image_digest() {
     let refused = WasmModule::from_file(&file, Some("oci://registry.example.com/f:0.1.0"));
     std::fs::remove_file(&file).unwrap();
     assert!(refused.unwrap_err().contains("image digest"));
+}
+
+fn with(sets: &[&str]) -> MeshPolicy {
+    let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+    mesh::from_str(EXAMPLE, "mesh.yaml", &overrides).unwrap()
+}
+
+const NATIVE: EnvoyOptions = EnvoyOptions {
+    filter: FilterModule::Native,
+    agent_key: None,
+};
+
+/// `--filter native`: the callee's filter is the dynamic module, found by name through the search path
+/// the header names, with the same plugin JSON as the wasm filter's configuration.
+#[test]
+fn a_native_callee_sidecar_loads_the_dynamic_module_with_the_same_plugin_json() {
+    let policy = with(&["transport.mode=plaintext"]);
+    let fraud = policy.service("fraud-detector").unwrap();
+    let text = envoy::render(&policy, fraud, &NATIVE).unwrap();
+    assert!(text.contains("ENVOY_DYNAMIC_MODULES_SEARCH_PATH"), "{text}");
+    assert!(text.contains("libentragate_native.so"), "{text}");
+    assert!(!text.contains("filters.http.wasm"), "{text}");
+    assert!(!text.contains("vm_config"), "{text}");
+    let doc = &documents(&text)[0];
+    let filter = get(
+        doc,
+        "static_resources.listeners.0.filter_chains.0.filters.0.typed_config.http_filters.0.typed_config",
+    );
+    assert_eq!(
+        str_at(filter, "@type"),
+        "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+    );
+    assert_eq!(
+        str_at(filter, "dynamic_module_config.name"),
+        envoy::NATIVE_MODULE_NAME
+    );
+    assert_eq!(
+        get(filter, "dynamic_module_config.do_not_close").as_bool(),
+        Some(true)
+    );
+    assert_eq!(str_at(filter, "filter_name"), "entragate");
+    let json = str_at(filter, "filter_config.value");
+
+    // The same plugin JSON as the wasm rendering of the same policy.
+    let wasm = EnvoyOptions {
+        filter: FilterModule::Wasm(module("/opt/entragate_filter.wasm")),
+        agent_key: None,
+    };
+    let wasm_text = envoy::render(&policy, fraud, &wasm).unwrap();
+    let wasm_doc = &documents(&wasm_text)[0];
+    let wasm_json = str_at(
+        wasm_doc,
+        "static_resources.listeners.0.filter_chains.0.filters.0.typed_config.http_filters.0.typed_config.config.configuration.value",
+    );
+    assert_eq!(json, wasm_json);
+    FilterPolicy::from_json(json.as_bytes()).unwrap();
+
+    // FAIL_OPEN is a wasm VM setting: the module fails closed, and the header says so.
+    assert!(!text.contains("FAIL_OPEN"), "{text}");
+    let open = with(&[
+        "transport.mode=plaintext",
+        "services.fraud-detector.sidecar.failure_policy=FAIL_OPEN",
+    ]);
+    let fraud = open.service("fraud-detector").unwrap();
+    let text = envoy::render(&open, fraud, &NATIVE).unwrap();
+    assert!(text.contains("FAIL_OPEN does not apply"), "{text}");
+}
+
+/// What the native module cannot do yet is refused when rendering, naming what to change, instead of
+/// rendering a sidecar Envoy would refuse (binding) or one without a caller role.
+#[test]
+fn native_rendering_refuses_workload_binding_and_the_caller_role() {
+    // The example's default transport is mtls, which binds the fraud detector's token rules.
+    let policy = policy();
+    let fraud = policy.service("fraud-detector").unwrap();
+    assert!(fraud.rules.iter().any(|r| r.bind_to_workload));
+    let error = envoy::render(&policy, fraud, &NATIVE).unwrap_err();
+    assert!(error.contains("bind_to_workload"), "{error}");
+    assert!(error.contains("--filter wasm"), "{error}");
+    let bound = fraud.rules.iter().find(|r| r.bind_to_workload).unwrap();
+    assert!(error.contains(&bound.name), "{error}");
+
+    let plain = with(&["transport.mode=plaintext"]);
+    let tp = plain.service("transaction-processor").unwrap();
+    let options = EnvoyOptions {
+        filter: FilterModule::Native,
+        agent_key: Some(AGENT_KEY.into()),
+    };
+    let error = envoy::render(&plain, tp, &options).unwrap_err();
+    assert!(error.contains("caller (outbound) role"), "{error}");
+    assert!(error.contains("--filter wasm"), "{error}");
 }

@@ -5,7 +5,7 @@
 mod support;
 
 use entragate_mesh::policy::{TransportMode, WorkloadIdentity};
-use entragate_mesh::render::envoy::{self, EnvoyOptions};
+use entragate_mesh::render::envoy::{self, EnvoyOptions, FilterModule};
 use entragate_mesh::render::envoy_gateway::{self, GatewayOptions};
 use entragate_mesh::render::istio::KubeOptions;
 use entragate_mesh::render::transport;
@@ -24,10 +24,10 @@ fn with(sets: &[&str]) -> Result<MeshPolicy, String> {
 
 fn render(policy: &MeshPolicy, service: &str) -> Value {
     let options = EnvoyOptions {
-        wasm: WasmModule {
+        filter: FilterModule::Wasm(WasmModule {
             reference: "/opt/entragate_filter.wasm".into(),
             sha256: sha256_hex(b"\0asm\x01\0\0\0"),
-        },
+        }),
         agent_key: Some(AGENT_KEY.into()),
     };
     let text = envoy::render(policy, policy.service(service).unwrap(), &options).unwrap();

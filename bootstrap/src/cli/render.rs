@@ -6,7 +6,7 @@ use crate::exit::Failure;
 use crate::{info, warn};
 use clap::{Args, ValueEnum};
 use entragate_mesh::render::ecs::{self, EcsOptions};
-use entragate_mesh::render::envoy::{self, EnvoyOptions};
+use entragate_mesh::render::envoy::{self, EnvoyOptions, FilterModule};
 use entragate_mesh::render::envoy_gateway::{self, GatewayOptions};
 use entragate_mesh::render::istio::{self, KubeOptions};
 use entragate_mesh::render::kubernetes::{self, KubernetesOptions};
@@ -29,6 +29,16 @@ pub enum Format {
     Kubernetes,
 }
 
+/// Which build of the filter the sidecar loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Filter {
+    /// The proxy-wasm module (entragate_filter.wasm): every format, both roles.
+    Wasm,
+    /// The Envoy dynamic module (libentragate_native.so, Envoy 1.40/1.41): --format envoy, callee only,
+    /// no workload binding yet (docs/native.md).
+    Native,
+}
+
 #[derive(Clone, Debug, Args)]
 pub struct RenderArgs {
     #[command(flatten)]
@@ -38,6 +48,9 @@ pub struct RenderArgs {
     pub service: String,
     #[arg(long, value_enum, default_value = "envoy")]
     pub format: Format,
+    /// The filter build: wasm (portable, the default) or native (an Envoy dynamic module; see docs/native.md).
+    #[arg(long, value_enum, default_value = "wasm")]
+    pub filter: Filter,
     /// Write files into this directory (NAME.envoy.yaml and, for a caller, NAME.bootstrap.toml;
     /// NAME.istio.yaml; NAME.envoy-gateway.yaml; NAME.ecs.json; NAME.kubernetes.yaml) instead of
     /// printing to stdout.
@@ -188,6 +201,13 @@ fn copy_module(args: &RenderArgs) -> Result<WasmModule, Failure> {
 }
 
 pub fn run(args: RenderArgs) -> Result<(), Failure> {
+    if args.filter == Filter::Native && args.format != Format::Envoy {
+        // Istio (>= 1.31) has no API for dynamic modules yet (EnvoyFilter, docs/deploy.md); the others
+        // embed an Envoy bootstrap rendered with --format envoy.
+        return Err(Failure::Usage(
+            "--filter native renders --format envoy only (Istio and Envoy Gateway: docs/deploy.md, \"Native module\")".into(),
+        ));
+    }
     let policy = args.policy.load()?;
     for w in policy.warnings() {
         warn!("{}: {}", w.path, w.message);
@@ -207,7 +227,8 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
                 .agent_key_file
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(&service.sidecar.agent_key_file));
-            let agent_key = if service.is_caller() {
+            // The native module has no caller role: the render refuses it below, so no key is created.
+            let agent_key = if service.is_caller() && args.filter == Filter::Wasm {
                 let path = key_path.clone();
                 let (k, origin) = key::load_or_create(&path, false).map_err(Failure::Usage)?;
                 if origin == key::KeyOrigin::Generated {
@@ -217,12 +238,13 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
             } else {
                 None
             };
-            let wasm = if args.copy_wasm {
-                copy_module(&args)?
-            } else {
-                module(&args)?
+            let filter = match args.filter {
+                // The module is found by name through Envoy's search path: nothing to hash or copy.
+                Filter::Native => FilterModule::Native,
+                Filter::Wasm if args.copy_wasm => FilterModule::Wasm(copy_module(&args)?),
+                Filter::Wasm => FilterModule::Wasm(module(&args)?),
             };
-            let options = EnvoyOptions { wasm, agent_key };
+            let options = EnvoyOptions { filter, agent_key };
             let text = envoy::render(&policy, service, &options).map_err(Failure::Usage)?;
             files.push((
                 format!("{}.envoy.yaml", service.name),

@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::outbound_support::agent::{Agent, AgentSpec};
 use crate::outbound_support::{moto, REGION};
 use entragate_bootstrap::agent::key;
-use entragate_mesh::render::envoy::{self, EnvoyOptions};
+use entragate_mesh::render::envoy::{self, EnvoyOptions, FilterModule};
 use entragate_mesh::render::wasm::WasmModule;
 use entragate_mesh::{self as mesh, MeshPolicy, Override};
 use entragate_tests::{
@@ -52,7 +52,7 @@ pub fn render(policy: &MeshPolicy, service: &str, key_file: Option<&Path>) -> St
         policy,
         service,
         &EnvoyOptions {
-            wasm: wasm(),
+            filter: FilterModule::Wasm(wasm()),
             agent_key,
         },
     )
