@@ -45,3 +45,47 @@ pub const SIGNATURE: [u8; 256] = [
     0x31, 0xb2, 0x95, 0x07, 0x0b, 0x3a, 0xb6, 0x98, 0x74, 0x6f, 0x28, 0x3a, 0x1b, 0x07, 0x56, 0xaa,
     0x2d, 0xae, 0xc1, 0x40, 0xa9, 0x24, 0xd3, 0x5f, 0x99, 0xc7, 0xcf, 0x3e, 0x25, 0x0c, 0xae, 0xd8,
 ];
+
+/// One case of the self-test: a message and signature under the self-test key,
+/// and whether a correct RS256 verifier accepts them.
+pub struct Case {
+    pub name: &'static str,
+    pub message: Vec<u8>,
+    pub signature: [u8; 256],
+    pub valid: bool,
+}
+
+/// The cases every verifier must get right before it is trusted with
+/// traffic (host or native): the vector, then the vector with its
+/// signature's last bit flipped, then with its message's first bit flipped.
+/// A verifier that says "valid" to everything fails on the second.
+pub fn cases() -> [Case; 3] {
+    let mut tampered_signature = SIGNATURE;
+    if let Some(last) = tampered_signature.last_mut() {
+        *last ^= 1;
+    }
+    let mut tampered_message = MESSAGE.to_vec();
+    if let Some(first) = tampered_message.first_mut() {
+        *first ^= 1;
+    }
+    [
+        Case {
+            name: "valid signature",
+            message: MESSAGE.to_vec(),
+            signature: SIGNATURE,
+            valid: true,
+        },
+        Case {
+            name: "tampered signature",
+            message: MESSAGE.to_vec(),
+            signature: tampered_signature,
+            valid: false,
+        },
+        Case {
+            name: "tampered message",
+            message: tampered_message,
+            signature: SIGNATURE,
+            valid: false,
+        },
+    ]
+}
