@@ -510,9 +510,9 @@ fn a_native_callee_sidecar_loads_the_dynamic_module_with_the_same_plugin_json() 
 }
 
 /// What the native module cannot do yet is refused when rendering, naming what to change, instead of
-/// rendering a sidecar Envoy would refuse (binding) or one without a caller role.
+/// rendering a sidecar Envoy would refuse (binding).
 #[test]
-fn native_rendering_refuses_workload_binding_and_the_caller_role() {
+fn native_rendering_refuses_workload_binding() {
     // The example's default transport is mtls, which binds the fraud detector's token rules.
     let policy = policy();
     let fraud = policy.service("fraud-detector").unwrap();
@@ -522,14 +522,53 @@ fn native_rendering_refuses_workload_binding_and_the_caller_role() {
     assert!(error.contains("--filter wasm"), "{error}");
     let bound = fraud.rules.iter().find(|r| r.bind_to_workload).unwrap();
     assert!(error.contains(&bound.name), "{error}");
+}
 
+/// `--filter native` for a caller: the module in its outbound role (`filter_name: entragate_outbound`, as
+/// the wasm filter's `root_id`), with the same outbound plugin JSON as the wasm rendering.
+#[test]
+fn a_native_caller_sidecar_loads_the_module_in_its_outbound_role() {
     let plain = with(&["transport.mode=plaintext"]);
     let tp = plain.service("transaction-processor").unwrap();
-    let options = EnvoyOptions {
+    let native = EnvoyOptions {
         filter: FilterModule::Native,
         agent_key: Some(AGENT_KEY.into()),
     };
-    let error = envoy::render(&plain, tp, &options).unwrap_err();
-    assert!(error.contains("caller (outbound) role"), "{error}");
-    assert!(error.contains("--filter wasm"), "{error}");
+    let text = envoy::render(&plain, tp, &native).unwrap();
+    assert!(!text.contains("filters.http.wasm"), "{text}");
+    assert!(text.contains("Carries the agent key"), "{text}");
+    let doc = &documents(&text)[0];
+    let outbound = get(doc, "static_resources.listeners.0");
+    assert_eq!(str_at(outbound, "name"), "outbound");
+    let filter = get(
+        outbound,
+        "filter_chains.0.filters.0.typed_config.http_filters.0.typed_config",
+    );
+    assert_eq!(
+        str_at(filter, "@type"),
+        "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+    );
+    assert_eq!(
+        str_at(filter, "dynamic_module_config.name"),
+        envoy::NATIVE_MODULE_NAME
+    );
+    assert_eq!(str_at(filter, "filter_name"), "entragate_outbound");
+    let json = str_at(filter, "filter_config.value");
+
+    let wasm = EnvoyOptions {
+        filter: FilterModule::Wasm(module("/opt/entragate_filter.wasm")),
+        agent_key: Some(AGENT_KEY.into()),
+    };
+    let wasm_text = envoy::render(&plain, tp, &wasm).unwrap();
+    let wasm_json = str_at(
+        get(&documents(&wasm_text)[0], "static_resources.listeners.0"),
+        "filter_chains.0.filters.0.typed_config.http_filters.0.typed_config.config.configuration.value",
+    )
+    .to_string();
+    assert_eq!(json, wasm_json);
+    let outbound_policy = OutboundPolicy::from_json(json.as_bytes()).unwrap();
+    assert_eq!(
+        outbound_policy.select("fraud-detector", Some("fraud_detector")),
+        Some(0)
+    );
 }

@@ -1,6 +1,7 @@
 //! Which host runs the filter under test: the proxy-wasm filter (default) or
 //! the Envoy dynamic module (`filter/native`). The suites that start a callee
-//! through `tests/tests/support` take it from `ENTRAGATE_FILTER_HOST`, so the
+//! through `tests/tests/support` (and a caller through
+//! `tests/tests/outbound_support`) take it from `ENTRAGATE_FILTER_HOST`, so the
 //! same tests run against either build (issue 12, item 5), not copies.
 
 use crate::envoy::{native_module_path, wasm_path, TemplateVars};
@@ -39,6 +40,14 @@ impl FilterHost {
         format!("{}{name}", self.stat_prefix())
     }
 
+    /// Envoy's log component of the filter's own lines.
+    pub fn log_component(self) -> &'static str {
+        match self {
+            FilterHost::Wasm => "wasm",
+            FilterHost::Native => "dynamic_modules",
+        }
+    }
+
     /// What the filter logs at load when signatures are checked natively:
     /// wasm calls Envoy's `verify_signature` foreign function, the module
     /// links its own crypto crate.
@@ -55,6 +64,16 @@ impl FilterHost {
         let path = match self {
             FilterHost::Wasm => repo_root().join("envoy/callee.yaml"),
             FilterHost::Native => repo_root().join("tests/tests/fixtures/native-callee.yaml"),
+        };
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    }
+
+    /// The caller sidecar template for this host (the outbound role; same
+    /// placeholders, except the filter binary's).
+    pub fn caller_template(self) -> String {
+        let path = match self {
+            FilterHost::Wasm => repo_root().join("envoy/caller.yaml"),
+            FilterHost::Native => repo_root().join("tests/tests/fixtures/native-caller.yaml"),
         };
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use entragate_tests::{decode_jwt, ids, ClientApp, Endpoint, Envoy, Fault, TemplateVars};
 use outbound_support::{
     caller_template, eventually, exp_of, moto, now_ms, outbound_config, secret_json, token_seen_by,
-    Chain, ChainOptions, ANALYZE, REGION,
+    with_filter, Chain, ChainOptions, ANALYZE, REGION,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -82,14 +82,14 @@ fn caller_template_validates_and_a_bad_outbound_config_is_refused_naming_the_fie
     if !require_envoy("caller_template_validates") {
         return;
     }
-    let wasm = entragate_tests::wasm_path().unwrap().display().to_string();
     let vars = |config: &Value| {
-        TemplateVars::new()
-            .set("WASM_PATH", &wasm)
-            .set("CALLEE_HOST", "127.0.0.1")
-            .set("CALLEE_PORT", 1)
-            .set("AGENT_PORT", 15901)
-            .json_string("PLUGIN_CONFIG", config)
+        with_filter(
+            TemplateVars::new()
+                .set("CALLEE_HOST", "127.0.0.1")
+                .set("CALLEE_PORT", 1)
+                .set("AGENT_PORT", 15901)
+                .json_string("PLUGIN_CONFIG", config),
+        )
     };
     let good = outbound_config(&"ab".repeat(32));
     Envoy::validate_template(&caller_template(), vars(&good)).unwrap();

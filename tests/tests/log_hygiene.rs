@@ -20,11 +20,13 @@ use std::time::Duration;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use entragate_tests::{
-    ids, random_uuid, wait_until, Echo, Endpoint, Envoy, EnvoyOptions, Fault, Idp, TemplateVars,
+    ids, random_uuid, wait_until, Echo, Endpoint, Envoy, EnvoyOptions, Fault, FilterHost, Idp,
+    TemplateVars,
 };
 use outbound_support::agent::{Agent, AgentSpec};
 use outbound_support::{
-    caller_template, moto, outbound_config, secret_json, ANALYZE, REGION, SCOPE, SECRET_ID,
+    caller_template, moto, outbound_config, secret_json, with_filter, ANALYZE, REGION, SCOPE,
+    SECRET_ID,
 };
 use reqwest::{RequestBuilder, StatusCode};
 use support::{callee_template, plugin_config, require_envoy};
@@ -35,7 +37,8 @@ const WINDOW: usize = 20;
 /// Envoy as verbose as it can be without printing request headers and its
 /// configuration itself.
 ///
-/// Everything at `trace` (the filter's own lines are the `wasm` component),
+/// Everything at `trace` (the filter's own lines are the `wasm` component, or
+/// `dynamic_modules` for the native module: [`FilterHost::log_component`]),
 /// except three components that print credentials by Envoy's design, not the
 /// filter's (see docs/security.md, "Log hygiene"):
 /// - `http`: the HTTP/1 codec traces every header as parsed and the
@@ -48,12 +51,15 @@ const WINDOW: usize = 20;
 fn envoy_options() -> EnvoyOptions {
     EnvoyOptions {
         log_level: "trace".into(),
-        component_log_level: Some(CREDENTIAL_PRINTING_COMPONENTS.into()),
+        component_log_level: Some(format!(
+            "{CREDENTIAL_PRINTING_COMPONENTS},{}:trace",
+            FilterHost::from_env().log_component()
+        )),
         ..EnvoyOptions::default()
     }
 }
 
-const CREDENTIAL_PRINTING_COMPONENTS: &str = "http:info,router:info,config:info,wasm:trace";
+const CREDENTIAL_PRINTING_COMPONENTS: &str = "http:info,router:info,config:info";
 
 /// Every secret of the test, by label.
 #[derive(Default)]
@@ -141,7 +147,7 @@ async fn no_token_secret_or_key_appears_in_any_log_even_at_trace_level() {
         .set("IDP_HOST", "127.0.0.1")
         .set("IDP_PORT", idp.port())
         .json_string("PLUGIN_CONFIG", &plugin_config(&idp));
-    let callee = Envoy::start_with(&callee_template(), callee_vars, envoy_options())
+    let callee = Envoy::start_with(&callee_template(), with_filter(callee_vars), envoy_options())
         .await
         .expect("callee envoy");
 
@@ -179,7 +185,7 @@ async fn no_token_secret_or_key_appears_in_any_log_even_at_trace_level() {
         .set("CALLEE_PORT", callee.listener().port())
         .set("AGENT_PORT", agent.addr().port())
         .json_string("PLUGIN_CONFIG", &outbound_config(&agent_key));
-    let caller = Envoy::start_with(&caller_template(), caller_vars, envoy_options())
+    let caller = Envoy::start_with(&caller_template(), with_filter(caller_vars), envoy_options())
         .await
         .expect("caller envoy");
     let analyze = || {

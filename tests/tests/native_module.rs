@@ -146,8 +146,9 @@ fn validate_with_search_path(config: &str, search_path: Option<&Path>) -> (bool,
 const SEARCH_PATH_ENV: &str = "ENVOY_DYNAMIC_MODULES_SEARCH_PATH";
 
 /// Issue 12 item 6: `bootstrap render --filter native` (here its library call) renders a callee sidecar
-/// that Envoy 1.40 accepts with the real module, found by name through the search path the rendered
-/// header tells the user to set; without the search path the same configuration is refused.
+/// and a caller sidecar (the module's outbound role) that Envoy 1.40 accepts with the real module, found
+/// by name through the search path the rendered header tells the user to set; without the search path
+/// the same configuration is refused.
 #[test]
 fn the_rendered_native_sidecar_passes_validate_with_the_real_module() {
     let test = "the_rendered_native_sidecar_passes_validate_with_the_real_module";
@@ -190,6 +191,21 @@ fn the_rendered_native_sidecar_passes_validate_with_the_real_module() {
     assert!(
         !ok,
         "without the search path the module cannot be found:\n{output}"
+    );
+
+    // The caller: the module in its outbound role, with the agent key.
+    let tp = policy.service("transaction-processor").unwrap();
+    let options = EnvoyOptions {
+        filter: FilterModule::Native,
+        agent_key: Some("ab".repeat(32)),
+    };
+    let config = envoy_render::render(&policy, tp, &options).unwrap();
+    assert!(config.contains("filter_name: entragate_outbound"), "{config}");
+    let (ok, output) = validate_with_search_path(&config, Some(dir.path()));
+    assert!(ok, "validate failed for the caller:\n{output}\n{config}");
+    assert!(
+        output.contains("entragate outbound: configuration loaded"),
+        "the outbound role was not configured:\n{output}"
     );
 }
 

@@ -84,16 +84,24 @@ pub fn run() -> Result<(), String> {
             with_env(&mut command);
             cmd::run(&mut command)
         });
-        // The callee-side suites again with the dynamic module as the callee's
-        // filter (issue 12): the binaries the step above built, same profile
-        // and features, so nothing is compiled again.
+        // The callee and caller suites again with the dynamic module as the
+        // filter of every callee and caller they start (issue 12): the
+        // binaries the step above built, same profile and features, so
+        // nothing is compiled again.
         step(&mut steps, "test (native host)", || {
             let mut command = cmd::cargo();
             // `--workspace` as above, not `-p entragate-tests`: a narrower
             // package selection unifies features differently and recompiled
             // 24 crates (114 s on a fresh clone).
             command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
-            for suite in ["callee_filter", "attack_corpus", "fast_paths"] {
+            for suite in [
+                "callee_filter",
+                "attack_corpus",
+                "fast_paths",
+                "caller_e2e",
+                "secretless_e2e",
+                "log_hygiene",
+            ] {
                 command.args(["--test", suite]);
             }
             with_env(&mut command);

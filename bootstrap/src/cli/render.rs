@@ -34,7 +34,7 @@ pub enum Format {
 pub enum Filter {
     /// The proxy-wasm module (entragate_filter.wasm): every format, both roles.
     Wasm,
-    /// The Envoy dynamic module (libentragate_native.so, Envoy 1.40/1.41): --format envoy, callee only,
+    /// The Envoy dynamic module (libentragate_native.so, Envoy 1.40/1.41): --format envoy, both roles,
     /// no workload binding yet (docs/native.md).
     Native,
 }
@@ -227,8 +227,7 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
                 .agent_key_file
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(&service.sidecar.agent_key_file));
-            // The native module has no caller role: the render refuses it below, so no key is created.
-            let agent_key = if service.is_caller() && args.filter == Filter::Wasm {
+            let agent_key = if service.is_caller() {
                 let path = key_path.clone();
                 let (k, origin) = key::load_or_create(&path, false).map_err(Failure::Usage)?;
                 if origin == key::KeyOrigin::Generated {

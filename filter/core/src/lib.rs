@@ -8,6 +8,7 @@
 //! - [`host`]: the traits a proxy adapter implements (clock, shared store, callouts, logs).
 //! - [`fetcher`]: one fetch per Envoy for any document (the JWKS, an agent
 //!   token): lease, settle, backoff, waiters.
+//! - [`metrics`]: what both roles' metric tables share (kinds, the table macro, host ids).
 //! - [`error`] / [`response`]: the error enum and its status/RFC 6750/metric mapping.
 //! - [`token`]: `Authorization` extraction, compact JWS decoding, signature check.
 //! - [`claims`]: typed claims and issuer/audience/lifetime/tenant validation.
@@ -25,6 +26,7 @@ pub mod guid;
 pub mod host;
 pub mod inbound;
 pub mod keys;
+pub mod metrics;
 pub mod options;
 pub mod outbound;
 pub mod plugin_config;

@@ -270,3 +270,16 @@ extern "C" {
         value: u64,
     ) -> u32;
 }
+
+// The outbound role's own callback (kept apart from the block above).
+extern "C" {
+    /// `bool ..._http_get_cluster_name(filter_envoy_ptr, envoy_buffer* result)`:
+    /// the name of the upstream cluster the route chose (the decoder
+    /// callbacks' cluster info), valid while the route is; false without one.
+    /// Its layout in the 1.40.0 binary: null-checks `result`, then stores the
+    /// name's pointer at `result` and its length at `result + 8`.
+    pub fn envoy_dynamic_module_callback_http_get_cluster_name(
+        filter_envoy_ptr: *mut c_void,
+        result: *mut EnvoyBuffer,
+    ) -> bool;
+}

@@ -401,3 +401,22 @@ pub fn log(level: LogLevel, message: &str) {
         }
     }
 }
+
+/// The outbound role's reads (kept apart from the inbound ones above).
+impl Stream {
+    /// The upstream cluster the route chose for this request, if any (the
+    /// outbound role matches destinations by it, as the wasm filter does
+    /// with `xds.cluster_name`).
+    pub fn cluster_name(self) -> Option<String> {
+        let mut value = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            length: 0,
+        };
+        // SAFETY: live filter pointer; `value` is a valid out-pointer.
+        let found =
+            unsafe { abi::envoy_dynamic_module_callback_http_get_cluster_name(self.0, &mut value) };
+        // SAFETY: Envoy returned `length` readable bytes at `ptr` (the
+        // cluster's name, which outlives this hook); copied at once.
+        found.then(|| unsafe { copy_envoy_bytes(value.ptr, value.length) })
+    }
+}

@@ -177,3 +177,11 @@ extern "C" fn envoy_dynamic_module_callback_http_filter_config_set_gauge(
 ) -> u32 {
     1
 }
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_get_cluster_name(
+    _filter_envoy_ptr: *mut c_void,
+    _result: *mut EnvoyBuffer,
+) -> bool {
+    false
+}

@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use entragate_core::error::AuthError;
@@ -30,9 +29,9 @@ use entragate_core::token::signature::{PureRustVerifier, SignatureVerifier};
 use entragate_core::host::CalloutResponse;
 
 use crate::envoy::{log, ConfigScope, Stream};
-use crate::jwks::{now_ms, with_coordinator, NativeHost, Ticker};
+use crate::fetch::MainFetch;
+use crate::jwks::{now_ms, with_coordinator, NativeHost};
 use crate::signature::{AwsLc, NativeVerifier};
-use crate::waiters::Wake;
 
 /// Metric ids, defined once per configuration (Envoy freezes stat creation
 /// after `on_http_filter_config_new`) from the core's tables, like the wasm
@@ -70,15 +69,16 @@ impl Metrics {
     }
 }
 
-/// What a request hook ends with.
-pub enum Verdict {
+/// What a request hook ends with (`P`: what a waiting request keeps; the
+/// outbound role waits too, with its own).
+pub enum Verdict<P = Box<ParkedFlow>> {
     /// Forward the request (identity headers set).
     Continue,
     /// A local reply was sent.
     Answered,
     /// Wait for the keys: park the flow and wake it later (boxed: it is rare,
     /// and keeps the common verdicts small).
-    Park(Box<ParkedFlow>),
+    Park(P),
 }
 
 /// A request waiting for keys.
@@ -87,7 +87,7 @@ pub struct ParkedFlow {
     deadline_ms: u64,
     /// Waiting for an unknown-kid refresh (see `waiters::Parked`).
     forced: bool,
-    /// [`Config::settled`] when the flow last looked at the keys.
+    /// [`MainFetch::seen`] when the flow last looked at the keys.
     seen: u64,
 }
 
@@ -103,7 +103,7 @@ impl ParkedFlow {
     /// Keys changed or a fetch settled since this flow looked: waking it at
     /// once closes the race between its look and its registration.
     pub fn missed_wake(&self, config: &Config) -> bool {
-        config.settled.load(Ordering::Acquire) != self.seen
+        config.fetch.missed(self.seen)
     }
 }
 
@@ -113,12 +113,10 @@ pub struct Config {
     pub policy: FilterPolicy,
     pub metrics: Metrics,
     /// Names this configuration's per-thread state (token cache, JWKS
-    /// coordinator) and its parked requests.
+    /// coordinator) and its parked requests (`fetch.id`).
     pub id: u64,
-    /// Ticks the main thread's JWKS coordinator.
-    pub ticker: Ticker,
-    /// Counts "everyone look again" wake-ups (a fetch settled, keys changed).
-    settled: AtomicU64,
+    /// The main thread's JWKS fetch.
+    pub fetch: MainFetch,
     verifier: Verifier,
 }
 
@@ -180,13 +178,13 @@ impl Config {
             );
         }
         let (verifier, native) = choose_verifier(policy.signature_verifier)?;
-        let scheduler = scope
-            .scheduler()
-            .ok_or("Envoy gave no config scheduler: keys could not be fetched")?;
-        // Prefetch: the first tick runs on the main thread once the
-        // configuration (and its clusters) are in place.
-        let ticker = Ticker::start(scheduler)?;
         let metrics = Metrics::define(scope);
+        let fetch = MainFetch::start(
+            scope,
+            "jwks",
+            metrics.id(InboundMetric::JwksFetchOk),
+            metrics.id(InboundMetric::JwksFetchFailed),
+        )?;
         scope.set_gauge(
             metrics.id(InboundMetric::SignatureNative),
             u64::from(native),
@@ -194,71 +192,31 @@ impl Config {
         Ok(Config {
             metrics,
             policy,
-            id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
-            ticker,
-            settled: AtomicU64::new(0),
+            id: fetch.id,
+            fetch,
             verifier,
         })
     }
 
     /// Main thread: a scheduled tick of the fetching coordinator.
     pub fn on_main_tick(&self, scope: ConfigScope) {
-        let mut host = NativeHost {
-            config: Some(scope),
-        };
-        let (outcome, keys_loaded) = with_coordinator(self.id, &self.policy.jwks, true, |c| {
-            (c.on_tick(&mut host), c.keys_loaded())
+        let keys_loaded = with_coordinator(self.id, &self.policy.jwks, true, |c| {
+            self.fetch.on_tick(scope, std::slice::from_mut(c));
+            c.keys_loaded()
         });
-        if outcome.failure.is_some() {
-            scope.increment(self.metrics.id(InboundMetric::JwksFetchFailed));
-        }
         // The main thread's coordinator holds the one key set every worker adopts.
         scope.set_gauge(
             self.metrics.id(InboundMetric::JwksKeysLoaded),
             keys_loaded as u64,
         );
-        let which = if outcome.changed || outcome.recheck_waiters || outcome.failure.is_some() {
-            Wake::All
-        } else {
-            Wake::Routine
-        };
-        self.wake(which);
-        log(
-            LogLevel::Debug,
-            &format!(
-                "entragate: jwks tick: started_fetch={} failure={:?} next in {} ms",
-                outcome.started_fetch, outcome.failure, outcome.next_tick_ms
-            ),
-        );
-        self.ticker.tick_in(outcome.next_tick_ms);
-    }
-
-    fn wake(&self, which: Wake) {
-        if which == Wake::All {
-            // Before waking: a flow that looks after this sees the new keys; one
-            // that looked before and parks after sees the count moved.
-            self.settled.fetch_add(1, Ordering::AcqRel);
-        }
-        crate::waiters::wake(self.id, which, now_ms());
     }
 
     /// Main thread: the answer to a JWKS (or discovery) callout.
     pub fn on_main_callout(&self, scope: ConfigScope, id: u64, response: CalloutResponse) {
-        let Ok(token) = u32::try_from(id) else { return };
-        let mut host = NativeHost {
-            config: Some(scope),
-        };
-        let outcome = with_coordinator(self.id, &self.policy.jwks, true, |c| {
-            c.on_callout_response(&mut host, token, response)
+        with_coordinator(self.id, &self.policy.jwks, true, |c| {
+            self.fetch
+                .on_callout(scope, std::slice::from_mut(c), id, response)
         });
-        match outcome.fetch_succeeded() {
-            Some(true) => scope.increment(self.metrics.id(InboundMetric::JwksFetchOk)),
-            Some(false) => scope.increment(self.metrics.id(InboundMetric::JwksFetchFailed)),
-            None => {}
-        }
-        if outcome.settled() {
-            self.wake(Wake::All);
-        }
         // Let the coordinator plan what comes next (refresh, retry) now.
         self.on_main_tick(scope);
     }
@@ -302,7 +260,7 @@ impl Config {
         resume: bool,
         deadline_ms: u64,
     ) -> Verdict {
-        let seen = self.settled.load(Ordering::Acquire);
+        let seen = self.fetch.seen();
         let host = NativeHost { config: None };
         let keys = with_coordinator(self.id, &self.policy.jwks, false, |c| c.keys(&host));
         let step = with_cache(self, |cache| {
@@ -334,7 +292,7 @@ impl Config {
                 } else {
                     if force_refresh {
                         // Fetched at once; other waits are already planned.
-                        self.ticker.tick_now();
+                        self.fetch.tick_now();
                     }
                     return Verdict::Park(Box::new(ParkedFlow {
                         flow,
@@ -406,16 +364,6 @@ impl Config {
         }
     }
 }
-
-impl Drop for Config {
-    fn drop(&mut self) {
-        // Runs in config_destroy, on the main thread, which holds the fetching
-        // coordinator; workers' readers are bounded and never read again.
-        crate::jwks::forget(self.id);
-    }
-}
-
-static NEXT_CONFIG_ID: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// Each worker's verified-token caches, one per configuration. Per worker

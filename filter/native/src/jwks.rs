@@ -19,7 +19,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -157,39 +157,21 @@ impl Host for NativeHost {
     }
 }
 
-/// Worker ids for the coordinators' backoff jitter: 0 is the main thread.
-static NEXT_WORKER_ID: AtomicU32 = AtomicU32::new(1);
-
-thread_local! {
-    /// This thread's coordinator for each configuration (by config id). On the
-    /// main thread: the fetching one; on a worker: a reader.
-    static COORDINATORS: RefCell<HashMap<u64, JwksCoordinator>> = RefCell::new(HashMap::new());
-    static WORKER_ID: u32 = NEXT_WORKER_ID.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Runs `body` with this thread's coordinator for configuration `id`.
-/// `main` selects worker id 0 (the fetching thread).
+/// Runs `body` with this thread's JWKS coordinator for configuration `id`
+/// (see [`crate::fetch::with_thread_state`]). `main` selects worker id 0
+/// (the fetching thread).
 pub fn with_coordinator<T>(
     id: u64,
     settings: &JwksSettings,
     main: bool,
     body: impl FnOnce(&mut JwksCoordinator) -> T,
 ) -> T {
-    COORDINATORS.with(|all| {
-        let mut all = all.borrow_mut();
-        let coordinator = all.entry(id).or_insert_with(|| {
-            let worker_id = if main { 0 } else { WORKER_ID.with(|w| *w) };
-            JwksCoordinator::new(settings.clone(), worker_id)
-        });
-        body(coordinator)
-    })
-}
-
-/// Forgets this thread's coordinator of a destroyed configuration (main thread).
-pub fn forget(id: u64) {
-    COORDINATORS.with(|all| {
-        all.borrow_mut().remove(&id);
-    });
+    crate::fetch::with_thread_state(
+        id,
+        main,
+        |worker_id| JwksCoordinator::new(settings.clone(), worker_id),
+        body,
+    )
 }
 
 /// The main thread's timer: a small thread that sleeps until the
@@ -208,17 +190,17 @@ struct TickerShared {
 }
 
 impl Ticker {
-    /// Starts the thread; the first tick is due at once (prefetch).
-    pub fn start(scheduler: ConfigScheduler) -> Result<Ticker, String> {
+    /// Starts the thread (`entragate-<what>`); the first tick is due at once (prefetch).
+    pub fn start(scheduler: ConfigScheduler, what: &str) -> Result<Ticker, String> {
         let shared = Arc::new(TickerShared {
             state: Mutex::new((0, false)),
             wake: Condvar::new(),
         });
         let theirs = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
-            .name("entragate-jwks".to_string())
+            .name(format!("entragate-{what}"))
             .spawn(move || theirs.run(&scheduler))
-            .map_err(|e| format!("cannot start the JWKS timer thread: {e}"))?;
+            .map_err(|e| format!("cannot start the {what} timer thread: {e}"))?;
         Ok(Ticker {
             shared,
             thread: Some(thread),

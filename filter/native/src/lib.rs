@@ -3,6 +3,8 @@
 //! - [`abi`]: the hooks' and callbacks' C types, declared by hand and pinned.
 //! - [`envoy`]: safe wrappers over the callbacks (the only `unsafe` calls).
 //! - [`filter`]: the inbound role: request data in, the core's decision out.
+//! - [`outbound`]: the outbound role: the agent's token attached, or refused.
+//! - [`fetch`]: the main thread's fetch driver both roles use (JWKS, agent token).
 //! - [`signature`]: RS256/384/512 with `ring`, behind the core's rules.
 //! - this file: the `#[no_mangle]` hooks Envoy resolves by name.
 //!
@@ -21,8 +23,10 @@ mod abi;
 mod envoy;
 #[cfg(test)]
 mod fake_envoy;
+mod fetch;
 mod filter;
 mod jwks;
+mod outbound;
 mod signature;
 mod waiters;
 
@@ -30,11 +34,12 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use entragate_core::host::LogLevel;
+use entragate_core::host::{CalloutResponse, LogLevel};
 
 use crate::abi::EnvoyBuffer;
 use crate::envoy::{log, ConfigScope, Stream};
 use crate::filter::{Config, ParkedFlow, Verdict};
+use crate::outbound::{OutboundConfig, Waiting, OUTBOUND_FILTER_NAME};
 
 /// Runs `body`, turning a panic into `on_panic()`'s value. The panic message
 /// comes from our own code (never a token: nothing formats one into a panic).
@@ -93,19 +98,15 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     config_envoy_ptr: *mut c_void,
-    _name: EnvoyBuffer,
+    name: EnvoyBuffer,
     config: EnvoyBuffer,
 ) -> *const c_void {
     guard(
         "config_new",
         || {
-            let json: &[u8] = if config.ptr.is_null() {
-                &[]
-            } else {
-                // SAFETY: Envoy lends `length` bytes for the duration of this call.
-                unsafe { std::slice::from_raw_parts(config.ptr, config.length) }
-            };
-            match Config::new(ConfigScope(config_envoy_ptr), json) {
+            // SAFETY: Envoy lends both buffers for the duration of this call.
+            let (name, json) = unsafe { (lent(name), lent(config)) };
+            match ModuleConfig::new(ConfigScope(config_envoy_ptr), name, json) {
                 Ok(config) => Box::into_raw(Box::new(config)).cast_const().cast(),
                 Err(error) => {
                     log(
@@ -118,6 +119,135 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         },
         std::ptr::null,
     )
+}
+
+/// The bytes of a buffer Envoy lends for the duration of a hook.
+///
+/// # Safety
+/// `buffer` is null or points to `length` readable bytes for the hook.
+unsafe fn lent<'a>(buffer: EnvoyBuffer) -> &'a [u8] {
+    if buffer.ptr.is_null() {
+        &[]
+    } else {
+        std::slice::from_raw_parts(buffer.ptr, buffer.length)
+    }
+}
+
+/// One `DynamicModuleFilter` configuration: its role is chosen by
+/// `filter_name` (`entragate_outbound`: the caller role, as the wasm
+/// filter's `root_id`; anything else: the callee role), and reads the same
+/// plugin JSON as that role's wasm filter.
+enum ModuleConfig {
+    Inbound(Config),
+    Outbound(OutboundConfig),
+}
+
+impl ModuleConfig {
+    fn new(scope: ConfigScope, name: &[u8], json: &[u8]) -> Result<ModuleConfig, String> {
+        if name == OUTBOUND_FILTER_NAME.as_bytes() {
+            OutboundConfig::new(scope, json).map(ModuleConfig::Outbound)
+        } else {
+            Config::new(scope, json).map(ModuleConfig::Inbound)
+        }
+    }
+
+    /// Names the configuration's waiters (and per-thread state).
+    fn id(&self) -> u64 {
+        match self {
+            ModuleConfig::Inbound(config) => config.id,
+            ModuleConfig::Outbound(config) => config.fetch.id,
+        }
+    }
+
+    fn panics(&self) -> Option<usize> {
+        match self {
+            ModuleConfig::Inbound(config) => config.metrics.panics,
+            ModuleConfig::Outbound(config) => config.panics(),
+        }
+    }
+
+    fn on_main_tick(&self, scope: ConfigScope) {
+        match self {
+            ModuleConfig::Inbound(config) => config.on_main_tick(scope),
+            ModuleConfig::Outbound(config) => config.on_main_tick(scope),
+        }
+    }
+
+    fn on_main_callout(&self, scope: ConfigScope, id: u64, response: CalloutResponse) {
+        match self {
+            ModuleConfig::Inbound(config) => config.on_main_callout(scope, id, response),
+            ModuleConfig::Outbound(config) => config.on_main_callout(scope, id, response),
+        }
+    }
+
+    fn on_request_headers(&self, stream: Stream) -> Verdict<Parked> {
+        match self {
+            ModuleConfig::Inbound(config) => {
+                parked_as(config.on_request_headers(stream), Parked::Inbound)
+            }
+            ModuleConfig::Outbound(config) => {
+                parked_as(config.on_request_headers(stream), Parked::Outbound)
+            }
+        }
+    }
+
+    fn resume(&self, stream: Stream, parked: Parked) -> Verdict<Parked> {
+        match (self, parked) {
+            (ModuleConfig::Inbound(config), Parked::Inbound(flow)) => {
+                parked_as(config.resume(stream, flow), Parked::Inbound)
+            }
+            (ModuleConfig::Outbound(config), Parked::Outbound(waiting)) => {
+                parked_as(config.resume(stream, waiting), Parked::Outbound)
+            }
+            // A stream keeps its configuration: unreachable, but fail closed.
+            _ => {
+                fail_closed(stream);
+                Verdict::Answered
+            }
+        }
+    }
+}
+
+/// What a waiting request keeps, by role.
+enum Parked {
+    Inbound(Box<ParkedFlow>),
+    Outbound(Waiting),
+}
+
+impl Parked {
+    fn deadline_ms(&self) -> u64 {
+        match self {
+            Parked::Inbound(flow) => flow.deadline_ms(),
+            Parked::Outbound(waiting) => waiting.deadline_ms(),
+        }
+    }
+
+    /// Only an unknown-`kid` refresh waits for the end of a fetch alone.
+    fn forced(&self) -> bool {
+        match self {
+            Parked::Inbound(flow) => flow.forced(),
+            Parked::Outbound(_) => false,
+        }
+    }
+
+    fn missed_wake(&self, config: &ModuleConfig) -> bool {
+        match (self, config) {
+            (Parked::Inbound(flow), ModuleConfig::Inbound(config)) => flow.missed_wake(config),
+            (Parked::Outbound(waiting), ModuleConfig::Outbound(config)) => {
+                waiting.missed_wake(config)
+            }
+            // Unreachable (see `resume`); waking at once is always safe.
+            _ => true,
+        }
+    }
+}
+
+fn parked_as<P>(verdict: Verdict<P>, wrap: impl FnOnce(P) -> Parked) -> Verdict<Parked> {
+    match verdict {
+        Verdict::Continue => Verdict::Continue,
+        Verdict::Answered => Verdict::Answered,
+        Verdict::Park(parked) => Verdict::Park(wrap(parked)),
+    }
 }
 
 /// Frees what a `*_new` hook returned with `Box::into_raw`.
@@ -140,11 +270,11 @@ unsafe fn destroy_boxed<T>(hook: &str, ptr: *const c_void) {
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
-    // SAFETY: from Box::<Config>::into_raw in config_new.
-    unsafe { destroy_boxed::<Config>("config_destroy", config) }
+    // SAFETY: from Box::<ModuleConfig>::into_raw in config_new.
+    unsafe { destroy_boxed::<ModuleConfig>("config_destroy", config) }
 }
 
-/// Main thread: a config scheduler event (the JWKS coordinator's tick).
+/// Main thread: a config scheduler event (the fetching coordinators' tick).
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
     config_envoy_ptr: *mut c_void,
@@ -152,7 +282,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
     _event_id: u64,
 ) {
     // SAFETY: Envoy passes the module config it got from config_new (or null).
-    let Some(config) = (unsafe { config.cast::<Config>().as_ref() }) else {
+    let Some(config) = (unsafe { config.cast::<ModuleConfig>().as_ref() }) else {
         return;
     };
     guard(
@@ -162,7 +292,8 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
     );
 }
 
-/// Main thread: the answer to a config-level callout (discovery or keys).
+/// Main thread: the answer to a config-level callout (discovery, keys, or
+/// the agent's token).
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
@@ -176,7 +307,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
     body_chunks_size: usize,
 ) {
     // SAFETY: as in config_scheduled.
-    let Some(config) = (unsafe { config.cast::<Config>().as_ref() }) else {
+    let Some(config) = (unsafe { config.cast::<ModuleConfig>().as_ref() }) else {
         return;
     };
     guard(
@@ -196,9 +327,10 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
 
 /// The per-stream object. Only this stream's worker thread touches it.
 struct Filter {
-    config: *const Config,
-    /// While the request waits for keys: its waiter id and flow.
-    parked: RefCell<Option<(u64, Box<ParkedFlow>)>>,
+    config: *const ModuleConfig,
+    /// While the request waits (keys, or the agent's token): its waiter id
+    /// and what it keeps.
+    parked: RefCell<Option<(u64, Parked)>>,
     /// The headers hook stopped the request (parked, or answered locally)
     /// and it has not been resumed: body and trailers must stop too, or
     /// Envoy would forward the request on their `Continue` (fail open).
@@ -208,13 +340,13 @@ struct Filter {
 impl Filter {
     /// # Safety
     /// `ptr` must be a pointer returned by `on_http_filter_new`, not yet destroyed.
-    unsafe fn get<'a>(ptr: *const c_void) -> Option<(&'a Filter, &'a Config)> {
+    unsafe fn get<'a>(ptr: *const c_void) -> Option<(&'a Filter, &'a ModuleConfig)> {
         let filter = ptr.cast::<Filter>().as_ref()?;
         Some((filter, filter.config.as_ref()?))
     }
 
     /// Applies a verdict; returns whether the request continues now.
-    fn conclude(&self, config: &Config, stream: Stream, verdict: Verdict) -> bool {
+    fn conclude(&self, config: &ModuleConfig, stream: Stream, verdict: Verdict<Parked>) -> bool {
         let go = matches!(verdict, Verdict::Continue);
         self.held.set(!go);
         match verdict {
@@ -225,7 +357,7 @@ impl Filter {
                     fail_closed(stream);
                     return false;
                 };
-                let id = waiters::park(config.id, flow.deadline_ms(), flow.forced(), scheduler);
+                let id = waiters::park(config.id(), flow.deadline_ms(), flow.forced(), scheduler);
                 let missed = flow.missed_wake(config);
                 *self.parked.borrow_mut() = Some((id, flow));
                 if missed {
@@ -298,7 +430,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         || {
             if let Some((filter, config)) = found {
                 filter.held.set(true);
-                stream.increment(config.metrics.panics);
+                stream.increment(config.panics());
             }
             fail_closed(stream);
             abi::HEADERS_STOP_ITERATION
@@ -465,7 +597,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
         },
         || {
             filter.held.set(true);
-            stream.increment(config.metrics.panics);
+            stream.increment(config.panics());
             fail_closed(stream);
         },
     );

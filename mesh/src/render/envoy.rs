@@ -24,7 +24,7 @@ use serde_yaml_ng::Value;
 #[derive(Clone, Debug)]
 pub enum FilterModule {
     Wasm(WasmModule),
-    /// `libentragate_native.so`, found by Envoy in `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`. Callee role only.
+    /// `libentragate_native.so`, found by Envoy in `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`. Both roles.
     Native,
 }
 
@@ -72,11 +72,7 @@ pub fn render(
         })?;
         let config = plugin::outbound(policy, service, key.trim());
         plugin::check_outbound(&config, service).map_err(|e| e.to_string())?;
-        let FilterModule::Wasm(wasm) = &options.filter else {
-            // Unreachable: `native_supports` refused the caller above.
-            return Err("the native module has no caller role".into());
-        };
-        listeners.push(outbound_listener(policy, service, &config, wasm)?);
+        listeners.push(outbound_listener(policy, service, &config, &options.filter)?);
         for callee in service
             .destinations
             .iter()
@@ -120,15 +116,9 @@ pub fn render(
 }
 
 /// What the native module cannot do yet, refused at render time rather than by Envoy at load (fail closed,
-/// and the message names what to change): the caller role, and the workload binding (the module cannot read
-/// the mTLS peer's SAN yet). Dropping the binding silently would weaken the policy, so only the policy can.
+/// and the message names what to change): the workload binding (the module cannot read the mTLS peer's SAN
+/// yet). Dropping the binding silently would weaken the policy, so only the policy can.
 fn native_supports(service: &Service) -> Result<(), String> {
-    if service.is_caller() {
-        return Err(format!(
-            "`{}` calls other services: the native module has no caller (outbound) role yet; render this service with --filter wasm",
-            service.name
-        ));
-    }
     let bound: Vec<&str> = service
         .rules
         .iter()
@@ -326,10 +316,11 @@ fn plugin_json(config: &serde_json::Value) -> Result<Value, String> {
     ]))
 }
 
-/// The callee filter as an Envoy dynamic module: the same plugin JSON as the wasm filter's configuration.
-fn native_filter(config: &serde_json::Value) -> Result<Value, String> {
+/// The filter as an Envoy dynamic module: the same plugin JSON as the wasm filter's configuration, and
+/// the role chosen by `filter_name` as the wasm filter's by `root_id` (`entragate`, `entragate_outbound`).
+fn native_filter(role: &str, config: &serde_json::Value) -> Result<Value, String> {
     Ok(map([
-        ("name", s(INBOUND_ROOT_ID)),
+        ("name", s(role)),
         (
             "typed_config",
             map([
@@ -341,12 +332,12 @@ fn native_filter(config: &serde_json::Value) -> Result<Value, String> {
                     "dynamic_module_config",
                     map([
                         ("name", s(NATIVE_MODULE_NAME)),
-                        // The module keeps process-wide state (key set, token cache, the JWKS coordinator):
+                        // The module keeps process-wide state (key set, token cache, the fetched JWKS and token):
                         // never unload it when a listener update drops the last filter config.
                         ("do_not_close", b(true)),
                     ]),
                 ),
-                ("filter_name", s("entragate")),
+                ("filter_name", s(role)),
                 ("filter_config", plugin_json(config)?),
             ]),
         ),
@@ -447,7 +438,7 @@ fn inbound_listener(
 ) -> Result<Value, String> {
     let filter = match filter {
         FilterModule::Wasm(wasm) => wasm_filter(INBOUND_ROOT_ID, service, config, wasm)?,
-        FilterModule::Native => native_filter(config)?,
+        FilterModule::Native => native_filter(INBOUND_ROOT_ID, config)?,
     };
     let hcm = map([
         (
@@ -493,8 +484,12 @@ fn outbound_listener(
     policy: &MeshPolicy,
     service: &Service,
     config: &serde_json::Value,
-    wasm: &WasmModule,
+    filter: &FilterModule,
 ) -> Result<Value, String> {
+    let filter = match filter {
+        FilterModule::Wasm(wasm) => wasm_filter(OUTBOUND_ROOT_ID, service, config, wasm)?,
+        FilterModule::Native => native_filter(OUTBOUND_ROOT_ID, config)?,
+    };
     let hosts: Vec<Value> = service
         .destinations
         .iter()
@@ -522,7 +517,7 @@ fn outbound_listener(
         ("route_config", map([("name", s("outbound")), ("virtual_hosts", list(hosts))])),
         (
             "http_filters",
-            list(vec![wasm_filter(OUTBOUND_ROOT_ID, service, config, wasm)?, router()]),
+            list(vec![filter, router()]),
         ),
     ]);
     Ok(listener(

@@ -1,7 +1,8 @@
 //! The whole caller → callee chain for the end-to-end tests:
 //!
 //! ```text
-//! reqwest ─▶ caller-side Envoy (envoy/caller.yaml, filter root_id entragate_outbound)
+//! reqwest ─▶ caller-side Envoy (envoy/caller.yaml, filter root_id entragate_outbound;
+//!            or the native module's template with ENTRAGATE_FILTER_HOST=native)
 //!               │ GET /v1/token?scope=… + x-entragate-agent-key
 //!               ▼
 //!           bootstrap agent ──GetSecretValue──▶ moto_server (Secrets Manager)
@@ -19,7 +20,7 @@ pub mod moto;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use entragate_tests::{decode_jwt, ids, repo_root, Envoy, TemplateVars};
+use entragate_tests::{decode_jwt, ids, Envoy, FilterHost, TemplateVars};
 use reqwest::Response;
 use serde_json::{json, Value};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -40,9 +41,21 @@ pub const ANALYZE: &str = "/fraud/analyze";
 /// more than a few chains at once only makes every test's timing noisy.
 static CHAINS: Semaphore = Semaphore::const_new(3);
 
+/// The caller sidecar template of the host under test (`ENTRAGATE_FILTER_HOST`).
 pub fn caller_template() -> String {
-    let path = repo_root().join("envoy/caller.yaml");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    FilterHost::from_env().caller_template()
+}
+
+/// `vars` with the filter binary of the host under test.
+pub fn with_filter(vars: TemplateVars) -> TemplateVars {
+    FilterHost::from_env()
+        .with_filter(vars)
+        .expect("filter binary")
+}
+
+/// `name` (e.g. `entragate.outbound.waited`) as the host under test shows it.
+pub fn stat(name: &str) -> String {
+    FilterHost::from_env().stat(name)
 }
 
 /// `{"ClientId","ClientSecret","TenantId"}` as stored in Secrets Manager.
@@ -178,7 +191,7 @@ impl Chain {
             .set("CALLEE_PORT", callee.envoy.listener().port())
             .set("AGENT_PORT", agent.addr().port())
             .json_string("PLUGIN_CONFIG", &config);
-        let caller = Envoy::start(&caller_template(), vars)
+        let caller = Envoy::start(&caller_template(), with_filter(vars))
             .await
             .expect("caller envoy");
         Chain {
@@ -223,7 +236,7 @@ impl Chain {
 
     pub async fn caller_stat(&self, name: &str) -> u64 {
         self.caller
-            .stat(&format!("wasmcustom.entragate.outbound.{name}"))
+            .stat(&stat(&format!("entragate.outbound.{name}")))
             .await
             .expect("caller stats")
             .unwrap_or(0)

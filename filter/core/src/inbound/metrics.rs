@@ -6,77 +6,29 @@
 use crate::inbound::cache::CacheStats;
 use crate::inbound::jwks::JwksStats;
 
-/// How a host must define a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricKind {
-    Counter,
-    Gauge,
-}
+pub use crate::metrics::MetricKind;
+use crate::metrics::metric_table;
 
-macro_rules! inbound_metrics {
-    ($($variant:ident => $kind:ident $name:literal,)*) => {
-        /// A metric of the callee role.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum InboundMetric {
-            $($variant,)*
-        }
-
-        impl InboundMetric {
-            /// Every metric, in declaration order (the index of [`MetricIds`]).
-            pub const ALL: &'static [InboundMetric] = &[$(InboundMetric::$variant,)*];
-
-            /// The name on `/stats`, before the host's prefix.
-            pub const fn name(self) -> &'static str {
-                match self {
-                    $(InboundMetric::$variant => $name,)*
-                }
-            }
-
-            pub const fn kind(self) -> MetricKind {
-                match self {
-                    $(InboundMetric::$variant => MetricKind::$kind,)*
-                }
-            }
-        }
-    };
-}
-
-inbound_metrics! {
-    Allowed => Counter "entragate.allowed",
-    AllowedAnonymous => Counter "entragate.allowed_anonymous",
-    JwksFetchOk => Counter "entragate.jwks.fetch_ok",
-    JwksFetchFailed => Counter "entragate.jwks.fetch_failed",
-    JwksKeysLoaded => Gauge "entragate.jwks.keys_loaded",
-    JwksUnknownKidRefreshes => Counter "entragate.jwks.unknown_kid_refreshes",
-    JwksEarlyRetries => Counter "entragate.jwks.early_retries",
-    TokenCacheHits => Counter "entragate.token_cache.hits",
-    TokenCacheMisses => Counter "entragate.token_cache.misses",
-    TokenCacheEvictions => Counter "entragate.token_cache.evictions",
-    SignatureNative => Gauge "entragate.signature.native",
+metric_table! {
+    /// A metric of the callee role.
+    InboundMetric {
+        Allowed => Counter "entragate.allowed",
+        AllowedAnonymous => Counter "entragate.allowed_anonymous",
+        JwksFetchOk => Counter "entragate.jwks.fetch_ok",
+        JwksFetchFailed => Counter "entragate.jwks.fetch_failed",
+        JwksKeysLoaded => Gauge "entragate.jwks.keys_loaded",
+        JwksUnknownKidRefreshes => Counter "entragate.jwks.unknown_kid_refreshes",
+        JwksEarlyRetries => Counter "entragate.jwks.early_retries",
+        TokenCacheHits => Counter "entragate.token_cache.hits",
+        TokenCacheMisses => Counter "entragate.token_cache.misses",
+        TokenCacheEvictions => Counter "entragate.token_cache.evictions",
+        SignatureNative => Gauge "entragate.signature.native",
+    }
 }
 
 /// The host's id for each [`InboundMetric`] (`None`: the host refused to
 /// define it, and it is then simply not counted: metrics never decide a request).
-#[derive(Debug, Clone)]
-pub struct MetricIds<Id> {
-    ids: Vec<Option<Id>>,
-}
-
-impl<Id: Copy> MetricIds<Id> {
-    /// Defines every metric of the table through the host's `define`.
-    pub fn define(mut define: impl FnMut(MetricKind, &str) -> Option<Id>) -> MetricIds<Id> {
-        MetricIds {
-            ids: InboundMetric::ALL
-                .iter()
-                .map(|m| define(m.kind(), m.name()))
-                .collect(),
-        }
-    }
-
-    pub fn get(&self, metric: InboundMetric) -> Option<Id> {
-        self.ids.get(metric as usize).copied().flatten()
-    }
-}
+pub type MetricIds<Id> = crate::metrics::MetricIds<Id, InboundMetric>;
 
 /// Cumulative per-worker counts are flushed to the host as deltas: what each
 /// counter gained between `before` and `now`.

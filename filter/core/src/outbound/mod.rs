@@ -13,11 +13,13 @@
 //! - [`timing`]: when a token is refreshed and until when it is attached.
 //! - [`record`]: the shared-data records.
 //! - [`coordinator`]: the per-worker state machine sharing one fetch per Envoy.
+//! - [`metrics`]: the role's metric table (names every host defines).
 //! - [`request`]: per-request decisions (which destination, inject/wait/refuse).
 
 pub mod agent;
 pub mod compile;
 pub mod coordinator;
+pub mod metrics;
 pub mod policy;
 pub mod raw;
 pub mod record;
@@ -28,6 +30,7 @@ pub use agent::{parse_agent_response, AgentFailure, AgentToken};
 pub use coordinator::{
     CachedToken, FetchOutcome, TickOutcome, TokenAvailability, TokenCoordinator, TokenUpdate,
 };
+pub use metrics::{OutboundMetric, OutboundMetricIds};
 pub use policy::{OutboundPolicy, UnmatchedOutbound, AGENT_KEY_HEADER};
 pub use request::{inject, plan, step, wait_timeout, ForwardReason, Plan, Refusal, Step};
 pub use timing::{TokenSchedule, TokenTiming};

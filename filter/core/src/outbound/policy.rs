@@ -113,6 +113,31 @@ impl OutboundPolicy {
         self.destinations.iter().any(|d| !d.clusters.is_empty())
     }
 
+    /// What a host logs when the configuration is loaded (no secret: the
+    /// agent key is not in it).
+    pub fn summary(&self) -> String {
+        let destinations: Vec<String> = self
+            .destinations
+            .iter()
+            .map(|d| {
+                let scope = self.sources.get(d.source).map_or("?", |s| s.scope.as_str());
+                format!("{} ({scope})", d.name)
+            })
+            .collect();
+        format!(
+            "agent cluster {}, destinations: {}",
+            self.agent.cluster,
+            destinations.join(", ")
+        )
+    }
+
+    /// Label of a destination for log lines.
+    pub fn destination_name(&self, destination: usize) -> &str {
+        self.destinations
+            .get(destination)
+            .map_or("?", |d| d.name.as_str())
+    }
+
     /// The destination for a request with this `:authority` and upstream
     /// cluster, if any. Hosts and clusters are unique across destinations
     /// (checked at compile time), so the order does not matter.

@@ -73,6 +73,18 @@ impl Refusal {
     pub fn response(&self) -> LocalResponse {
         local_response(self.error.into(), Some(&self.description), "", None)
     }
+
+    /// What every host logs for a request to `destination` (its name, or the
+    /// authority when none matched) refused with this.
+    pub fn log_line(&self, destination: &str) -> String {
+        format!(
+            "entragate outbound: refused request to {} status={} reason={}: {}",
+            destination.escape_debug(),
+            self.status(),
+            self.error.spec().metric,
+            self.description
+        )
+    }
 }
 
 /// Routes a request: `authority` is `:authority`, `cluster` the upstream

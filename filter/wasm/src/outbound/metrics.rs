@@ -1,68 +1,58 @@
 //! Outbound-role counters on Envoy's `/stats` (prefixed `wasmcustom.`).
 //!
-//! Defined once per worker at configuration time; every worker defines the same
-//! names, so Envoy sums them per process.
+//! Defined once per worker at configuration time from the core's tables
+//! (`OutboundMetric`, and the refusal table for `refused.*`); every worker
+//! defines the same names, so Envoy sums them per process.
 
 use entragate_core::error::OutboundError;
-use entragate_core::outbound::Refusal;
+use entragate_core::outbound::{OutboundMetric, OutboundMetricIds, Refusal};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 use crate::refusals::RefusalCounters;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct OutboundMetrics {
-    injected: Option<u32>,
-    kept_authorization: Option<u32>,
-    unmatched: Option<u32>,
-    waited: Option<u32>,
+    ids: OutboundMetricIds<u32>,
     refused: RefusalCounters,
-    fetch_ok: Option<u32>,
-    fetch_failed: Option<u32>,
-}
-
-fn counter(name: &str) -> Option<u32> {
-    hostcalls::define_metric(MetricType::Counter, name).ok()
-}
-
-fn bump(id: Option<u32>) {
-    if let Some(id) = id {
-        let _ = hostcalls::increment_metric(id, 1);
-    }
 }
 
 impl OutboundMetrics {
     pub fn define() -> OutboundMetrics {
         OutboundMetrics {
-            injected: counter("entragate.outbound.token_injected"),
-            kept_authorization: counter("entragate.outbound.authorization_kept"),
-            unmatched: counter("entragate.outbound.unmatched_passed"),
-            waited: counter("entragate.outbound.waited"),
+            // Every outbound metric is a counter.
+            ids: OutboundMetricIds::define(|_, name| {
+                hostcalls::define_metric(MetricType::Counter, name).ok()
+            }),
             // One counter per refusal reason, from the refusal table.
             refused: RefusalCounters::define(OutboundError::ALL.iter().map(|e| e.spec())),
-            fetch_ok: counter("entragate.outbound.agent_fetch_ok"),
-            fetch_failed: counter("entragate.outbound.agent_fetch_failed"),
+        }
+    }
+
+    fn bump(&self, metric: OutboundMetric) {
+        if let Some(id) = self.ids.get(metric) {
+            let _ = hostcalls::increment_metric(id, 1);
         }
     }
 
     /// A token was attached.
     pub fn injected(&self) {
-        bump(self.injected);
+        self.bump(OutboundMetric::TokenInjected);
     }
 
     /// The application's own `Authorization` was left in place.
     pub fn kept_authorization(&self) {
-        bump(self.kept_authorization);
+        self.bump(OutboundMetric::AuthorizationKept);
     }
 
     /// No destination matched; forwarded unchanged.
     pub fn unmatched(&self) {
-        bump(self.unmatched);
+        self.bump(OutboundMetric::UnmatchedPassed);
     }
 
     /// A request had to wait for a token.
     pub fn waited(&self) {
-        bump(self.waited);
+        self.bump(OutboundMetric::Waited);
     }
 
     pub fn refused(&self, refusal: &Refusal) {
@@ -71,6 +61,10 @@ impl OutboundMetrics {
 
     /// One agent callout settled (`true`: a token was stored).
     pub fn fetch(&self, ok: bool) {
-        bump(if ok { self.fetch_ok } else { self.fetch_failed });
+        self.bump(if ok {
+            OutboundMetric::AgentFetchOk
+        } else {
+            OutboundMetric::AgentFetchFailed
+        });
     }
 }

@@ -113,23 +113,11 @@ impl RootContext for OutboundRoot {
                 )
             })
             .collect();
-        let summary: Vec<String> = policy
-            .destinations
-            .iter()
-            .map(|d| {
-                let scope = policy
-                    .sources
-                    .get(d.source)
-                    .map_or("?", |s| s.scope.as_str());
-                format!("{} ({scope})", d.name)
-            })
-            .collect();
         log(
             LogLevel::Info,
             &format!(
-                "entragate outbound: configuration loaded (worker {worker_id}); agent cluster {}, destinations: {}",
-                policy.agent.cluster,
-                summary.join(", ")
+                "entragate outbound: configuration loaded (worker {worker_id}); {}",
+                policy.summary()
             ),
         );
         let worker = OutboundWorker {

@@ -70,10 +70,7 @@ impl OutboundWorker {
 
     /// Label of a destination for log lines.
     pub fn destination_name(&self, destination: usize) -> &str {
-        self.policy
-            .destinations
-            .get(destination)
-            .map_or("?", |d| d.name.as_str())
+        self.policy.destination_name(destination)
     }
 }
 
@@ -98,16 +95,7 @@ pub fn apply_step(step: &Step, destination: &str, metrics: &OutboundMetrics) -> 
 /// stream is reset rather than forwarded without credentials).
 pub fn refuse(refusal: &Refusal, destination: &str, metrics: &OutboundMetrics) -> bool {
     metrics.refused(refusal);
-    log(
-        LogLevel::Info,
-        &format!(
-            "entragate outbound: refused request to {} status={} reason={}: {}",
-            destination.escape_debug(),
-            refusal.status(),
-            refusal.error.spec().metric,
-            refusal.description
-        ),
-    );
+    log(LogLevel::Info, &refusal.log_line(destination));
     send_reply(&refusal.response());
     false
 }
