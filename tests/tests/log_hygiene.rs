@@ -147,9 +147,13 @@ async fn no_token_secret_or_key_appears_in_any_log_even_at_trace_level() {
         .set("IDP_HOST", "127.0.0.1")
         .set("IDP_PORT", idp.port())
         .json_string("PLUGIN_CONFIG", &plugin_config(&idp));
-    let callee = Envoy::start_with(&callee_template(), with_filter(callee_vars), envoy_options())
-        .await
-        .expect("callee envoy");
+    let callee = Envoy::start_with(
+        &callee_template(),
+        with_filter(callee_vars),
+        envoy_options(),
+    )
+    .await
+    .expect("callee envoy");
 
     // ---- caller side: a wrong client secret in Secrets Manager first ----
     let wrong_secret = format!("tst8Q~wrong-{}", random_uuid());
@@ -185,9 +189,13 @@ async fn no_token_secret_or_key_appears_in_any_log_even_at_trace_level() {
         .set("CALLEE_PORT", callee.listener().port())
         .set("AGENT_PORT", agent.addr().port())
         .json_string("PLUGIN_CONFIG", &outbound_config(&agent_key));
-    let caller = Envoy::start_with(&caller_template(), with_filter(caller_vars), envoy_options())
-        .await
-        .expect("caller envoy");
+    let caller = Envoy::start_with(
+        &caller_template(),
+        with_filter(caller_vars),
+        envoy_options(),
+    )
+    .await
+    .expect("caller envoy");
     let analyze = || {
         client
             .post(caller.url(ANALYZE))

@@ -200,7 +200,10 @@ fn the_rendered_native_sidecar_passes_validate_with_the_real_module() {
         agent_key: Some("ab".repeat(32)),
     };
     let config = envoy_render::render(&policy, tp, &options).unwrap();
-    assert!(config.contains("filter_name: entragate_outbound"), "{config}");
+    assert!(
+        config.contains("filter_name: entragate_outbound"),
+        "{config}"
+    );
     let (ok, output) = validate_with_search_path(&config, Some(dir.path()));
     assert!(ok, "validate failed for the caller:\n{output}\n{config}");
     assert!(

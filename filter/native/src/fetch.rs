@@ -282,3 +282,51 @@ pub fn forget(id: u64) {
         all.borrow_mut().remove(&id);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_state_is_kept_per_configuration_until_forgotten() {
+        let (a, b) = (u64::MAX - 1, u64::MAX - 2);
+        let count = |id: u64| {
+            with_thread_state(
+                id,
+                false,
+                |_| 0u32,
+                |n: &mut u32| {
+                    *n += 1;
+                    *n
+                },
+            )
+        };
+        assert_eq!((count(a), count(a), count(b)), (1, 2, 1));
+        // The main thread's state is made as worker 0, a worker's with its own id.
+        let made_as = |id: u64, main: bool| with_thread_state(id, main, |w| w, |w: &mut u32| *w);
+        assert_eq!(made_as(u64::MAX - 3, true), 0);
+        assert_ne!(made_as(u64::MAX - 4, false), 0);
+        // Another type under the same id is replaced, never reinterpreted.
+        assert_eq!(
+            with_thread_state(a, false, |_| "fresh", |s: &mut &str| *s),
+            "fresh"
+        );
+        forget(b);
+        assert_eq!(count(b), 1, "a forgotten configuration starts afresh");
+    }
+
+    #[test]
+    fn thread_state_is_not_borrowed_while_its_body_runs() {
+        let id = u64::MAX - 5;
+        let inner = with_thread_state(
+            id,
+            false,
+            |_| 1u8,
+            |_: &mut u8| {
+                // Another configuration's state from inside the body: no double borrow.
+                with_thread_state(id - 1, false, |_| 2u8, |n: &mut u8| *n)
+            },
+        );
+        assert_eq!(inner, 2);
+    }
+}

@@ -156,9 +156,7 @@ impl OutboundConfig {
 
     /// Main thread: a scheduled tick of the fetching coordinators.
     pub fn on_main_tick(&self, scope: ConfigScope) {
-        self.with_coordinators(true, |coordinators| {
-            self.fetch.on_tick(scope, coordinators)
-        });
+        self.with_coordinators(true, |coordinators| self.fetch.on_tick(scope, coordinators));
     }
 
     /// Main thread: the agent's answer to a token callout.

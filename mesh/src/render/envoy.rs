@@ -72,7 +72,12 @@ pub fn render(
         })?;
         let config = plugin::outbound(policy, service, key.trim());
         plugin::check_outbound(&config, service).map_err(|e| e.to_string())?;
-        listeners.push(outbound_listener(policy, service, &config, &options.filter)?);
+        listeners.push(outbound_listener(
+            policy,
+            service,
+            &config,
+            &options.filter,
+        )?);
         for callee in service
             .destinations
             .iter()

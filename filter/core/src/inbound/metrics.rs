@@ -6,8 +6,8 @@
 use crate::inbound::cache::CacheStats;
 use crate::inbound::jwks::JwksStats;
 
-pub use crate::metrics::MetricKind;
 use crate::metrics::metric_table;
+pub use crate::metrics::MetricKind;
 
 metric_table! {
     /// A metric of the callee role.
