@@ -1,20 +1,19 @@
-//! The JWKS per Envoy, natively: the core's single-flight fetcher over a
-//! process-memory [`SharedStore`].
+//! The process store, the host and the main thread's timer both roles'
+//! fetches run on (the JWKS, the agent token: driven by `fetch.rs`), and the
+//! JWKS coordinator of each thread.
 //!
-//! - The **main thread** runs the fetching coordinator: ticked through a config
-//!   scheduler, it makes config-level HTTP callouts (discovery, keys) and
-//!   writes the result to the process store. Only one thread ever fetches, so
-//!   there is one fetch per Envoy whatever the worker count; the core's lease
-//!   protocol still runs unchanged (it simply never sees contention).
-//! - Each **worker** has its own coordinator over the same store: it never
-//!   fetches (its host refuses to dispatch), it only adopts what the main
-//!   thread stored, into its own key set (the core's key set is `Rc`).
+//! - The **main thread** runs the fetching coordinators: ticked through a config
+//!   scheduler, they make config-level HTTP callouts (discovery, keys, the
+//!   agent's token) and write the result to the process store. Only one thread
+//!   ever fetches, so there is one fetch per Envoy whatever the worker count;
+//!   the core's lease protocol still runs unchanged (it simply never sees
+//!   contention).
+//! - Each **worker** has its own coordinators over the same store: they never
+//!   fetch (their host refuses to dispatch), they only adopt what the main
+//!   thread stored (the core's key set and token copies are `Rc`).
 //! - A small timer thread ([`Ticker`]) commits the main thread's ticks when the
-//!   coordinator asked for them (prefetch, refresh, retry after a failure); a
+//!   coordinators asked for them (prefetch, refresh, retry after a failure); a
 //!   granted unknown-`kid` refresh asks for one at once.
-//!
-//! Not yet: pausing a request until a fetch settles. A request that finds no
-//! keys yet is refused with the core's 503 (fail closed, `retry-after`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
