@@ -15,7 +15,8 @@
 //!   required hook rejects the config, same test);
 //! - a changed *signature* is invisible to both checks: only serving real
 //!   requests through the real binary catches it, which the same test does for
-//!   each callback (header read/remove/set, local reply, counters, log).
+//!   each callback (header read/remove/set, local reply, counters, log), and
+//!   `tests/tests/mesh_mtls.rs` for the peer certificate's attributes.
 //!
 //! C enums are passed as `u32` (their C ABI on every platform Envoy ships);
 //! only the values used are named.
