@@ -233,8 +233,8 @@ fn render_takes_an_oci_modules_digest_never_the_files_hash() {
 }
 
 /// `--filter native`: the callee renders with the dynamic module (no --wasm needed: Envoy finds the `.so`
-/// by name); what the module cannot do yet is a usage error naming the option or policy field, and no
-/// agent key is created for a caller it refuses.
+/// by name), with its workload binding under mtls; what the module cannot do yet is a usage error naming
+/// the option, and no agent key is created for a caller it refuses.
 #[test]
 fn render_filter_native_renders_a_callee_and_refuses_what_the_module_cannot_do() {
     let dir = support::temp_dir("mesh-render-native");
@@ -259,14 +259,12 @@ fn render_filter_native_renders_a_callee_and_refuses_what_the_module_cannot_do()
         "{rendered}"
     );
 
-    // The example's mtls binds the rules to the peer workload.
+    // The example's mtls binds the rules to the peer workload: rendered, binding included.
     let out = render(&["--service", "fraud-detector"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("bind_to_workload"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rendered = text(&out.stdout);
+    assert!(rendered.contains("workload_binding"), "{rendered}");
+    assert!(rendered.contains("DynamicModuleFilter"), "{rendered}");
 
     let key_file = dir.join("agent-key");
     let out = render(&[

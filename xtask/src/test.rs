@@ -93,7 +93,9 @@ pub fn run() -> Result<(), String> {
             // package selection unifies features differently and recompiled
             // 24 crates (114 s on a fresh clone).
             command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
-            for suite in ["callee_filter", "attack_corpus", "fast_paths"] {
+            // mesh_mtls: the callee sidecar as `bootstrap render --filter native` renders it, with the
+            // workload binding (the module reads the mTLS peer's SANs).
+            for suite in ["callee_filter", "attack_corpus", "fast_paths", "mesh_mtls"] {
                 command.args(["--test", suite]);
             }
             with_env(&mut command);

@@ -120,26 +120,13 @@ pub fn render(
 }
 
 /// What the native module cannot do yet, refused at render time rather than by Envoy at load (fail closed,
-/// and the message names what to change): the caller role, and the workload binding (the module cannot read
-/// the mTLS peer's SAN yet). Dropping the binding silently would weaken the policy, so only the policy can.
+/// and the message names what to change): the caller role. (Rules bound to the workload render as with wasm:
+/// the module reads the mTLS peer's SANs like the wasm filter.)
 fn native_supports(service: &Service) -> Result<(), String> {
     if service.is_caller() {
         return Err(format!(
             "`{}` calls other services: the native module has no caller (outbound) role yet; render this service with --filter wasm",
             service.name
-        ));
-    }
-    let bound: Vec<&str> = service
-        .rules
-        .iter()
-        .filter(|r| r.bind_to_workload)
-        .map(|r| r.name.as_str())
-        .collect();
-    if !bound.is_empty() {
-        return Err(format!(
-            "`{}`: rule(s) {} bind tokens to the mTLS peer workload (`bind_to_workload`, on by default with transport.mode mtls), which the native module cannot check yet: render with --filter wasm, or set `bind_to_workload: false` on those rules in the policy to accept tokens without the binding",
-            service.name,
-            bound.join(", ")
         ));
     }
     Ok(())
