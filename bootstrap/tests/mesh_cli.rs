@@ -233,8 +233,8 @@ fn render_takes_an_oci_modules_digest_never_the_files_hash() {
 }
 
 /// `--filter native`: the callee and the caller render with the dynamic module (no --wasm needed: Envoy
-/// finds the `.so` by name; the caller's agent key is created as for wasm); what the module cannot do yet
-/// is a usage error naming the option or policy field.
+/// finds the `.so` by name; the callee keeps its workload binding under mtls; the caller's agent key is
+/// created as for wasm); what the module cannot do yet is a usage error naming the option.
 #[test]
 fn render_filter_native_renders_both_roles_and_refuses_what_the_module_cannot_do() {
     let dir = support::temp_dir("mesh-render-native");
@@ -259,14 +259,12 @@ fn render_filter_native_renders_both_roles_and_refuses_what_the_module_cannot_do
         "{rendered}"
     );
 
-    // The example's mtls binds the rules to the peer workload.
+    // The example's mtls binds the rules to the peer workload: rendered, binding included.
     let out = render(&["--service", "fraud-detector"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("bind_to_workload"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rendered = text(&out.stdout);
+    assert!(rendered.contains("workload_binding"), "{rendered}");
+    assert!(rendered.contains("DynamicModuleFilter"), "{rendered}");
 
     let key_file = dir.join("agent-key");
     let out = render(&[

@@ -13,7 +13,7 @@
 
 use entragate_mesh as mesh;
 use libfuzzer_sys::fuzz_target;
-use mesh::render::envoy::{self, EnvoyOptions};
+use mesh::render::envoy::{self, EnvoyOptions, FilterModule};
 use mesh::render::envoy_gateway::{self, GatewayOptions};
 use mesh::render::istio::{self, KubeOptions};
 use mesh::render::wasm::WasmModule;
@@ -61,13 +61,25 @@ fuzz_target!(|data: &[u8]| {
     };
     for service in policy.services() {
         let name = service.name.as_str();
+        let agent_key = service.is_caller().then(|| "ab".repeat(32));
         let envoy_options = EnvoyOptions {
-            wasm: wasm.clone(),
-            agent_key: service.is_caller().then(|| "ab".repeat(32)),
+            filter: FilterModule::Wasm(wasm.clone()),
+            agent_key: agent_key.clone(),
         };
         rendered("envoy", name, || {
             envoy::render(&policy, service, &envoy_options)
         });
+        // The native module may refuse what it does not support yet (an
+        // error naming it); what it renders obeys the same oracles.
+        let native_options = EnvoyOptions {
+            filter: FilterModule::Native,
+            agent_key,
+        };
+        if envoy::render(&policy, service, &native_options).is_ok() {
+            rendered("envoy (native)", name, || {
+                envoy::render(&policy, service, &native_options)
+            });
+        }
         let gateway = GatewayOptions {
             kube: kube.clone(),
             gateway: "eg".into(),

@@ -1,4 +1,4 @@
-//! Rendering from the FinTech example: golden files for the Istio and Envoy Gateway output (regenerate with
+//! Rendering from the FinTech example: golden files for the Istio, Envoy Gateway and native Envoy output (regenerate with
 //! `ENTRAGATE_BLESS=1`), checked structurally as well, and the plugin configurations the filter accepts.
 //! That Envoy accepts the rendered bootstraps (with the real `.wasm`) is tested in `tests/tests/mesh_e2e.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
@@ -509,19 +509,61 @@ fn a_native_callee_sidecar_loads_the_dynamic_module_with_the_same_plugin_json() 
     assert!(text.contains("FAIL_OPEN does not apply"), "{text}");
 }
 
-/// What the native module cannot do yet is refused when rendering, naming what to change, instead of
-/// rendering a sidecar Envoy would refuse (binding).
+/// Rules bound to the workload (the example's default mtls binds the fraud detector's token rules) render
+/// for the native module exactly as for wasm: the same `workload_binding` in the same plugin JSON, behind
+/// the same mTLS listener. The module reads the peer certificate's SANs like the wasm filter
+/// (`tests/tests/mesh_mtls.rs` runs the replay test against both).
 #[test]
-fn native_rendering_refuses_workload_binding() {
-    // The example's default transport is mtls, which binds the fraud detector's token rules.
+fn a_native_callee_keeps_the_workload_binding_and_matches_the_golden_file() {
     let policy = policy();
     let fraud = policy.service("fraud-detector").unwrap();
-    assert!(fraud.rules.iter().any(|r| r.bind_to_workload));
-    let error = envoy::render(&policy, fraud, &NATIVE).unwrap_err();
-    assert!(error.contains("bind_to_workload"), "{error}");
-    assert!(error.contains("--filter wasm"), "{error}");
-    let bound = fraud.rules.iter().find(|r| r.bind_to_workload).unwrap();
-    assert!(error.contains(&bound.name), "{error}");
+    let bound: Vec<&str> = fraud
+        .rules
+        .iter()
+        .filter(|r| r.bind_to_workload)
+        .map(|r| r.name.as_str())
+        .collect();
+    assert!(!bound.is_empty());
+    let text = envoy::render(&policy, fraud, &NATIVE).unwrap();
+    golden("fraud-detector.native.envoy.yaml", &text);
+
+    let doc = &documents(&text)[0];
+    let listener = get(doc, "static_resources.listeners.0");
+    let json = str_at(
+        listener,
+        "filter_chains.0.filters.0.typed_config.http_filters.0.typed_config.filter_config.value",
+    );
+    let config: serde_json::Value = serde_json::from_str(json).unwrap();
+    let rules: Vec<&str> = config["workload_binding"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(rules, bound);
+    let workloads = config["workload_binding"]["workloads"].as_object().unwrap();
+    let tp = policy.service("transaction-processor").unwrap();
+    assert!(workloads.contains_key(tp.workload.value()), "{workloads:?}");
+    FilterPolicy::from_json(json.as_bytes()).unwrap();
+    // The peer certificate is required and checked against the mesh CA, as for wasm.
+    let tls = get(listener, "filter_chains.0.transport_socket.typed_config");
+    assert_eq!(
+        get(tls, "require_client_certificate").as_bool(),
+        Some(true),
+        "{text}"
+    );
+
+    let wasm = EnvoyOptions {
+        filter: FilterModule::Wasm(module("/opt/entragate_filter.wasm")),
+        agent_key: None,
+    };
+    let wasm_text = envoy::render(&policy, fraud, &wasm).unwrap();
+    let wasm_doc = &documents(&wasm_text)[0];
+    let wasm_json = str_at(
+        wasm_doc,
+        "static_resources.listeners.0.filter_chains.0.filters.0.typed_config.http_filters.0.typed_config.config.configuration.value",
+    );
+    assert_eq!(json, wasm_json);
 }
 
 /// `--filter native` for a caller: the module in its outbound role (`filter_name: entragate_outbound`, as

@@ -4,8 +4,16 @@
 //! `tests/tests/outbound_support`) take it from `ENTRAGATE_FILTER_HOST`, so the
 //! same tests run against either build (issue 12, item 5), not copies.
 
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+
 use crate::envoy::{native_module_path, wasm_path, TemplateVars};
 use crate::util::repo_root;
+
+/// Where Envoy 1.40 looks for a dynamic module named in the configuration
+/// (`dynamic_module_config.name`, as `bootstrap render --filter native` writes it).
+pub const SEARCH_PATH_ENV: &str = "ENVOY_DYNAMIC_MODULES_SEARCH_PATH";
 
 /// Env var selecting the host: `wasm` (default) or `native`.
 pub const FILTER_HOST_ENV: &str = "ENTRAGATE_FILTER_HOST";
@@ -76,6 +84,30 @@ impl FilterHost {
             FilterHost::Native => repo_root().join("tests/tests/fixtures/native-caller.yaml"),
         };
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    }
+
+    /// The environment Envoy needs to load a sidecar rendered by `bootstrap render` for this host: for
+    /// the native module, `ENVOY_DYNAMIC_MODULES_SEARCH_PATH` naming the directory of the module under
+    /// test (Envoy loads `lib<name>.so` from it, so the file must keep the name the renderer expects).
+    pub fn rendered_sidecar_env(self) -> anyhow::Result<Vec<(String, String)>> {
+        if self == FilterHost::Wasm {
+            return Ok(Vec::new());
+        }
+        let module = native_module_path()?;
+        let expected = format!(
+            "lib{}.so",
+            entragate_mesh::render::envoy::NATIVE_MODULE_NAME
+        );
+        if module.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
+            bail!(
+                "{}: a rendered sidecar loads the module by name, so it must be called {expected}",
+                module.display()
+            );
+        }
+        // Absolute: Envoy resolves the search path from its own working directory.
+        let dir: PathBuf =
+            std::fs::canonicalize(module.parent().context("the native module's directory")?)?;
+        Ok(vec![(SEARCH_PATH_ENV.into(), dir.display().to_string())])
     }
 
     /// Sets the filter binary's placeholder (`WASM_PATH` or `NATIVE_MODULE`).

@@ -8,6 +8,10 @@
 //! - certificates rotated while traffic flows are picked up (file-based SDS) and no request fails;
 //! - a token of the Transaction Processor replayed from the Reporting workload is refused (workload binding).
 //!
+//! The Fraud Detector's sidecar (the callee) runs the filter of `ENTRAGATE_FILTER_HOST` (`wasm` or `native`,
+//! tests/src/filter_host.rs), rendered as `bootstrap render --filter <host>` renders it; the callers' sidecars
+//! are wasm (the native module has no caller role).
+//!
 //! Readiness is observed through Envoy's admin interface (stats, /certs), never by sleeping.
 
 mod mesh_support;
@@ -20,8 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use entragate_bootstrap::certs::{self, MeshCa, Outcome};
+use entragate_mesh::policy::WorkloadIdentity;
 use entragate_mesh::MeshPolicy;
-use entragate_tests::{wait_for, Envoy};
+use entragate_tests::{wait_for, Envoy, FilterHost};
 use mesh_support::{call, try_call, Fintech, REPORTING_CLIENT, TP_CLIENT};
 use reqwest::{Method, StatusCode};
 use support::{require_envoy, Refusal};
@@ -317,13 +322,38 @@ async fn a_token_replayed_from_another_workload_is_refused() {
     if !require_envoy("mesh_mtls_binding") {
         return;
     }
+    let host = FilterHost::from_env();
     let mesh = Fintech::start().await;
     let root = tempfile::tempdir().unwrap();
     // A DNS identity for the Fraud Detector, so this test's own TLS client (rustls) can verify it by name.
     const FD_NAME: &str = "fraud-detector.mesh.test";
-    let dns = format!("services.fraud-detector.workload.dns={FD_NAME}");
-    let (_, _, fraud, tp) = mtls_sidecars(&mesh, root.path(), &[dns]).await;
+    // The Transaction Processor keeps its URI identity (SPIFFE) and the Reporting workload gets a DNS one,
+    // so the filter must read both kinds of SAN from the peer certificate to accept both genuine calls.
+    const REPORTING_NAME: &str = "reporting.mesh.test";
+    let sets = [
+        format!("services.fraud-detector.workload.dns={FD_NAME}"),
+        format!("services.reporting.workload.dns={REPORTING_NAME}"),
+    ];
+    let (policy, _, fraud, tp) = mtls_sidecars(&mesh, root.path(), &sets).await;
     assert!(fraud.config().contains("workload_binding"));
+    assert!(
+        fraud.config().contains(REPORTING_NAME),
+        "bound by its DNS name"
+    );
+    assert_eq!(
+        fraud.config().contains("DynamicModuleFilter"),
+        host == FilterHost::Native,
+        "the callee runs the host under test"
+    );
+    let tp_workload = policy
+        .service("transaction-processor")
+        .unwrap()
+        .workload
+        .clone();
+    assert!(
+        matches!(tp_workload, WorkloadIdentity::Uri(_)),
+        "{tp_workload:?}"
+    );
 
     // The Transaction Processor, from its own workload: accepted.
     let response = call(&tp, Method::POST, "/fraud/analyze").await;
@@ -370,7 +400,7 @@ async fn a_token_replayed_from_another_workload_is_refused() {
     );
     assert_eq!(
         fraud
-            .stat("wasmcustom.entragate.denied.workload_mismatch")
+            .stat(&host.stat("entragate.denied.workload_mismatch"))
             .await
             .unwrap(),
         Some(1)
@@ -381,7 +411,8 @@ async fn a_token_replayed_from_another_workload_is_refused() {
         "the replay never reached the app"
     );
 
-    // The same workload with its own token, on the route it is allowed: accepted.
+    // The same workload with its own token, on the route it is allowed (bound too): accepted, through its
+    // DNS SAN.
     let own = token_of(&mesh, REPORTING_CLIENT, "rep-secret-not-real").await;
     let response = reporting_workload
         .get(url("/fraud/reports/daily"))

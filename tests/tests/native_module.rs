@@ -157,8 +157,8 @@ fn the_rendered_native_sidecar_passes_validate_with_the_real_module() {
     };
     let example = entragate_tests::repo_root().join("examples/fintech/mesh.yaml");
     let text = std::fs::read_to_string(&example).unwrap();
-    // Plaintext: the default mtls binds the rules to the peer workload, which the module refuses (and
-    // the renderer with it, tested in mesh_render.rs); a plain-http IdP keeps the test off the network.
+    // Plaintext: the default mtls needs certificate files (mesh_mtls.rs serves through a rendered native
+    // mtls sidecar, workload binding included); a plain-http IdP keeps the test off the network.
     let overrides: Vec<Override> = [
         "identity_provider.authority=http://127.0.0.1:18080",
         "services.fraud-detector.sidecar.inbound_address=127.0.0.1",

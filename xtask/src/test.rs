@@ -94,10 +94,13 @@ pub fn run() -> Result<(), String> {
             // package selection unifies features differently and recompiled
             // 24 crates (114 s on a fresh clone).
             command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+            // mesh_mtls: the callee sidecar as `bootstrap render --filter native` renders it, with the
+            // workload binding (the module reads the mTLS peer's SANs).
             let suites = [
                 "callee_filter",
                 "attack_corpus",
                 "fast_paths",
+                "mesh_mtls",
                 "caller_e2e",
                 "secretless_e2e",
                 "log_hygiene",

@@ -34,8 +34,8 @@ pub enum Format {
 pub enum Filter {
     /// The proxy-wasm module (entragate_filter.wasm): every format, both roles.
     Wasm,
-    /// The Envoy dynamic module (libentragate_native.so, Envoy 1.40/1.41): --format envoy, both roles,
-    /// no workload binding yet (docs/native.md).
+    /// The Envoy dynamic module (libentragate_native.so, Envoy 1.40/1.41): --format envoy, both roles
+    /// (docs/native.md).
     Native,
 }
 

@@ -112,6 +112,34 @@ pub trait RequestHeaders {
     fn peer_certificate_identities(&self) -> Vec<String>;
 }
 
+/// A kind of subject alternative name of the peer certificate that names a
+/// workload (`workload_binding.workloads` keys are one or the other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerSan {
+    Uri,
+    Dns,
+}
+
+/// [`RequestHeaders::peer_certificate_identities`] from what the host reports
+/// for each [`PeerSan`], so that every host reads the same names in the same
+/// order and keeps the same values: `read` returns the host's value (`None`
+/// without mTLS, or when the host cannot tell); empty values and values that
+/// are not UTF-8 are dropped, never repaired (a repaired name could match a
+/// configured one the certificate does not carry).
+///
+/// Envoy gives one value per kind, the certificate's *first* URI SAN and
+/// *first* DNS SAN (its `connection.*_san_peer_certificate` attributes, read
+/// by both the wasm and the native host), so a workload named only by a later
+/// SAN is not seen and its bound requests are refused: the loss fails closed.
+pub fn peer_identities(mut read: impl FnMut(PeerSan) -> Option<Vec<u8>>) -> Vec<String> {
+    [PeerSan::Uri, PeerSan::Dns]
+        .into_iter()
+        .filter_map(&mut read)
+        .filter_map(|bytes| String::from_utf8(bytes).ok())
+        .filter(|value| !value.is_empty())
+        .collect()
+}
+
 /// An in-memory header map for tests, with Envoy's semantics for the
 /// operations above.
 #[cfg(test)]
@@ -168,5 +196,34 @@ impl RequestHeaders for HeaderList {
 
     fn peer_certificate_identities(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_identities_are_the_uri_then_the_dns_san_with_unusable_values_dropped() {
+        let both = peer_identities(|san| {
+            Some(match san {
+                PeerSan::Uri => b"spiffe://cluster.local/ns/default/sa/tp".to_vec(),
+                PeerSan::Dns => b"tp.mesh.test".to_vec(),
+            })
+        });
+        assert_eq!(
+            both,
+            ["spiffe://cluster.local/ns/default/sa/tp", "tp.mesh.test"]
+        );
+        // No mTLS: nothing, so a bound rule refuses.
+        assert!(peer_identities(|_| None).is_empty());
+        // Empty, or not UTF-8 (never repaired into some other name): dropped.
+        let dropped = peer_identities(|san| {
+            Some(match san {
+                PeerSan::Uri => Vec::new(),
+                PeerSan::Dns => b"tp.mesh.test\xff".to_vec(),
+            })
+        });
+        assert!(dropped.is_empty(), "{dropped:?}");
     }
 }

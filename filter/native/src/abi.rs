@@ -15,7 +15,8 @@
 //!   required hook rejects the config, same test);
 //! - a changed *signature* is invisible to both checks: only serving real
 //!   requests through the real binary catches it, which the same test does for
-//!   each callback (header read/remove/set, local reply, counters, log).
+//!   each callback (header read/remove/set, local reply, counters, log), and
+//!   `tests/tests/mesh_mtls.rs` for the peer certificate's attributes.
 //!
 //! C enums are passed as `u32` (their C ABI on every platform Envoy ships);
 //! only the values used are named.
@@ -80,6 +81,16 @@ pub struct ModuleHttpHeader {
 /// `envoy_dynamic_module_type_http_header_type_RequestHeader`.
 pub const REQUEST_HEADER: u32 = 0;
 
+/// `envoy_dynamic_module_type_attribute_id_ConnectionDnsSanPeerCertificate`
+/// and `..._ConnectionUriSanPeerCertificate` (`connection.dns_san_peer_certificate`,
+/// `connection.uri_san_peer_certificate`). Proven against the 1.40.0 binary:
+/// its `get_attribute_string` jump table sends 35 and 37 to getters that call
+/// `Ssl::ConnectionInfo::dnsSansPeerCertificate` / `uriSanPeerCertificate`
+/// and return the span's first element only (docs/native.md), and the mesh
+/// test serves through both (tests/tests/mesh_mtls.rs).
+pub const ATTRIBUTE_CONNECTION_DNS_SAN_PEER_CERTIFICATE: u32 = 35;
+pub const ATTRIBUTE_CONNECTION_URI_SAN_PEER_CERTIFICATE: u32 = 37;
+
 /// `envoy_dynamic_module_type_log_level`.
 pub const LOG_DEBUG: u32 = 1;
 pub const LOG_INFO: u32 = 2;
@@ -120,6 +131,17 @@ extern "C" {
         result: *mut EnvoyBuffer,
         index: usize,
         optional_size: *mut usize,
+    ) -> bool;
+
+    /// `bool ..._http_filter_get_attribute_string(filter_envoy_ptr, attribute_id,
+    /// envoy_buffer* result)`: one out-struct in 1.40.0 (earlier releases took a
+    /// pointer and a length out-parameter); false when the attribute is absent
+    /// (no connection, no TLS, no such SAN). `result` points into Envoy's
+    /// connection state, valid during the hook.
+    pub fn envoy_dynamic_module_callback_http_filter_get_attribute_string(
+        filter_envoy_ptr: *mut c_void,
+        attribute_id: u32,
+        result: *mut EnvoyBuffer,
     ) -> bool;
 
     /// `size_t ..._http_get_headers_size(filter_envoy_ptr, header_type)`: how

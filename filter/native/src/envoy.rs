@@ -5,7 +5,7 @@
 
 use std::ffi::c_void;
 
-use entragate_core::host::{HeaderWriteError, LogLevel, RequestHeaders};
+use entragate_core::host::{peer_identities, HeaderWriteError, LogLevel, PeerSan, RequestHeaders};
 use entragate_core::inbound::metrics::MetricKind;
 
 use crate::abi::{self, EnvoyBuffer, EnvoyHttpHeader, ModuleBuffer, ModuleHttpHeader};
@@ -109,6 +109,28 @@ impl Stream {
         // SAFETY: Envoy returned `length` readable bytes at `ptr`, valid until the
         // header map changes; they are copied before any other callback.
         Some(unsafe { copy_envoy_bytes(value.ptr, value.length) })
+    }
+
+    /// The bytes of a string attribute (`abi::ATTRIBUTE_*`), if Envoy has it.
+    fn attribute_bytes(self, attribute_id: u32) -> Option<Vec<u8>> {
+        let mut value = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            length: 0,
+        };
+        // SAFETY: live filter pointer; `value` is a valid out-pointer.
+        let found = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_get_attribute_string(
+                self.0,
+                attribute_id,
+                &mut value,
+            )
+        };
+        if !found || value.ptr.is_null() {
+            return None;
+        }
+        // SAFETY: Envoy returned `length` readable bytes at `ptr`, owned by
+        // the connection's TLS state; copied at once.
+        Some(unsafe { std::slice::from_raw_parts(value.ptr, value.length) }.to_vec())
     }
 
     /// Replaces request header `name` with `value` (an empty value removes it:
@@ -221,10 +243,15 @@ impl RequestHeaders for Stream {
         }
     }
 
-    /// Not read by this module: a configuration with `workload_binding` is
-    /// refused at load, and none here fails a bound rule closed.
+    /// The downstream connection's peer certificate, verified by Envoy's TLS
+    /// transport socket: the same attributes the wasm filter reads.
     fn peer_certificate_identities(&self) -> Vec<String> {
-        Vec::new()
+        peer_identities(|san| {
+            self.attribute_bytes(match san {
+                PeerSan::Uri => abi::ATTRIBUTE_CONNECTION_URI_SAN_PEER_CERTIFICATE,
+                PeerSan::Dns => abi::ATTRIBUTE_CONNECTION_DNS_SAN_PEER_CERTIFICATE,
+            })
+        })
     }
 }
 

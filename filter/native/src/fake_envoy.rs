@@ -30,6 +30,15 @@ extern "C" fn envoy_dynamic_module_callback_http_get_header(
 }
 
 #[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_get_attribute_string(
+    _filter_envoy_ptr: *mut c_void,
+    _attribute_id: u32,
+    _result: *mut EnvoyBuffer,
+) -> bool {
+    false
+}
+
+#[no_mangle]
 extern "C" fn envoy_dynamic_module_callback_http_get_headers_size(
     _filter_envoy_ptr: *mut c_void,
     _header_type: u32,

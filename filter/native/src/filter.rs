@@ -168,15 +168,6 @@ impl Config {
     /// takes) and defines the counters.
     pub fn new(scope: ConfigScope, json: &[u8]) -> Result<Config, String> {
         let policy = FilterPolicy::from_json(json).map_err(|e| e.to_string())?;
-        // The module does not read the peer certificate yet (1.40's attribute
-        // callbacks are not declared here): refuse the configuration at load,
-        // naming the field, rather than refuse every bound request.
-        if policy.workload_binding.is_some() {
-            return Err(
-                "workload_binding: not supported by the native module yet (use the wasm filter)"
-                    .into(),
-            );
-        }
         let (verifier, native) = choose_verifier(policy.signature_verifier)?;
         let metrics = Metrics::define(scope);
         let fetch = MainFetch::start(

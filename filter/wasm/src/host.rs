@@ -3,8 +3,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use entragate_core::host::{
-    CalloutRequest, CalloutToken, HeaderWriteError, Host, LogLevel, RequestHeaders, SharedStore,
-    SharedValue, SharedWriteError, UnixMillis,
+    peer_identities, CalloutRequest, CalloutToken, HeaderWriteError, Host, LogLevel, PeerSan,
+    RequestHeaders, SharedStore, SharedValue, SharedWriteError, UnixMillis,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::Context;
@@ -122,15 +122,14 @@ impl RequestHeaders for RequestHeaderMap {
 
     /// Envoy's connection attributes, verified by the TLS transport socket.
     fn peer_certificate_identities(&self) -> Vec<String> {
-        ["uri_san_peer_certificate", "dns_san_peer_certificate"]
-            .into_iter()
-            .filter_map(|name| {
-                hostcalls::get_property(vec!["connection", name])
-                    .ok()
-                    .flatten()
-            })
-            .filter_map(|bytes| String::from_utf8(bytes).ok())
-            .filter(|value| !value.is_empty())
-            .collect()
+        peer_identities(|san| {
+            let name = match san {
+                PeerSan::Uri => "uri_san_peer_certificate",
+                PeerSan::Dns => "dns_san_peer_certificate",
+            };
+            hostcalls::get_property(vec!["connection", name])
+                .ok()
+                .flatten()
+        })
     }
 }

@@ -48,9 +48,6 @@ pub fn render(
     let idp = policy.identity_provider();
     let mut listeners = Vec::new();
     let mut clusters = Vec::new();
-    if let FilterModule::Native = options.filter {
-        native_supports(service)?;
-    }
     if service.is_callee() {
         let mut config = plugin::inbound(idp, service, JWKS_CLUSTER);
         plugin::bind_workloads(&mut config, policy, service);
@@ -118,26 +115,6 @@ pub fn render(
     let mut out = header(policy, service, &options.filter);
     out.push_str(&yaml::to_string(&document)?);
     Ok(out)
-}
-
-/// What the native module cannot do yet, refused at render time rather than by Envoy at load (fail closed,
-/// and the message names what to change): the workload binding (the module cannot read the mTLS peer's SAN
-/// yet). Dropping the binding silently would weaken the policy, so only the policy can.
-fn native_supports(service: &Service) -> Result<(), String> {
-    let bound: Vec<&str> = service
-        .rules
-        .iter()
-        .filter(|r| r.bind_to_workload)
-        .map(|r| r.name.as_str())
-        .collect();
-    if !bound.is_empty() {
-        return Err(format!(
-            "`{}`: rule(s) {} bind tokens to the mTLS peer workload (`bind_to_workload`, on by default with transport.mode mtls), which the native module cannot check yet: render with --filter wasm, or set `bind_to_workload: false` on those rules in the policy to accept tokens without the binding",
-            service.name,
-            bound.join(", ")
-        ));
-    }
-    Ok(())
 }
 
 fn header(policy: &MeshPolicy, service: &Service, filter: &FilterModule) -> String {

@@ -48,6 +48,8 @@ pub struct EnvoyOptions {
     pub concurrency: u32,
     /// How long Envoy may take to become `LIVE`.
     pub startup_timeout: Duration,
+    /// Extra environment variables for Envoy (e.g. `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for EnvoyOptions {
@@ -57,6 +59,7 @@ impl Default for EnvoyOptions {
             component_log_level: Some("wasm:debug".into()),
             concurrency: 2,
             startup_timeout: Duration::from_secs(30),
+            env: Vec::new(),
         }
     }
 }
@@ -134,6 +137,7 @@ impl Envoy {
         if let Some(levels) = &options.component_log_level {
             command.arg("--component-log-level").arg(levels);
         }
+        command.envs(options.env.iter().map(|(k, v)| (k, v)));
         kill_with_parent(&mut command);
         let child = command
             .spawn()

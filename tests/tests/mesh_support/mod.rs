@@ -14,7 +14,8 @@ use entragate_mesh::render::envoy::{self, EnvoyOptions, FilterModule};
 use entragate_mesh::render::wasm::WasmModule;
 use entragate_mesh::{self as mesh, MeshPolicy, Override};
 use entragate_tests::{
-    free_port, repo_root, ApiApp, ClientApp, Echo, Envoy, Idp, TemplateVars, TokenVersion,
+    free_port, repo_root, ApiApp, ClientApp, Echo, Envoy, FilterHost, Idp, TemplateVars,
+    TokenVersion,
 };
 
 pub const TENANT: &str = "4b1f9c2e-7d3a-4e8b-9c5f-2a6d8e0b1c3f";
@@ -42,21 +43,33 @@ pub fn wasm() -> WasmModule {
     WasmModule::from_file(&path, None).unwrap()
 }
 
+/// The filter build every sidecar runs: the host under test (`ENTRAGATE_FILTER_HOST`), for callees and
+/// callers alike (the native module has both roles).
+pub fn filter_for(_service: &mesh::policy::Service) -> FilterModule {
+    match FilterHost::from_env() {
+        FilterHost::Native => FilterModule::Native,
+        FilterHost::Wasm => FilterModule::Wasm(wasm()),
+    }
+}
+
+/// `service`'s sidecar with the wasm filter (what `Envoy::validate` can load without a module search path).
 pub fn render(policy: &MeshPolicy, service: &str, key_file: Option<&Path>) -> String {
+    render_with(policy, service, key_file, FilterModule::Wasm(wasm()))
+}
+
+fn render_with(
+    policy: &MeshPolicy,
+    service: &str,
+    key_file: Option<&Path>,
+    filter: FilterModule,
+) -> String {
     let service = policy.service(service).unwrap();
     let agent_key = key_file.map(|path| {
         let (k, _) = key::load_or_create(path, false).unwrap();
         k.as_str().to_string()
     });
-    envoy::render(
-        policy,
-        service,
-        &EnvoyOptions {
-            filter: FilterModule::Wasm(wasm()),
-            agent_key,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    envoy::render(policy, service, &EnvoyOptions { filter, agent_key })
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One calling service's agent, started from the policy's identity.
@@ -186,17 +199,24 @@ impl Fintech {
         load(&[self.overrides.clone(), extra.to_vec()].concat())
     }
 
-    /// Starts `service`'s sidecar rendered from `policy`.
+    /// Starts `service`'s sidecar rendered from `policy`, with the filter of the host under test
+    /// ([`filter_for`]).
     pub async fn sidecar(&self, policy: &MeshPolicy, service: &str) -> anyhow::Result<Envoy> {
         let key_file = match service {
             "transaction-processor" => Some(self.dirs[0].path().join("agent-key")),
             "reporting" => Some(self.dirs[1].path().join("agent-key")),
             _ => None,
         };
-        Envoy::start(
-            &render(policy, service, key_file.as_deref()),
-            TemplateVars::new(),
-        )
-        .await
+        let filter = filter_for(policy.service(service).unwrap());
+        let env = match filter {
+            FilterModule::Native => FilterHost::Native.rendered_sidecar_env()?,
+            FilterModule::Wasm(_) => Vec::new(),
+        };
+        let config = render_with(policy, service, key_file.as_deref(), filter);
+        let options = entragate_tests::EnvoyOptions {
+            env,
+            ..Default::default()
+        };
+        Envoy::start_with(&config, TemplateVars::new(), options).await
     }
 }

@@ -181,6 +181,7 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
         component_log_level: Some("wasm:info".into()),
         concurrency: 2,
         startup_timeout: Duration::from_secs(60),
+        ..EnvoyOptions::default()
     };
     let mut facts = Facts {
         wasm_bytes: std::fs::metadata(wasm)?.len(),
