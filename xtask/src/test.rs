@@ -94,8 +94,8 @@ pub fn run() -> Result<(), String> {
             // package selection unifies features differently and recompiled
             // 24 crates (114 s on a fresh clone).
             command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
-            // mesh_mtls: the callee sidecar as `bootstrap render --filter native` renders it, with the
-            // workload binding (the module reads the mTLS peer's SANs).
+            // mesh_mtls: every sidecar as `bootstrap render --filter native` renders it (the callee with
+            // the workload binding: the module reads the mTLS peer's SANs; the callers' outbound role).
             let suites = [
                 "callee_filter",
                 "attack_corpus",
@@ -105,16 +105,19 @@ pub fn run() -> Result<(), String> {
                 "secretless_e2e",
                 "log_hygiene",
             ];
-            for suite in suites.iter().chain(&["chaos"]) {
+            for suite in suites.iter().chain(&["chaos", "mesh_e2e"]) {
                 command.args(["--test", suite]);
             }
             // `chaos` only for its caller tests: its callee tests still read
             // wasm-only counter names and reload a wasm listener fixture.
+            // `mesh_e2e` only for the chain: its other test validates wasm
+            // renderings.
             let mut filter: Vec<String> = suites.iter().map(|s| format!("binary({s})")).collect();
             filter.push(
                 "(binary(chaos) & (test(token_endpoint_5xx) | test(secrets_manager_outage)))"
                     .into(),
             );
+            filter.push("(binary(mesh_e2e) & test(runs_end_to_end))".into());
             command.args(["-E", &filter.join(" | ")]);
             with_env(&mut command);
             cmd::run(command.env("ENTRAGATE_FILTER_HOST", "native"))
