@@ -8,9 +8,8 @@
 //! - certificates rotated while traffic flows are picked up (file-based SDS) and no request fails;
 //! - a token of the Transaction Processor replayed from the Reporting workload is refused (workload binding).
 //!
-//! The Fraud Detector's sidecar (the callee) runs the filter of `ENTRAGATE_FILTER_HOST` (`wasm` or `native`,
-//! tests/src/filter_host.rs), rendered as `bootstrap render --filter <host>` renders it; the callers' sidecars
-//! are wasm (the native module has no caller role).
+//! Every sidecar (the Fraud Detector's callee and the callers') runs the filter of `ENTRAGATE_FILTER_HOST`
+//! (`wasm` or `native`, tests/src/filter_host.rs), rendered as `bootstrap render --filter <host>` renders it.
 //!
 //! Readiness is observed through Envoy's admin interface (stats, /certs), never by sleeping.
 
