@@ -2,7 +2,7 @@
 //! `wrk` and runs this with `--wasm FILE`): entragate against Envoy's native
 //! `jwt_authn` in the same Envoy.
 //!
-//! `bench --wasm FILE [--smoke] [--seconds N] [--rounds N] [--pool N] [--hot-only]`
+//! `bench --wasm FILE [--smoke] [--seconds N] [--rounds N] [--pool N] [--hot-only] [--cases a,b]`
 //!
 //! It lives in the harness crate because it needs the test IdP (tokens, JWKS)
 //! and the Envoy runner; the xtask only launches it, so `cargo xtask` itself
@@ -71,6 +71,8 @@ struct Options {
     /// The filter as a dynamic module (required).
     native: Option<PathBuf>,
     hot_only: bool,
+    /// Only these cases (`--cases a,b`), e.g. one listener under a profiler.
+    cases: Option<Vec<String>>,
 }
 
 impl Options {
@@ -83,6 +85,7 @@ impl Options {
             wasm: None,
             native: None,
             hot_only: false,
+            cases: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -110,10 +113,31 @@ impl Options {
                     options.native = Some(PathBuf::from(path));
                 }
                 "--hot-only" => options.hot_only = true,
+                "--cases" => {
+                    let list = args
+                        .next()
+                        .ok_or("--cases needs a list, e.g. entragate_native,jwt_cache")?;
+                    let cases: Vec<String> = list.split(',').map(str::to_string).collect();
+                    if let Some(unknown) = cases.iter().find(|c| {
+                        !HOT_CASES.contains(&c.as_str()) && !COLD_CASES.contains(&c.as_str())
+                    }) {
+                        return Err(format!("--cases: no case `{unknown}` (hot: {HOT_CASES:?}, cold: {COLD_CASES:?})"));
+                    }
+                    options.cases = Some(cases);
+                }
                 other => return Err(format!("bench: unknown argument `{other}`")),
             }
         }
         Ok(options)
+    }
+}
+
+impl Options {
+    /// Whether `case` runs (every case unless `--cases` chose some).
+    fn selected(&self, case: &str) -> bool {
+        self.cases
+            .as_ref()
+            .is_none_or(|cases| cases.iter().any(|c| c == case))
     }
 }
 
@@ -240,6 +264,9 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
     // Warm-up: V8 compiles wasm in tiers; the first seconds are not steady state.
     let warm = options.warmup_seconds;
     for case in ["entragate", "entragate_pure", "entragate_native"] {
+        if !options.selected(case) {
+            continue;
+        }
         let url = url(&envoy, case)?;
         run_wrk(&hot_script, &url, warm).await?;
         run_wrk(&cold_script, &url, warm).await?;
@@ -254,6 +281,14 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
         ];
         for (workload, script, cases) in workloads.iter().take(if options.hot_only { 1 } else { 2 })
         {
+            let cases: Vec<&str> = cases
+                .iter()
+                .copied()
+                .filter(|case| options.selected(case))
+                .collect();
+            if cases.is_empty() {
+                continue;
+            }
             // Rotate the order so no listener always runs first or last.
             let offset = round as usize % cases.len();
             for i in 0..cases.len() {
