@@ -60,6 +60,8 @@ const COLD_CASES: [&str; 6] = [
 ];
 const CUT_BEGIN: &str = "# -- entragate listeners begin";
 const CUT_END: &str = "# -- entragate listeners end";
+/// Inside the cut: where the native listener starts (the wasm ones come before).
+const NATIVE_BEGIN: &str = "# -- entragate native listener begin";
 
 struct Options {
     seconds: u32,
@@ -226,6 +228,15 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
         first_ok(&envoy, "jwt", &hot_token, Instant::now()).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         facts.rss_without_filter_kib = rss_kib(envoy.pid());
+    }
+    // And with the native module only (no wasm VM): issue 12's memory target
+    // compares this with the Envoy above.
+    if options.selected("entragate_native") {
+        let envoy =
+            Envoy::start_with(&native_only(&template), vars.clone(), envoy_options.clone()).await?;
+        first_ok(&envoy, "entragate_native", &hot_token, Instant::now()).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        facts.rss_native_only_kib = rss_kib(envoy.pid());
     }
 
     let start = Instant::now();
@@ -425,6 +436,16 @@ fn without_entragate(template: &str) -> String {
     match (template.find(CUT_BEGIN), template.find(CUT_END)) {
         (Some(begin), Some(end)) if begin < end => {
             format!("{}{}", &template[..begin], &template[end + CUT_END.len()..])
+        }
+        _ => template.to_string(),
+    }
+}
+
+/// The template with the native listener but none of the wasm ones.
+fn native_only(template: &str) -> String {
+    match (template.find(CUT_BEGIN), template.find(NATIVE_BEGIN)) {
+        (Some(begin), Some(native)) if begin < native => {
+            format!("{}{}", &template[..begin], &template[native..])
         }
         _ => template.to_string(),
     }
