@@ -15,9 +15,10 @@ use entragate_core::error::AuthError;
 use entragate_core::fingerprint::fingerprint;
 use entragate_core::host::LogLevel;
 use entragate_core::inbound::audit::denial_log_line;
-use entragate_core::inbound::cache::{CacheStats, VerifiedTokenCache};
+use entragate_core::inbound::cache::{CacheStats, SharedTokenCache};
 use entragate_core::inbound::config::FilterPolicy;
 use entragate_core::inbound::engine::{Decision, RequestFlow, Step};
+use entragate_core::inbound::jwks::coordinator::KeyAvailability;
 use entragate_core::inbound::jwks::JwksStats;
 use entragate_core::inbound::metrics::{
     cache_deltas, jwks_request_deltas, InboundMetric, MetricIds,
@@ -120,6 +121,10 @@ pub struct Config {
     /// Counts "everyone look again" wake-ups (a fetch settled, keys changed).
     settled: AtomicU64,
     verifier: Verifier,
+    /// One verified-token cache for every worker (not one per worker as in
+    /// wasm): a token verified on one worker is a hit on all of them, and
+    /// `token_cache_size` bounds the whole Envoy's memory for it.
+    token_cache: SharedTokenCache,
 }
 
 // Envoy calls a configuration's hooks from every worker thread, through raw
@@ -178,6 +183,7 @@ impl Config {
         // configuration (and its clusters) are in place.
         let ticker = Ticker::start(scheduler)?;
         let metrics = Metrics::define(scope);
+        let token_cache = SharedTokenCache::new(policy.token_cache_size);
         scope.set_gauge(
             metrics.id(InboundMetric::SignatureNative),
             u64::from(native),
@@ -189,6 +195,7 @@ impl Config {
             ticker,
             settled: AtomicU64::new(0),
             verifier,
+            token_cache,
         })
     }
 
@@ -202,6 +209,9 @@ impl Config {
         });
         if outcome.failure.is_some() {
             scope.increment(self.metrics.id(InboundMetric::JwksFetchFailed));
+        }
+        if outcome.changed {
+            self.drop_tokens_of_removed_keys(&host);
         }
         // The main thread's coordinator holds the one key set every worker adopts.
         scope.set_gauge(
@@ -224,6 +234,22 @@ impl Config {
         self.ticker.tick_in(outcome.next_tick_ms);
     }
 
+    /// Main thread, after the key set changed: tokens verified with a key the
+    /// IdP no longer publishes leave the shared cache now (hits re-check the
+    /// key anyway; this frees their memory instead of waiting for eviction).
+    fn drop_tokens_of_removed_keys(&self, host: &NativeHost) {
+        let keys = with_coordinator(self.id, &self.policy.jwks, true, |c| c.keys(host));
+        if let KeyAvailability::Ready(keys) = keys {
+            let dropped = self.token_cache.retain_keys(&keys);
+            if dropped > 0 {
+                log(
+                    LogLevel::Info,
+                    &format!("entragate: key set changed; {dropped} cached token(s) of removed keys dropped"),
+                );
+            }
+        }
+    }
+
     fn wake(&self, which: Wake) {
         if which == Wake::All {
             // Before waking: a flow that looks after this sees the new keys; one
@@ -242,6 +268,9 @@ impl Config {
         let outcome = with_coordinator(self.id, &self.policy.jwks, true, |c| {
             c.on_callout_response(&mut host, token, response)
         });
+        if outcome.fetch_succeeded() == Some(true) {
+            self.drop_tokens_of_removed_keys(&host);
+        }
         match outcome.fetch_succeeded() {
             Some(true) => scope.increment(self.metrics.id(InboundMetric::JwksFetchOk)),
             Some(false) => scope.increment(self.metrics.id(InboundMetric::JwksFetchFailed)),
@@ -296,21 +325,17 @@ impl Config {
         let seen = self.settled.load(Ordering::Acquire);
         let host = NativeHost { config: None };
         let keys = with_coordinator(self.id, &self.policy.jwks, false, |c| c.keys(&host));
-        let step = with_cache(self, |cache| {
-            let verifier = self.verifier.as_ref();
-            let step = if resume {
-                flow.on_keys_changed(&self.policy, &keys, verifier, cache.cache, now_secs())
-            } else {
-                flow.start_verify(&self.policy, &keys, verifier, cache.cache, now_secs())
-            };
-            // Counted per request (no root tick here): the deltas since the last.
-            let stats = cache.cache.stats();
-            for (metric, delta) in cache_deltas(stats, *cache.flushed) {
-                stream.add(self.metrics.id(metric), delta);
-            }
-            *cache.flushed = stats;
-            step
-        });
+        let mut cache = self.token_cache.handle();
+        let verifier = self.verifier.as_ref();
+        let step = if resume {
+            flow.on_keys_changed(&self.policy, &keys, verifier, &mut cache, now_secs())
+        } else {
+            flow.start_verify(&self.policy, &keys, verifier, &mut cache, now_secs())
+        };
+        // Counted per request (no root tick here): what this request's lookups did.
+        for (metric, delta) in cache_deltas(cache.stats(), CacheStats::default()) {
+            stream.add(self.metrics.id(metric), delta);
+        }
         let decision = match step {
             Step::Done(decision) => decision,
             Step::AwaitKeys { force_refresh } => {
@@ -409,35 +434,8 @@ impl Drop for Config {
 static NEXT_CONFIG_ID: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// Each worker's verified-token caches, one per configuration. Per worker
-    /// (as in wasm) for now: the core's cache holds its keys in `Rc`, so it
-    /// cannot be shared between threads; one process-wide cache needs the core
-    /// to hold them in `Arc` (issue 12, item 2). A cache is bounded; one left
-    /// behind by a replaced configuration stays bounded and is never read again
-    /// (ids are not reused).
-    static CACHES: RefCell<HashMap<u64, (VerifiedTokenCache, CacheStats)>> =
-        RefCell::new(HashMap::new());
     /// Each worker's JWKS request counts already added to the counters.
     static JWKS_FLUSHED: RefCell<HashMap<u64, JwksStats>> = RefCell::new(HashMap::new());
-}
-
-/// A worker's cache, with the counts already added to the counters.
-struct WorkerCache<'a> {
-    cache: &'a mut VerifiedTokenCache,
-    flushed: &'a mut CacheStats,
-}
-
-fn with_cache<T>(config: &Config, body: impl FnOnce(WorkerCache<'_>) -> T) -> T {
-    CACHES.with(|caches| {
-        let mut caches = caches.borrow_mut();
-        let (cache, flushed) = caches.entry(config.id).or_insert_with(|| {
-            (
-                VerifiedTokenCache::new(config.policy.token_cache_size),
-                CacheStats::default(),
-            )
-        });
-        body(WorkerCache { cache, flushed })
-    })
 }
 
 fn now_secs() -> i64 {
