@@ -274,4 +274,40 @@ mod tests {
         assert!(cache.handle().get(&digest(1)).is_none());
         assert!(!shard.is_poisoned());
     }
+
+    /// `cargo test -p entragate-core --release --lib -- --ignored --nocapture shared_cache_bench`:
+    /// a hit in one worker's cache against a hit in the shared cache, alone
+    /// and with two threads hitting the same token (one shard, contended).
+    #[test]
+    #[ignore = "benchmark: prints numbers, asserts nothing about speed"]
+    fn shared_cache_bench() {
+        use std::time::Instant;
+        const HITS: u32 = 2_000_000;
+        let k = key("a", 1);
+        let mut own = VerifiedTokenCache::new(4096);
+        own.insert(digest(1), claims("one"), &k, 2_300, 1_000);
+        let shared = SharedTokenCache::new(4096);
+        shared
+            .handle()
+            .insert(digest(1), claims("one"), &k, 2_300, 1_000);
+        let d = digest(1);
+        let time = |f: &mut dyn FnMut()| {
+            let start = Instant::now();
+            for _ in 0..HITS {
+                f();
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(HITS)
+        };
+        let per_worker = time(&mut || assert!(TokenMemo::get(&mut own, &d).is_some()));
+        let alone = time(&mut || assert!(shared.handle().get(&d).is_some()));
+        let contended = std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..2)
+                .map(|_| scope.spawn(|| time(&mut || assert!(shared.handle().get(&d).is_some()))))
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).sum::<f64>() / 2.0
+        });
+        println!(
+            "cache hit: per-worker {per_worker:.1} ns; shared {alone:.1} ns alone, {contended:.1} ns with 2 threads on one token"
+        );
+    }
 }
