@@ -519,7 +519,8 @@ async fn verified_tokens_through_the_module_with_one_jwks_fetch_per_envoy() {
     else {
         return;
     };
-    for concurrency in [2, 4] {
+    // Issue 12's two worker counts.
+    for concurrency in [2, 8] {
         let idp = entragate_tests::Idp::start().unwrap();
         let echo = Echo::start().unwrap();
         let vars =
@@ -540,6 +541,9 @@ async fn verified_tokens_through_the_module_with_one_jwks_fetch_per_envoy() {
 
         let token = idp.app_token_v2().build();
         for _ in 0..20 {
+            // A new client, so a new connection, each time: the kernel
+            // spreads them over the workers, and the token is verified once
+            // for all of them (one cache per Envoy).
             let response = entragate_tests::http_client()
                 .post(envoy.url("/fraud/analyze"))
                 .bearer_auth(&token)
@@ -576,6 +580,13 @@ async fn verified_tokens_through_the_module_with_one_jwks_fetch_per_envoy() {
         let stats = envoy.stats().await.unwrap();
         let stat = |name: &str| stats.get(&format!("{STAT_PREFIX}{name}")).copied();
         assert_eq!(stat("allowed"), Some(20));
+        assert_eq!(
+            (stat("token_cache.misses"), stat("token_cache.hits")),
+            // Misses: the first request and the tampered token; per-worker
+            // caches would miss once more for each further worker reached.
+            (Some(2), Some(19)),
+            "one verification for every worker at --concurrency {concurrency}"
+        );
         assert_eq!(stat("jwks.fetch_ok"), Some(1), "one fetch per Envoy");
         assert_eq!(
             idp.counters().jwks,

@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--smoke] [--seconds N] [--rounds N] [--pool N] [--hot-only] [--wasm FILE] [--native FILE]`:
+//! `cargo xtask bench [--smoke] [--seconds N] [--rounds N] [--pool N] [--hot-only] [--cases a,b] [--wasm FILE] [--native FILE]`:
 //! entragate against Envoy's native `jwt_authn` in one Envoy (docs/performance.md).
 //!
 //! This task prepares what the benchmark needs (Envoy, `wrk`, the release

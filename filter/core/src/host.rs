@@ -97,8 +97,11 @@ pub struct HeaderWriteError;
 /// replacing `Authorization` for the caller role) are written in the core
 /// against this trait, so they are unit-tested without a proxy.
 pub trait RequestHeaders {
-    /// Every header, in order, with repeated names kept (one read of the map).
-    fn all(&self) -> Vec<(String, String)>;
+    /// Calls `each` with every header, in order, repeated names kept (one
+    /// read of the map). The host lends each name and value for the call
+    /// only, so the core copies just what it keeps (a request on the hot path
+    /// copies its method, path and token, not its whole header map).
+    fn for_each(&self, each: &mut dyn FnMut(&str, &str));
     /// The first value of `name`, if any.
     fn get(&self, name: &str) -> Option<String>;
     /// Removes every value of `name`.
@@ -173,8 +176,10 @@ impl HeaderList {
 
 #[cfg(test)]
 impl RequestHeaders for HeaderList {
-    fn all(&self) -> Vec<(String, String)> {
-        self.headers.clone()
+    fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
+        for (name, value) in &self.headers {
+            each(name, value);
+        }
     }
 
     fn get(&self, name: &str) -> Option<String> {

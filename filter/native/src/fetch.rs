@@ -35,6 +35,8 @@ pub struct TickSummary {
     pub failed: bool,
     /// Every waiter should look again (new document, a fetch settled, a failure).
     pub wake_all: bool,
+    /// This coordinator adopted a newer document.
+    pub changed: bool,
     pub started_fetch: bool,
     pub next_tick_ms: u64,
 }
@@ -44,6 +46,7 @@ impl TickSummary {
         TickSummary {
             failed: outcome.failure.is_some(),
             wake_all: outcome.changed || outcome.recheck_waiters || outcome.failure.is_some(),
+            changed: outcome.changed,
             started_fetch: outcome.started_fetch,
             next_tick_ms: outcome.next_tick_ms,
         }
@@ -149,18 +152,25 @@ impl MainFetch {
     }
 
     /// Main thread: a scheduled tick of this configuration's coordinators.
-    pub fn on_tick<C: MainThreadFetcher>(&self, scope: ConfigScope, coordinators: &mut [C]) {
+    /// Returns whether one of them adopted a new document.
+    pub fn on_tick<C: MainThreadFetcher>(
+        &self,
+        scope: ConfigScope,
+        coordinators: &mut [C],
+    ) -> bool {
         let mut host = NativeHost {
             config: Some(scope),
         };
         let mut next_tick_ms = SLOW_TICK_MS;
         let mut wake_all = false;
+        let mut changed = false;
         for coordinator in coordinators.iter_mut() {
             let tick = coordinator.tick(&mut host);
             if tick.failed {
                 scope.increment(self.fetch_failed);
             }
             wake_all |= tick.wake_all;
+            changed |= tick.changed;
             next_tick_ms = next_tick_ms.min(tick.next_tick_ms);
             log(
                 LogLevel::Debug,
@@ -172,24 +182,22 @@ impl MainFetch {
         }
         self.wake(if wake_all { Wake::All } else { Wake::Routine });
         self.ticker.tick_in(next_tick_ms);
+        changed
     }
 
     /// Main thread: the answer to a config-level callout, given to the
     /// coordinator that waits for it. The caller ticks next (so the
-    /// coordinators plan a refresh or a retry at once).
+    /// coordinators plan a refresh or a retry at once). Returns whether a
+    /// fetch succeeded (`Some(true)`) or failed (`Some(false)`) with it.
     pub fn on_callout<C: MainThreadFetcher>(
         &self,
         scope: ConfigScope,
         coordinators: &mut [C],
         callout_id: u64,
         response: CalloutResponse,
-    ) {
-        let Ok(token) = CalloutToken::try_from(callout_id) else {
-            return;
-        };
-        let Some(coordinator) = coordinators.iter_mut().find(|c| c.waits_for(token)) else {
-            return;
-        };
+    ) -> Option<bool> {
+        let token = CalloutToken::try_from(callout_id).ok()?;
+        let coordinator = coordinators.iter_mut().find(|c| c.waits_for(token))?;
         let mut host = NativeHost {
             config: Some(scope),
         };
@@ -202,6 +210,7 @@ impl MainFetch {
         if answer.settled {
             self.wake(Wake::All);
         }
+        answer.succeeded
     }
 
     /// Wakes this configuration's waiters that `which` selects.

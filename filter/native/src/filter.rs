@@ -14,9 +14,10 @@ use entragate_core::error::AuthError;
 use entragate_core::fingerprint::fingerprint;
 use entragate_core::host::LogLevel;
 use entragate_core::inbound::audit::denial_log_line;
-use entragate_core::inbound::cache::{CacheStats, VerifiedTokenCache};
+use entragate_core::inbound::cache::{CacheStats, SharedTokenCache};
 use entragate_core::inbound::config::FilterPolicy;
 use entragate_core::inbound::engine::{Decision, RequestFlow, Step};
+use entragate_core::inbound::jwks::coordinator::KeyAvailability;
 use entragate_core::inbound::jwks::JwksStats;
 use entragate_core::inbound::metrics::{
     cache_deltas, jwks_request_deltas, InboundMetric, MetricIds,
@@ -118,6 +119,10 @@ pub struct Config {
     /// The main thread's JWKS fetch.
     pub fetch: MainFetch,
     verifier: Verifier,
+    /// One verified-token cache for every worker (not one per worker as in
+    /// wasm): a token verified on one worker is a hit on all of them, and
+    /// `token_cache_size` bounds the whole Envoy's memory for it.
+    token_cache: SharedTokenCache,
 }
 
 // Envoy calls a configuration's hooks from every worker thread, through raw
@@ -176,6 +181,7 @@ impl Config {
             metrics.id(InboundMetric::JwksFetchOk),
             metrics.id(InboundMetric::JwksFetchFailed),
         )?;
+        let token_cache = SharedTokenCache::new(policy.token_cache_size);
         scope.set_gauge(
             metrics.id(InboundMetric::SignatureNative),
             u64::from(native),
@@ -186,15 +192,21 @@ impl Config {
             id: fetch.id,
             fetch,
             verifier,
+            token_cache,
         })
     }
 
     /// Main thread: a scheduled tick of the fetching coordinator.
     pub fn on_main_tick(&self, scope: ConfigScope) {
-        let keys_loaded = with_coordinator(self.id, &self.policy.jwks, true, |c| {
-            self.fetch.on_tick(scope, std::slice::from_mut(c));
-            c.keys_loaded()
+        let (changed, keys_loaded) = with_coordinator(self.id, &self.policy.jwks, true, |c| {
+            let changed = self.fetch.on_tick(scope, std::slice::from_mut(c));
+            (changed, c.keys_loaded())
         });
+        if changed {
+            self.drop_tokens_of_removed_keys(&NativeHost {
+                config: Some(scope),
+            });
+        }
         // The main thread's coordinator holds the one key set every worker adopts.
         scope.set_gauge(
             self.metrics.id(InboundMetric::JwksKeysLoaded),
@@ -202,12 +214,33 @@ impl Config {
         );
     }
 
+    /// Main thread, after the key set changed: tokens verified with a key the
+    /// IdP no longer publishes leave the shared cache now (hits re-check the
+    /// key anyway; this frees their memory instead of waiting for eviction).
+    fn drop_tokens_of_removed_keys(&self, host: &NativeHost) {
+        let keys = with_coordinator(self.id, &self.policy.jwks, true, |c| c.keys(host));
+        if let KeyAvailability::Ready(keys) = keys {
+            let dropped = self.token_cache.retain_keys(&keys);
+            if dropped > 0 {
+                log(
+                    LogLevel::Info,
+                    &format!("entragate: key set changed; {dropped} cached token(s) of removed keys dropped"),
+                );
+            }
+        }
+    }
+
     /// Main thread: the answer to a JWKS (or discovery) callout.
     pub fn on_main_callout(&self, scope: ConfigScope, id: u64, response: CalloutResponse) {
-        with_coordinator(self.id, &self.policy.jwks, true, |c| {
+        let succeeded = with_coordinator(self.id, &self.policy.jwks, true, |c| {
             self.fetch
                 .on_callout(scope, std::slice::from_mut(c), id, response)
         });
+        if succeeded == Some(true) {
+            self.drop_tokens_of_removed_keys(&NativeHost {
+                config: Some(scope),
+            });
+        }
         // Let the coordinator plan what comes next (refresh, retry) now.
         self.on_main_tick(scope);
     }
@@ -254,21 +287,17 @@ impl Config {
         let seen = self.fetch.seen();
         let host = NativeHost { config: None };
         let keys = with_coordinator(self.id, &self.policy.jwks, false, |c| c.keys(&host));
-        let step = with_cache(self, |cache| {
-            let verifier = self.verifier.as_ref();
-            let step = if resume {
-                flow.on_keys_changed(&self.policy, &keys, verifier, cache.cache, now_secs())
-            } else {
-                flow.start_verify(&self.policy, &keys, verifier, cache.cache, now_secs())
-            };
-            // Counted per request (no root tick here): the deltas since the last.
-            let stats = cache.cache.stats();
-            for (metric, delta) in cache_deltas(stats, *cache.flushed) {
-                stream.add(self.metrics.id(metric), delta);
-            }
-            *cache.flushed = stats;
-            step
-        });
+        let mut cache = self.token_cache.handle();
+        let verifier = self.verifier.as_ref();
+        let step = if resume {
+            flow.on_keys_changed(&self.policy, &keys, verifier, &mut cache, now_secs())
+        } else {
+            flow.start_verify(&self.policy, &keys, verifier, &mut cache, now_secs())
+        };
+        // Counted per request (no root tick here): what this request's lookups did.
+        for (metric, delta) in cache_deltas(cache.stats(), CacheStats::default()) {
+            stream.add(self.metrics.id(metric), delta);
+        }
         let decision = match step {
             Step::Done(decision) => decision,
             Step::AwaitKeys { force_refresh } => {
@@ -357,35 +386,8 @@ impl Config {
 }
 
 thread_local! {
-    /// Each worker's verified-token caches, one per configuration. Per worker
-    /// (as in wasm) for now: the core's cache holds its keys in `Rc`, so it
-    /// cannot be shared between threads; one process-wide cache needs the core
-    /// to hold them in `Arc` (issue 12, item 2). A cache is bounded; one left
-    /// behind by a replaced configuration stays bounded and is never read again
-    /// (ids are not reused).
-    static CACHES: RefCell<HashMap<u64, (VerifiedTokenCache, CacheStats)>> =
-        RefCell::new(HashMap::new());
     /// Each worker's JWKS request counts already added to the counters.
     static JWKS_FLUSHED: RefCell<HashMap<u64, JwksStats>> = RefCell::new(HashMap::new());
-}
-
-/// A worker's cache, with the counts already added to the counters.
-struct WorkerCache<'a> {
-    cache: &'a mut VerifiedTokenCache,
-    flushed: &'a mut CacheStats,
-}
-
-fn with_cache<T>(config: &Config, body: impl FnOnce(WorkerCache<'_>) -> T) -> T {
-    CACHES.with(|caches| {
-        let mut caches = caches.borrow_mut();
-        let (cache, flushed) = caches.entry(config.id).or_insert_with(|| {
-            (
-                VerifiedTokenCache::new(config.policy.token_cache_size),
-                CacheStats::default(),
-            )
-        });
-        body(WorkerCache { cache, flushed })
-    })
 }
 
 fn now_secs() -> i64 {

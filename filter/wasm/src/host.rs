@@ -101,8 +101,11 @@ impl Host for ProxyWasmHost {
 pub struct RequestHeaderMap;
 
 impl RequestHeaders for RequestHeaderMap {
-    fn all(&self) -> Vec<(String, String)> {
-        hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+    fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
+        // proxy-wasm copies the map into the VM in one hostcall anyway.
+        for (name, value) in hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default() {
+            each(&name, &value);
+        }
     }
 
     fn get(&self, name: &str) -> Option<String> {

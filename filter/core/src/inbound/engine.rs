@@ -31,7 +31,7 @@
 use crate::claims::validate::validate_claims;
 use crate::claims::Claims;
 use crate::error::AuthError;
-use crate::inbound::cache::{TokenDigest, VerifiedTokenCache};
+use crate::inbound::cache::{TokenDigest, TokenMemo};
 use crate::inbound::config::FilterPolicy;
 use crate::inbound::jwks::KeyAvailability;
 use crate::inbound::policy::authorize::{authorize, Denial};
@@ -154,7 +154,7 @@ impl RequestFlow {
         policy: &FilterPolicy,
         keys: &KeyAvailability,
         verifier: &dyn SignatureVerifier,
-        cache: &mut VerifiedTokenCache,
+        cache: &mut dyn TokenMemo,
         now_secs: i64,
     ) -> Step {
         self.awaiting_keys = false;
@@ -168,7 +168,7 @@ impl RequestFlow {
         policy: &FilterPolicy,
         keys: &KeyAvailability,
         verifier: &dyn SignatureVerifier,
-        cache: &mut VerifiedTokenCache,
+        cache: &mut dyn TokenMemo,
         now_secs: i64,
     ) -> Step {
         if !self.awaiting_keys {
@@ -201,7 +201,7 @@ impl RequestFlow {
         policy: &FilterPolicy,
         keys: &KeyAvailability,
         verifier: &dyn SignatureVerifier,
-        cache: &mut VerifiedTokenCache,
+        cache: &mut dyn TokenMemo,
         now_secs: i64,
     ) -> Step {
         // Route first: an anonymous route needs no token, and an unmatched or
@@ -295,7 +295,7 @@ impl RequestFlow {
 /// (not cached, or verified with a key that is no longer in `key_set`).
 fn from_cache(
     policy: &FilterPolicy,
-    cache: &mut VerifiedTokenCache,
+    cache: &mut dyn TokenMemo,
     digest: &TokenDigest,
     key_set: &KeySet,
     now_secs: i64,
@@ -325,7 +325,7 @@ fn from_cache(
 /// the claims; this bound only decides what eviction drops first).
 fn remember(
     policy: &FilterPolicy,
-    cache: &mut VerifiedTokenCache,
+    cache: &mut dyn TokenMemo,
     digest: TokenDigest,
     claims: Claims,
     key: &RsaPublicKey,

@@ -30,20 +30,17 @@ fn read_headers(headers: &mut dyn RequestHeaders, claim_headers: &ClaimHeaders) 
     let mut path = String::new();
     let mut authorization = Vec::new();
     let mut spoofed: Vec<String> = Vec::new();
-    for (name, value) in headers.all() {
-        match name.as_str() {
-            ":method" => method = value,
-            ":path" => path = value,
-            // Envoy lower-cases header names; keep every value to detect duplicates.
-            "authorization" => authorization.push(value),
-            other => {
-                if claim_headers.names().any(|n| n == other) && !spoofed.iter().any(|s| s == other)
-                {
-                    spoofed.push(name);
-                }
+    headers.for_each(&mut |name, value| match name {
+        ":method" => method = value.to_string(),
+        ":path" => path = value.to_string(),
+        // Envoy lower-cases header names; keep every value to detect duplicates.
+        "authorization" => authorization.push(value.to_string()),
+        other => {
+            if claim_headers.names().any(|n| n == other) && !spoofed.iter().any(|s| s == other) {
+                spoofed.push(other.to_string());
             }
         }
-    }
+    });
     for name in &spoofed {
         headers.remove(name);
     }

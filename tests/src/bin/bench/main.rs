@@ -2,7 +2,7 @@
 //! `wrk` and runs this with `--wasm FILE`): entragate against Envoy's native
 //! `jwt_authn` in the same Envoy.
 //!
-//! `bench --wasm FILE [--smoke] [--seconds N] [--rounds N] [--pool N] [--hot-only]`
+//! `bench --wasm FILE [--smoke] [--seconds N] [--rounds N] [--pool N] [--hot-only] [--cases a,b]`
 //!
 //! It lives in the harness crate because it needs the test IdP (tokens, JWKS)
 //! and the Envoy runner; the xtask only launches it, so `cargo xtask` itself
@@ -60,6 +60,8 @@ const COLD_CASES: [&str; 6] = [
 ];
 const CUT_BEGIN: &str = "# -- entragate listeners begin";
 const CUT_END: &str = "# -- entragate listeners end";
+/// Inside the cut: where the native listener starts (the wasm ones come before).
+const NATIVE_BEGIN: &str = "# -- entragate native listener begin";
 
 struct Options {
     seconds: u32,
@@ -71,6 +73,8 @@ struct Options {
     /// The filter as a dynamic module (required).
     native: Option<PathBuf>,
     hot_only: bool,
+    /// Only these cases (`--cases a,b`), e.g. one listener under a profiler.
+    cases: Option<Vec<String>>,
 }
 
 impl Options {
@@ -83,6 +87,7 @@ impl Options {
             wasm: None,
             native: None,
             hot_only: false,
+            cases: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -110,10 +115,31 @@ impl Options {
                     options.native = Some(PathBuf::from(path));
                 }
                 "--hot-only" => options.hot_only = true,
+                "--cases" => {
+                    let list = args
+                        .next()
+                        .ok_or("--cases needs a list, e.g. entragate_native,jwt_cache")?;
+                    let cases: Vec<String> = list.split(',').map(str::to_string).collect();
+                    if let Some(unknown) = cases.iter().find(|c| {
+                        !HOT_CASES.contains(&c.as_str()) && !COLD_CASES.contains(&c.as_str())
+                    }) {
+                        return Err(format!("--cases: no case `{unknown}` (hot: {HOT_CASES:?}, cold: {COLD_CASES:?})"));
+                    }
+                    options.cases = Some(cases);
+                }
                 other => return Err(format!("bench: unknown argument `{other}`")),
             }
         }
         Ok(options)
+    }
+}
+
+impl Options {
+    /// Whether `case` runs (every case unless `--cases` chose some).
+    fn selected(&self, case: &str) -> bool {
+        self.cases
+            .as_ref()
+            .is_none_or(|cases| cases.iter().any(|c| c == case))
     }
 }
 
@@ -204,6 +230,15 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         facts.rss_without_filter_kib = rss_kib(envoy.pid());
     }
+    // And with the native module only (no wasm VM): issue 12's memory target
+    // compares this with the Envoy above.
+    if options.selected("entragate_native") {
+        let envoy =
+            Envoy::start_with(&native_only(&template), vars.clone(), envoy_options.clone()).await?;
+        first_ok(&envoy, "entragate_native", &hot_token, Instant::now()).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        facts.rss_native_only_kib = rss_kib(envoy.pid());
+    }
 
     let start = Instant::now();
     let envoy = Envoy::start_with(&template, vars, envoy_options.clone()).await?;
@@ -241,6 +276,9 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
     // Warm-up: V8 compiles wasm in tiers; the first seconds are not steady state.
     let warm = options.warmup_seconds;
     for case in ["entragate", "entragate_pure", "entragate_native"] {
+        if !options.selected(case) {
+            continue;
+        }
         let url = url(&envoy, case)?;
         run_wrk(&hot_script, &url, warm).await?;
         run_wrk(&cold_script, &url, warm).await?;
@@ -255,6 +293,14 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
         ];
         for (workload, script, cases) in workloads.iter().take(if options.hot_only { 1 } else { 2 })
         {
+            let cases: Vec<&str> = cases
+                .iter()
+                .copied()
+                .filter(|case| options.selected(case))
+                .collect();
+            if cases.is_empty() {
+                continue;
+            }
             // Rotate the order so no listener always runs first or last.
             let offset = round as usize % cases.len();
             for i in 0..cases.len() {
@@ -391,6 +437,16 @@ fn without_entragate(template: &str) -> String {
     match (template.find(CUT_BEGIN), template.find(CUT_END)) {
         (Some(begin), Some(end)) if begin < end => {
             format!("{}{}", &template[..begin], &template[end + CUT_END.len()..])
+        }
+        _ => template.to_string(),
+    }
+}
+
+/// The template with the native listener but none of the wasm ones.
+fn native_only(template: &str) -> String {
+    match (template.find(CUT_BEGIN), template.find(NATIVE_BEGIN)) {
+        (Some(begin), Some(native)) if begin < native => {
+            format!("{}{}", &template[..begin], &template[native..])
         }
         _ => template.to_string(),
     }

@@ -11,7 +11,7 @@
 //! current time (so `exp`/`nbf` and the leeway apply exactly as on a miss).
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::digest::{BuildDigestHasher, TokenDigest};
 use crate::claims::Claims;
@@ -29,7 +29,7 @@ pub struct CachedToken {
     pub claims: Claims,
     /// The JWKS key the signature was verified with. Shared by every entry it
     /// verified, so a key costs its bytes once however many tokens it signed.
-    pub key: Rc<RsaPublicKey>,
+    pub key: Arc<RsaPublicKey>,
     /// `exp + leeway`, seconds: past this the entry is useless and is the
     /// first to go. (Hits re-validate the claims anyway.)
     pub usable_until: i64,
@@ -47,9 +47,58 @@ pub struct CacheStats {
     pub invalidations: u64,
 }
 
+/// Where the engine remembers verified tokens: one worker's
+/// [`VerifiedTokenCache`] (wasm), or a handle on the process-wide
+/// [`super::SharedTokenCache`] (native).
+pub trait TokenMemo {
+    /// False when the cache is off (capacity 0): the engine then does not
+    /// even hash the token.
+    fn is_enabled(&self) -> bool;
+    /// The entry for `digest`, marking it recently used.
+    fn get(&mut self, digest: &TokenDigest) -> Option<Arc<CachedToken>>;
+    /// Drops the entry for `digest` (it failed re-validation).
+    fn remove(&mut self, digest: &TokenDigest);
+    /// Remembers a token that passed signature and claim checks under `key`.
+    fn insert(
+        &mut self,
+        digest: TokenDigest,
+        claims: Claims,
+        key: &RsaPublicKey,
+        usable_until: i64,
+        now_secs: i64,
+    );
+}
+
+impl TokenMemo for VerifiedTokenCache {
+    fn is_enabled(&self) -> bool {
+        VerifiedTokenCache::is_enabled(self)
+    }
+
+    fn get(&mut self, digest: &TokenDigest) -> Option<Arc<CachedToken>> {
+        VerifiedTokenCache::get(self, digest)
+    }
+
+    fn remove(&mut self, digest: &TokenDigest) {
+        VerifiedTokenCache::remove(self, digest);
+    }
+
+    fn insert(
+        &mut self,
+        digest: TokenDigest,
+        claims: Claims,
+        key: &RsaPublicKey,
+        usable_until: i64,
+        now_secs: i64,
+    ) {
+        VerifiedTokenCache::insert(self, digest, claims, key, usable_until, now_secs);
+    }
+}
+
 struct Slot {
     digest: TokenDigest,
-    entry: CachedToken,
+    /// Handed out by reference count, so a cache shared by threads checks
+    /// the claims of a hit after its lock is released.
+    entry: Arc<CachedToken>,
     /// Set on every hit, cleared when the CLOCK hand passes.
     referenced: bool,
 }
@@ -61,7 +110,7 @@ pub struct VerifiedTokenCache {
     index: HashMap<TokenDigest, usize, BuildDigestHasher>,
     hand: usize,
     /// Distinct keys referenced by entries (a JWKS has a handful).
-    keys: Vec<Rc<RsaPublicKey>>,
+    keys: Vec<Arc<RsaPublicKey>>,
     stats: CacheStats,
 }
 
@@ -109,15 +158,21 @@ impl VerifiedTokenCache {
     }
 
     /// The entry for `digest`, marking it recently used.
-    pub fn get(&mut self, digest: &TokenDigest) -> Option<&CachedToken> {
-        let Some(&position) = self.index.get(digest) else {
+    pub fn get(&mut self, digest: &TokenDigest) -> Option<Arc<CachedToken>> {
+        let slot = self
+            .index
+            .get(digest)
+            .and_then(|&position| self.slots.get_mut(position))
+            // The index and the slots always agree; an entry is still only
+            // ever handed out for its own digest, whatever happened.
+            .filter(|slot| slot.digest == *digest);
+        let Some(slot) = slot else {
             self.stats.misses += 1;
             return None;
         };
-        let slot = self.slots.get_mut(position)?;
         slot.referenced = true;
         self.stats.hits += 1;
-        Some(&slot.entry)
+        Some(Arc::clone(&slot.entry))
     }
 
     /// Remembers a token that passed signature and claim checks under `key`.
@@ -134,11 +189,11 @@ impl VerifiedTokenCache {
         if self.capacity == 0 {
             return;
         }
-        let entry = CachedToken {
+        let entry = Arc::new(CachedToken {
             claims,
             key: self.intern(key),
             usable_until,
-        };
+        });
         self.stats.insertions += 1;
         if let Some(slot) = self
             .index
@@ -196,7 +251,7 @@ impl VerifiedTokenCache {
             .retain(|key| keys.keys.iter().any(|k| k == &**key));
         let live = &self.keys;
         self.slots
-            .retain(|slot| live.iter().any(|key| Rc::ptr_eq(key, &slot.entry.key)));
+            .retain(|slot| live.iter().any(|key| Arc::ptr_eq(key, &slot.entry.key)));
         let removed = before - self.slots.len();
         if removed > 0 {
             self.rebuild_index();
@@ -213,15 +268,15 @@ impl VerifiedTokenCache {
     }
 
     /// The shared copy of `key`, so entries compare keys by pointer.
-    fn intern(&mut self, key: &RsaPublicKey) -> Rc<RsaPublicKey> {
+    fn intern(&mut self, key: &RsaPublicKey) -> Arc<RsaPublicKey> {
         if let Some(known) = self.keys.iter().find(|known| ***known == *key) {
-            return Rc::clone(known);
+            return Arc::clone(known);
         }
         // Keys no entry refers to any more (evicted entries) are forgotten
         // before a new one is added, so the list stays as small as the JWKS.
-        self.keys.retain(|known| Rc::strong_count(known) > 1);
-        let key = Rc::new(key.clone());
-        self.keys.push(Rc::clone(&key));
+        self.keys.retain(|known| Arc::strong_count(known) > 1);
+        let key = Arc::new(key.clone());
+        self.keys.push(Arc::clone(&key));
         key
     }
 
@@ -416,8 +471,8 @@ mod tests {
         let a = key("a", 1);
         cache.insert(digest(0), claims("0"), &a, 2_300, 1_000);
         cache.insert(digest(1), claims("1"), &a, 2_300, 1_000);
-        let first = Rc::clone(&cache.get(&digest(0)).unwrap().key);
-        let second = Rc::clone(&cache.get(&digest(1)).unwrap().key);
-        assert!(Rc::ptr_eq(&first, &second));
+        let first = Arc::clone(&cache.get(&digest(0)).unwrap().key);
+        let second = Arc::clone(&cache.get(&digest(1)).unwrap().key);
+        assert!(Arc::ptr_eq(&first, &second));
     }
 }
