@@ -613,4 +613,10 @@ fn a_native_caller_sidecar_loads_the_module_in_its_outbound_role() {
         outbound_policy.select("fraud-detector", Some("fraud_detector")),
         Some(0)
     );
+
+    // The whole caller sidecar under the example's mtls (the callee's SAN checked upstream).
+    let policy = policy();
+    let tp = policy.service("transaction-processor").unwrap();
+    let text = envoy::render(&policy, tp, &native).unwrap();
+    golden("transaction-processor.native.envoy.yaml", &text);
 }

@@ -143,10 +143,13 @@ fn header(policy: &MeshPolicy, service: &Service, filter: &FilterModule) -> Stri
             "# Filter: the native dynamic module (ABI v0.2.0, built for Envoy 1.40; runs on Envoy 1.40 and 1.41).\n\
              # Envoy loads lib{NATIVE_MODULE_NAME}.so from the directory named by ENVOY_DYNAMIC_MODULES_SEARCH_PATH:\n\
              # set it in Envoy's environment (e.g. ENVOY_DYNAMIC_MODULES_SEARCH_PATH=/etc/envoy/modules) and ship the\n\
-             # .so built for this architecture and glibc (docs/native.md, \"What to ship\").\n\
-             # The module does not write the audit filter state yet: the access log's decision fields stay empty.\n"
+             # .so built for this architecture and glibc (docs/native.md, \"What to ship\").\n"
         ),
     });
+    if matches!(filter, FilterModule::Native) && service.is_callee() {
+        // Only a callee's listener has the decision access log.
+        h.push_str("# The module does not write the audit filter state yet: the access log's decision fields stay empty.\n");
+    }
     if matches!(filter, FilterModule::Native)
         && service.sidecar.failure_policy == FailurePolicy::FailOpen
     {
