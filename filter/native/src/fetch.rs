@@ -263,7 +263,9 @@ thread_local! {
 /// made by `make(worker id)` on first use (`main`: worker id 0, the fetching
 /// thread). The state is taken out while `body` runs, so nothing stays
 /// borrowed; if `body` panics it is dropped, and the next call starts afresh
-/// from the process store (the request already failed closed).
+/// from the process store (the request already failed closed). `body` must
+/// not ask for the same configuration's state again: that call would get a
+/// fresh one (nothing does; the callee's cache clean-up runs after its tick).
 pub fn with_thread_state<T: 'static, R>(
     id: u64,
     main: bool,
