@@ -135,21 +135,7 @@ impl OutboundConfig {
         with_thread_state(
             self.fetch.id,
             main,
-            |worker_id| {
-                policy
-                    .sources
-                    .iter()
-                    .map(|source| {
-                        TokenCoordinator::new(
-                            &policy.agent,
-                            source,
-                            policy.timing,
-                            policy.fetch,
-                            worker_id,
-                        )
-                    })
-                    .collect::<Vec<_>>()
-            },
+            |worker_id| policy.coordinators(worker_id),
             body,
         )
     }

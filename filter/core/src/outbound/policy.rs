@@ -107,6 +107,23 @@ impl FetchPolicy {
 }
 
 impl OutboundPolicy {
+    /// One token coordinator per token source, for the worker `worker_id`
+    /// (every host builds a thread's coordinators this way).
+    pub fn coordinators(&self, worker_id: u32) -> Vec<super::TokenCoordinator> {
+        self.sources
+            .iter()
+            .map(|source| {
+                super::TokenCoordinator::new(
+                    &self.agent,
+                    source,
+                    self.timing,
+                    self.fetch,
+                    worker_id,
+                )
+            })
+            .collect()
+    }
+
     /// Whether any destination matches on the upstream cluster (only then does
     /// the adapter look the cluster name up per request).
     pub fn matches_clusters(&self) -> bool {

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use entragate_core::fetcher::leased_state::{FAST_TICK_MS, SLOW_TICK_MS};
 use entragate_core::fetcher::waiters::Waiters;
 use entragate_core::host::LogLevel;
-use entragate_core::outbound::{OutboundPolicy, TokenCoordinator};
+use entragate_core::outbound::OutboundPolicy;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
@@ -100,19 +100,7 @@ impl RootContext for OutboundRoot {
             return false;
         };
         let worker_id = allocate_worker_id();
-        let coordinators = policy
-            .sources
-            .iter()
-            .map(|source| {
-                TokenCoordinator::new(
-                    &policy.agent,
-                    source,
-                    policy.timing,
-                    policy.fetch,
-                    worker_id,
-                )
-            })
-            .collect();
+        let coordinators = policy.coordinators(worker_id);
         log(
             LogLevel::Info,
             &format!(

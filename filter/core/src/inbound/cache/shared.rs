@@ -163,28 +163,8 @@ impl TokenMemo for SharedCacheHandle<'_> {
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)] // a wrong index in a test is a test failure
 mod tests {
+    use super::super::token_cache::tests::{claims, digest, key};
     use super::*;
-
-    fn key(kid: &str, n: u8) -> RsaPublicKey {
-        RsaPublicKey {
-            kid: kid.to_string(),
-            x5t: None,
-            n: vec![n; 256],
-            e: vec![1, 0, 1],
-        }
-    }
-
-    fn claims(sub: &str) -> Claims {
-        Claims {
-            sub: Some(sub.to_string()),
-            exp: Some(2_000),
-            ..Claims::default()
-        }
-    }
-
-    fn digest(i: usize) -> TokenDigest {
-        TokenDigest::of(&format!("token-{i}"))
-    }
 
     #[test]
     fn a_token_verified_on_one_thread_is_a_hit_on_another() {

@@ -310,10 +310,12 @@ impl VerifiedTokenCache {
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)] // a wrong index in a test is a test failure
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn key(kid: &str, n: u8) -> RsaPublicKey {
+    /// A 2048-bit-sized key whose material is `n` repeated (also used by the
+    /// shared cache's tests).
+    pub(in crate::inbound::cache) fn key(kid: &str, n: u8) -> RsaPublicKey {
         RsaPublicKey {
             kid: kid.to_string(),
             x5t: None,
@@ -322,7 +324,7 @@ mod tests {
         }
     }
 
-    fn claims(sub: &str) -> Claims {
+    pub(in crate::inbound::cache) fn claims(sub: &str) -> Claims {
         Claims {
             sub: Some(sub.to_string()),
             exp: Some(2_000),
@@ -330,7 +332,7 @@ mod tests {
         }
     }
 
-    fn digest(i: usize) -> TokenDigest {
+    pub(in crate::inbound::cache) fn digest(i: usize) -> TokenDigest {
         TokenDigest::of(&format!("token-{i}"))
     }
 
