@@ -86,6 +86,20 @@ impl FilterHost {
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     }
 
+    /// The callee listener for a sidecar whose listeners come from a watched
+    /// file (LDS; `tests/tests/fixtures/callee-lds.yaml`), so a test can
+    /// replace the filter configuration of a running Envoy. Placeholders:
+    /// VERSION, LISTENER_PORT, PLUGIN_CONFIG and the filter binary's.
+    pub fn callee_lds_listener_template(self) -> String {
+        let path = match self {
+            FilterHost::Wasm => repo_root().join("tests/tests/fixtures/callee-lds-listener.json"),
+            FilterHost::Native => {
+                repo_root().join("tests/tests/fixtures/native-callee-lds-listener.json")
+            }
+        };
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    }
+
     /// The environment Envoy needs to load a sidecar rendered by `bootstrap render` for this host: for
     /// the native module, `ENVOY_DYNAMIC_MODULES_SEARCH_PATH` naming the directory of the module under
     /// test (Envoy loads `lib<name>.so` from it, so the file must keep the name the renderer expects).

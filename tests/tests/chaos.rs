@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use entragate_tests::{
-    ids, render, wait_until, wasm_path, ClientApp, Echo, Endpoint, Envoy, Fault, Idp, Rotation,
+    ids, render, wait_until, ClientApp, Echo, Endpoint, Envoy, Fault, FilterHost, Idp, Rotation,
     TemplateVars,
 };
 use outbound_support::moto::{self, Moto};
@@ -33,7 +33,7 @@ use outbound_support::{
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{require_envoy, Callee, Refusal};
+use support::{require_envoy, stat, Callee, Refusal};
 
 /// Larger than the filter accepts (512 KiB).
 const OVERSIZED_JWKS: usize = 600 * 1024;
@@ -69,7 +69,7 @@ fn jwks_faults() -> Vec<(&'static str, Fault)> {
 async fn fetch_failures(callee: &Callee) -> u64 {
     callee
         .envoy
-        .stat("wasmcustom.entragate.jwks.fetch_failed")
+        .stat(&stat("entragate.jwks.fetch_failed"))
         .await
         .ok()
         .flatten()
@@ -127,7 +127,7 @@ async fn warm_envoy_keeps_accepting_valid_tokens_while_every_kind_of_jwks_refres
         callee
             .envoy
             .wait_for_stat(
-                "wasmcustom.entragate.jwks.fetch_failed",
+                &stat("entragate.jwks.fetch_failed"),
                 Duration::from_secs(10),
                 |v| v > failures,
             )
@@ -190,7 +190,7 @@ async fn cold_envoy_fails_closed_then_recovers(name: &str, fault: Fault) {
     callee
         .envoy
         .wait_for_stat(
-            "wasmcustom.entragate.jwks.fetch_failed",
+            &stat("entragate.jwks.fetch_failed"),
             Duration::from_secs(15),
             |v| v >= 1,
         )
@@ -297,7 +297,7 @@ async fn cold_envoy_recovers_within_seconds_of_the_jwks_healing_despite_a_long_b
     // No traffic yet: scheduled retries after 0.25, 0.5 and 1 s, then 2 s.
     envoy
         .wait_for_stat(
-            "wasmcustom.entragate.jwks.fetch_failed",
+            &stat("entragate.jwks.fetch_failed"),
             Duration::from_secs(15),
             |v| v >= 4,
         )
@@ -327,7 +327,7 @@ async fn cold_envoy_recovers_within_seconds_of_the_jwks_healing_despite_a_long_b
     );
     let early = envoy
         .wait_for_stat(
-            "wasmcustom.entragate.jwks.early_retries",
+            &stat("entragate.jwks.early_retries"),
             Duration::from_secs(5),
             |v| v >= 2,
         )
@@ -624,23 +624,24 @@ async fn secrets_manager_outage_while_the_secret_rotates_keeps_calls_flowing_and
 
 // ---- configuration reload ----
 
-fn lds_template(name: &str) -> String {
-    let path = entragate_tests::repo_root()
-        .join("tests/tests/fixtures")
-        .join(name);
+/// The LDS bootstrap (clusters and the watched listener file): the same for
+/// both hosts, as only the listener names the filter.
+fn lds_bootstrap() -> String {
+    let path = entragate_tests::repo_root().join("tests/tests/fixtures/callee-lds.yaml");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-/// Writes the listener (with `plugin`) to `path` the way a control plane
-/// would: a new file in the same directory, renamed over the old one.
+/// Writes the listener (with `plugin`, in the filter host under test) to
+/// `path` the way a control plane would: a new file in the same directory,
+/// renamed over the old one.
 fn write_listener(path: &std::path::Path, port: u16, version: u32, plugin: &Value) {
-    let wasm = wasm_path().unwrap().display().to_string();
+    let host = FilterHost::from_env();
     let vars = TemplateVars::new()
         .set("VERSION", version)
         .set("LISTENER_PORT", port)
-        .set("WASM_PATH", &wasm)
         .json_string("PLUGIN_CONFIG", plugin);
-    let listener = render(&lds_template("callee-lds-listener.json"), &vars).unwrap();
+    let vars = host.with_filter(vars).unwrap();
+    let listener = render(&host.callee_lds_listener_template(), &vars).unwrap();
     let staging = path.with_extension(format!("{version}.tmp"));
     std::fs::write(&staging, listener).unwrap();
     std::fs::rename(&staging, path).unwrap();
@@ -664,12 +665,10 @@ async fn plugin_configuration_replaced_while_serving_applies_without_breaking_tr
         .set("UPSTREAM_PORT", echo.port())
         .set("IDP_HOST", "127.0.0.1")
         .set("IDP_PORT", idp.port());
-    let envoy = Envoy::start(&lds_template("callee-lds.yaml"), vars)
-        .await
-        .unwrap();
+    let envoy = Envoy::start(&lds_bootstrap(), vars).await.unwrap();
     envoy
         .wait_for_stat(
-            "wasmcustom.entragate.jwks.fetch_ok",
+            &stat("entragate.jwks.fetch_ok"),
             Duration::from_secs(10),
             |v| v >= 1,
         )

@@ -104,19 +104,14 @@ pub fn run() -> Result<(), String> {
                 "caller_e2e",
                 "secretless_e2e",
                 "log_hygiene",
+                "chaos",
             ];
-            for suite in suites.iter().chain(&["chaos", "mesh_e2e"]) {
+            for suite in suites.iter().chain(&["mesh_e2e"]) {
                 command.args(["--test", suite]);
             }
-            // `chaos` only for its caller tests: its callee tests still read
-            // wasm-only counter names and reload a wasm listener fixture.
             // `mesh_e2e` only for the chain: its other test validates wasm
             // renderings.
             let mut filter: Vec<String> = suites.iter().map(|s| format!("binary({s})")).collect();
-            filter.push(
-                "(binary(chaos) & (test(token_endpoint_5xx) | test(secrets_manager_outage)))"
-                    .into(),
-            );
             filter.push("(binary(mesh_e2e) & test(runs_end_to_end))".into());
             command.args(["-E", &filter.join(" | ")]);
             with_env(&mut command);

@@ -286,7 +286,18 @@ impl Config {
     ) -> Verdict {
         let seen = self.fetch.seen();
         let host = NativeHost { config: None };
-        let keys = with_coordinator(self.id, &self.policy.jwks, false, |c| c.keys(&host));
+        let (keys, pulled_forward) = with_coordinator(self.id, &self.policy.jwks, false, |c| {
+            let early_retries = c.stats().early_retries;
+            let keys = c.keys(&host);
+            (keys, c.stats().early_retries > early_retries)
+        });
+        if pulled_forward {
+            // This request made a backed-off retry due now, but the main
+            // thread's next tick was planned for the backoff (up to a second
+            // away): tick at once, as wasm does for every parked request,
+            // whatever this request's own outcome.
+            self.fetch.tick_now();
+        }
         let mut cache = self.token_cache.handle();
         let verifier = self.verifier.as_ref();
         let step = if resume {
