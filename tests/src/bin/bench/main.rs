@@ -58,6 +58,8 @@ const COLD_CASES: [&str; 6] = [
     "entragate_pure",
     "entragate_native",
 ];
+/// The caller role (outbound filter) of each host against no filter at all.
+const CALLER_CASES: [&str; 3] = ["noauth", "caller_wasm", "caller_native"];
 const CUT_BEGIN: &str = "# -- entragate listeners begin";
 const CUT_END: &str = "# -- entragate listeners end";
 /// Inside the cut: where the native listener starts (the wasm ones come before).
@@ -121,9 +123,13 @@ impl Options {
                         .ok_or("--cases needs a list, e.g. entragate_native,jwt_cache")?;
                     let cases: Vec<String> = list.split(',').map(str::to_string).collect();
                     if let Some(unknown) = cases.iter().find(|c| {
-                        !HOT_CASES.contains(&c.as_str()) && !COLD_CASES.contains(&c.as_str())
+                        ![&HOT_CASES[..], &COLD_CASES[..], &CALLER_CASES[..]]
+                            .iter()
+                            .any(|known| known.contains(&c.as_str()))
                     }) {
-                        return Err(format!("--cases: no case `{unknown}` (hot: {HOT_CASES:?}, cold: {COLD_CASES:?})"));
+                        return Err(format!(
+                            "--cases: no case `{unknown}` (hot: {HOT_CASES:?}, cold: {COLD_CASES:?}, caller: {CALLER_CASES:?})"
+                        ));
                     }
                     options.cases = Some(cases);
                 }
@@ -193,6 +199,8 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
     std::fs::write(&hot_script, wrk::hot_script(&hot_token))?;
     let cold_script = dir.join("cold.lua");
     std::fs::write(&cold_script, wrk::cold_script(&pool_path, THREADS))?;
+    let caller_script = dir.join("caller.lua");
+    std::fs::write(&caller_script, wrk::caller_script())?;
 
     let template = std::fs::read_to_string(
         entragate_tests::repo_root()
@@ -201,7 +209,9 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
     )?;
     let native = options.native.as_deref().unwrap_or(Path::new(""));
     let (callee_certs, caller_certs) = mesh::certificates(&dir.join("tls"))?;
-    let vars = template_vars(&idp, wasm, &callee_certs).set("NATIVE_MODULE", native.display());
+    let vars = template_vars(&idp, wasm, &callee_certs)
+        .set("NATIVE_MODULE", native.display())
+        .set("AGENT_PORT", entragate_tests::free_port()?);
     let envoy_options = EnvoyOptions {
         log_level: "warning".into(),
         component_log_level: Some("wasm:info".into()),
@@ -275,6 +285,11 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
 
     // Warm-up: V8 compiles wasm in tiers; the first seconds are not steady state.
     let warm = options.warmup_seconds;
+    for case in ["caller_wasm", "caller_native"] {
+        if !options.hot_only && options.selected(case) {
+            run_wrk(&caller_script, &url(&envoy, case)?, warm).await?;
+        }
+    }
     for case in ["entragate", "entragate_pure", "entragate_native"] {
         if !options.selected(case) {
             continue;
@@ -290,8 +305,9 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
         let workloads = [
             ("hot", &hot_script, &HOT_CASES[..]),
             ("cold", &cold_script, &COLD_CASES[..]),
+            ("caller", &caller_script, &CALLER_CASES[..]),
         ];
-        for (workload, script, cases) in workloads.iter().take(if options.hot_only { 1 } else { 2 })
+        for (workload, script, cases) in workloads.iter().take(if options.hot_only { 1 } else { 3 })
         {
             let cases: Vec<&str> = cases
                 .iter()
@@ -355,6 +371,22 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
         .copied()
         .unwrap_or(0);
 
+    // The caller cases only measure something if the token was attached.
+    if let Some(caller) = results.get("caller") {
+        for (case, prefix) in [
+            ("caller_wasm", "wasmcustom."),
+            ("caller_native", "dynamicmodulescustom."),
+        ] {
+            let injected = stats
+                .get(&format!("{prefix}entragate.outbound.token_injected"))
+                .copied()
+                .unwrap_or(0);
+            if caller.contains_key(case) && injected == 0 {
+                anyhow::bail!("{case}: no token was injected (the caller role did not run)");
+            }
+        }
+    }
+
     println!();
     println!("{}", report::render(&results, &facts));
     if let Some(hot) = results.get("hot") {
@@ -414,6 +446,13 @@ fn template_vars(idp: &Idp, wasm: &Path, certs: &Path) -> TemplateVars {
         .set("CERT_DIR", certs.display())
         .json_string("ENTRAGATE_CONFIG", &config(false))
         .json_string("ENTRAGATE_PURE_CONFIG", &config(true))
+        .json_string(
+            "CALLER_CONFIG",
+            &json!({
+                "agent": {"cluster": "entragate_agent", "key": "ab".repeat(32), "timeout_ms": 1000},
+                "destinations": [{"name": "bench", "scope": "api://bench/.default", "hosts": ["bench"]}]
+            }),
+        )
 }
 
 /// Distinct valid tokens (each has its own `uti`), signed on every core.

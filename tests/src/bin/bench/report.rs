@@ -134,6 +134,24 @@ pub fn render(results: &Results, facts: &Facts) -> String {
         "(wasm filter floor)",
     );
     ratio(
+        "caller: native outbound / no-auth",
+        rate("caller", "caller_native"),
+        rate("caller", "noauth"),
+        "",
+    );
+    ratio(
+        "caller, by CPU/request: native outbound / no-auth",
+        by_cpu("caller", "caller_native"),
+        by_cpu("caller", "noauth"),
+        "",
+    );
+    ratio(
+        "caller: wasm outbound / no-auth",
+        rate("caller", "caller_wasm"),
+        rate("caller", "noauth"),
+        "",
+    );
+    ratio(
         "cold: entragate / jwt_authn",
         rate("cold", "entragate"),
         rate("cold", "jwt"),

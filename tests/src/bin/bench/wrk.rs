@@ -24,6 +24,12 @@ pub fn hot_script(token: &str) -> String {
     format!("wrk.method = \"GET\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\n")
 }
 
+/// wrk script for the caller role: no token in, a destination the outbound
+/// filter matches (`Host: bench`), so each request leaves with one attached.
+pub fn caller_script() -> String {
+    "wrk.method = \"GET\"\nwrk.headers[\"Host\"] = \"bench\"\n".to_string()
+}
+
 /// wrk script cycling through the tokens in `pool` (one per line), each
 /// thread taking every `threads`-th one from its own offset, so no token is
 /// sent twice before the whole pool has been used (the `cold` workload).
