@@ -28,7 +28,7 @@ mod wasm_opt;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: cargo xtask <setup|build-wasm|build-native|test|demo|bench [--smoke]|fuzz [--smoke]|soak [--minutes N]>";
+    "usage: cargo xtask <setup|build-wasm|build-native [--portable]|test|demo|bench [--smoke]|fuzz [--smoke]|soak [--minutes N]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,7 +40,13 @@ fn main() -> ExitCode {
         }
         Some("build-native") => {
             println!("== build-native");
-            native::build().map(|_| ())
+            match args.get(1).map(String::as_str) {
+                Some("--portable") => native::build_portable().map(|_| ()),
+                None => native::build().map(|_| ()),
+                Some(other) => Err(format!(
+                    "build-native: unknown argument `{other}` (only --portable)"
+                )),
+            }
         }
         Some("test") => test::run(),
         Some("bench") => bench::run(args.get(1..).unwrap_or_default()),

@@ -56,6 +56,17 @@ pub const VALIDATORS: PipTool = PipTool {
     ],
 };
 
+/// Zig, as the C toolchain and glibc stubs of the portable native module (`cargo xtask build-native
+/// --portable`): it links against an old glibc's symbol versions whatever the build machine has.
+pub const ZIG: PipTool = PipTool {
+    venv: "zig-venv",
+    requirements: &["ziglang==0.17.1"],
+};
+
+/// `cargo-zigbuild` (crates.io), which drives cargo with Zig as the linker for a `<target>.<glibc>` target;
+/// installed with `cargo install --locked` into `<root>/.cache/cargo-zigbuild`.
+pub const CARGO_ZIGBUILD_VERSION: &str = "0.24.1";
+
 /// The workspace root: this crate lives at `<root>/xtask/tools`.
 pub fn repo_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
