@@ -78,4 +78,4 @@ pub use idp::{
     KEY_BITS,
 };
 pub use inspect::{decode_jwt, jwk_public_key, verify_rs256, x5c_thumbprint, DecodedJwt};
-pub use util::{free_port, http_client, repo_root, unused_addr, wait_for, wait_until};
+pub use util::{free_port, free_ports, http_client, repo_root, unused_addr, wait_for, wait_until};

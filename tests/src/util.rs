@@ -50,6 +50,23 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// `N` distinct ports that were free a moment ago on 127.0.0.1. Each is held
+/// until all are picked: calling [`free_port`] `N` times can get the same port
+/// twice (the kernel reuses a port as soon as it is released), which once made
+/// the demo's policy refuse two services on one port.
+pub fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let held = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ports = held
+        .iter()
+        .map(|listener| listener.local_addr().map(|addr| addr.port()))
+        .collect::<Result<Vec<_>, _>>()?;
+    ports
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("expected {N} ports"))
+}
+
 /// An address where nothing listens (a freshly released port), for
 /// "upstream is down" scenarios.
 pub fn unused_addr() -> anyhow::Result<SocketAddr> {

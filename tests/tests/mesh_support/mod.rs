@@ -14,7 +14,7 @@ use entragate_mesh::render::envoy::{self, EnvoyOptions, FilterModule};
 use entragate_mesh::render::wasm::WasmModule;
 use entragate_mesh::{self as mesh, MeshPolicy, Override};
 use entragate_tests::{
-    free_port, repo_root, ApiApp, ClientApp, Echo, Envoy, FilterHost, Idp, TemplateVars,
+    free_ports, repo_root, ApiApp, ClientApp, Echo, Envoy, FilterHost, Idp, TemplateVars,
     TokenVersion,
 };
 
@@ -161,9 +161,8 @@ impl Fintech {
         let tp_agent = start_agent(&base, "transaction-processor", &idp, dirs[0].path()).await;
         let reporting_agent = start_agent(&base, "reporting", &idp, dirs[1].path()).await;
 
-        let port = || free_port().expect("free port");
-        let (inbound, admin_fd, admin_tp, out_tp, admin_rep, out_rep) =
-            (port(), port(), port(), port(), port(), port());
+        let [inbound, admin_fd, admin_tp, out_tp, admin_rep, out_rep] =
+            free_ports().expect("free ports");
         let overrides = vec![
             format!("identity_provider.authority={}", idp.base_url()),
             "services.fraud-detector.host=127.0.0.1".into(),

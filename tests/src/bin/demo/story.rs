@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use entragate_tests::moto::Moto;
 use entragate_tests::sts::{Sts, DEFAULT_ROLE_ARN};
 use entragate_tests::{
-    free_port, random_uuid, repo_root, ApiApp, ClientApp, Envoy, FederatedCredential, Idp,
+    free_ports, random_uuid, repo_root, ApiApp, ClientApp, Envoy, FederatedCredential, Idp,
     Rotation, TemplateVars, TokenVersion,
 };
 use serde_json::{json, Value};
@@ -39,13 +39,14 @@ struct Ports {
 
 impl Ports {
     fn pick() -> anyhow::Result<Ports> {
+        let [fd_inbound, fd_app, fd_admin, tp_outbound, tp_admin, agent] = free_ports()?;
         Ok(Ports {
-            fd_inbound: free_port()?,
-            fd_app: free_port()?,
-            fd_admin: free_port()?,
-            tp_outbound: free_port()?,
-            tp_admin: free_port()?,
-            agent: free_port()?,
+            fd_inbound,
+            fd_app,
+            fd_admin,
+            tp_outbound,
+            tp_admin,
+            agent,
         })
     }
 
@@ -550,10 +551,11 @@ async fn secretless_caller(
     let variant = dir.join("mesh.yaml");
     std::fs::write(&variant, policy.replace(&secret_line, "aws_federation: {}"))?;
     // The Fraud Detector's ports stay; the second caller gets its own.
+    let [tp_outbound, tp_admin, agent] = free_ports()?;
     let own = Ports {
-        tp_outbound: free_port()?,
-        tp_admin: free_port()?,
-        agent: free_port()?,
+        tp_outbound,
+        tp_admin,
+        agent,
         ..*ports
     };
     let mut args = vec![
