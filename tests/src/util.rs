@@ -47,7 +47,8 @@ where
 /// bind port 0 itself (all harness servers and the Envoy configs do); this is
 /// for the rare case where a port must be known before anything binds it.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    let [port] = free_ports()?;
+    Ok(port)
 }
 
 /// `N` distinct ports that were free a moment ago on 127.0.0.1. Each is held

@@ -32,10 +32,7 @@ fn module_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> Vec<Modul
 /// # Safety
 /// `ptr` must be null or point to `length` readable bytes.
 unsafe fn copy_envoy_bytes(ptr: *const u8, length: usize) -> String {
-    if ptr.is_null() || length == 0 {
-        return String::new();
-    }
-    String::from_utf8_lossy(std::slice::from_raw_parts(ptr, length)).into_owned()
+    lend_envoy_bytes(ptr, length).into_owned()
 }
 
 /// Borrows `length` bytes Envoy lends at `ptr` as text (null or empty: "";

@@ -33,19 +33,11 @@ pub type MetricIds<Id> = crate::metrics::MetricIds<Id, InboundMetric>;
 /// Cumulative per-worker counts are flushed to the host as deltas: what each
 /// counter gained between `before` and `now`.
 pub fn cache_deltas(now: CacheStats, before: CacheStats) -> [(InboundMetric, u64); 3] {
+    let gained = now.since(before);
     [
-        (
-            InboundMetric::TokenCacheHits,
-            now.hits.saturating_sub(before.hits),
-        ),
-        (
-            InboundMetric::TokenCacheMisses,
-            now.misses.saturating_sub(before.misses),
-        ),
-        (
-            InboundMetric::TokenCacheEvictions,
-            now.evictions.saturating_sub(before.evictions),
-        ),
+        (InboundMetric::TokenCacheHits, gained.hits),
+        (InboundMetric::TokenCacheMisses, gained.misses),
+        (InboundMetric::TokenCacheEvictions, gained.evictions),
     ]
 }
 

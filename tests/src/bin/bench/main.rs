@@ -472,20 +472,22 @@ fn mint(idp: &Idp, count: usize) -> Vec<String> {
     })
 }
 
+/// The template without any entragate listener (Envoy's memory without the filter).
 fn without_entragate(template: &str) -> String {
-    match (template.find(CUT_BEGIN), template.find(CUT_END)) {
-        (Some(begin), Some(end)) if begin < end => {
-            format!("{}{}", &template[..begin], &template[end + CUT_END.len()..])
-        }
-        _ => template.to_string(),
-    }
+    cut(template, CUT_BEGIN, CUT_END)
 }
 
 /// The template with the native listener but none of the wasm ones.
 fn native_only(template: &str) -> String {
-    match (template.find(CUT_BEGIN), template.find(NATIVE_BEGIN)) {
-        (Some(begin), Some(native)) if begin < native => {
-            format!("{}{}", &template[..begin], &template[native..])
+    cut(template, CUT_BEGIN, NATIVE_BEGIN)
+}
+
+/// `template` without what lies from marker `from` up to marker `to` (which
+/// stays: it is a comment); unchanged if either is missing or out of order.
+fn cut(template: &str, from: &str, to: &str) -> String {
+    match (template.find(from), template.find(to)) {
+        (Some(begin), Some(end)) if begin < end => {
+            format!("{}{}", &template[..begin], &template[end..])
         }
         _ => template.to_string(),
     }

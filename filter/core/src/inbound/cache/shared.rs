@@ -122,13 +122,7 @@ impl SharedCacheHandle<'_> {
         let mut shard = lock(self.cache.shard(digest)?);
         let before = shard.stats();
         let result = operation(&mut shard);
-        let after = shard.stats();
-        drop(shard);
-        self.stats.hits += after.hits.saturating_sub(before.hits);
-        self.stats.misses += after.misses.saturating_sub(before.misses);
-        self.stats.insertions += after.insertions.saturating_sub(before.insertions);
-        self.stats.evictions += after.evictions.saturating_sub(before.evictions);
-        self.stats.invalidations += after.invalidations.saturating_sub(before.invalidations);
+        self.stats += shard.stats().since(before);
         Some(result)
     }
 }

@@ -47,6 +47,30 @@ pub struct CacheStats {
     pub invalidations: u64,
 }
 
+impl CacheStats {
+    /// What was counted between `before` and `self` (both cumulative).
+    #[inline]
+    pub fn since(self, before: CacheStats) -> CacheStats {
+        CacheStats {
+            hits: self.hits.saturating_sub(before.hits),
+            misses: self.misses.saturating_sub(before.misses),
+            insertions: self.insertions.saturating_sub(before.insertions),
+            evictions: self.evictions.saturating_sub(before.evictions),
+            invalidations: self.invalidations.saturating_sub(before.invalidations),
+        }
+    }
+}
+
+impl std::ops::AddAssign for CacheStats {
+    fn add_assign(&mut self, more: CacheStats) {
+        self.hits += more.hits;
+        self.misses += more.misses;
+        self.insertions += more.insertions;
+        self.evictions += more.evictions;
+        self.invalidations += more.invalidations;
+    }
+}
+
 /// Where the engine remembers verified tokens: one worker's
 /// [`VerifiedTokenCache`] (wasm), or a handle on the process-wide
 /// [`super::SharedTokenCache`] (native).
