@@ -118,6 +118,9 @@ fn validate_with_search_path(config: &str, search_path: Option<&Path>) -> (bool,
     let path = dir.path().join("envoy.yaml");
     std::fs::write(&path, config).unwrap();
     let mut command = Command::new(envoy_binary().unwrap());
+    // Cargo and nextest put target/debug/deps on the library path, where a dev
+    // build of the module may lie: the search path under test must be the only way in.
+    command.env_remove("LD_LIBRARY_PATH");
     match search_path {
         Some(p) => command.env(SEARCH_PATH_ENV, p),
         None => command.env_remove(SEARCH_PATH_ENV),

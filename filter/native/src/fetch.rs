@@ -15,7 +15,6 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -252,10 +251,16 @@ impl Drop for MainFetch {
 /// Worker ids for the coordinators' backoff jitter: 0 is the main thread.
 static NEXT_WORKER_ID: AtomicU32 = AtomicU32::new(1);
 
+/// A configuration's id and this thread's state of it (`None` while lent
+/// to a [`with_thread_state`] body).
+type ConfigState = (u64, Option<Box<dyn Any>>);
+
 thread_local! {
     /// This thread's state for each configuration (by id): on the main
     /// thread the fetching coordinators, on a worker the reading ones.
-    static PER_CONFIG: RefCell<HashMap<u64, Box<dyn Any>>> = RefCell::new(HashMap::new());
+    /// A list, not a map: a thread sees a handful of configurations, and
+    /// every request looks its own up (no hashing, nothing moved).
+    static PER_CONFIG: RefCell<Vec<ConfigState>> = const { RefCell::new(Vec::new()) };
     static WORKER_ID: u32 = NEXT_WORKER_ID.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -272,7 +277,12 @@ pub fn with_thread_state<T: 'static, R>(
     make: impl FnOnce(u32) -> T,
     body: impl FnOnce(&mut T) -> R,
 ) -> R {
-    let taken = PER_CONFIG.with(|all| all.borrow_mut().remove(&id));
+    let taken = PER_CONFIG.with(|all| {
+        all.borrow_mut()
+            .iter_mut()
+            .find(|(of, _)| *of == id)
+            .and_then(|(_, state)| state.take())
+    });
     // A configuration has one role, so one state type; anything else under
     // its id is replaced rather than trusted.
     let mut state: Box<T> = match taken.map(|state| state.downcast::<T>()) {
@@ -283,15 +293,20 @@ pub fn with_thread_state<T: 'static, R>(
         }
     };
     let result = body(&mut state);
-    PER_CONFIG.with(|all| all.borrow_mut().insert(id, state));
+    let state: Box<dyn Any> = state;
+    PER_CONFIG.with(|all| {
+        let mut all = all.borrow_mut();
+        match all.iter_mut().find(|(of, _)| *of == id) {
+            Some((_, slot)) => *slot = Some(state),
+            None => all.push((id, Some(state))),
+        }
+    });
     result
 }
 
 /// Forgets this thread's state of a destroyed configuration.
 pub fn forget(id: u64) {
-    PER_CONFIG.with(|all| {
-        all.borrow_mut().remove(&id);
-    });
+    PER_CONFIG.with(|all| all.borrow_mut().retain(|(of, _)| *of != id));
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use entragate_core::host::CalloutResponse;
 
 use crate::envoy::{log, ConfigScope, Stream};
 use crate::fetch::MainFetch;
-use crate::jwks::{now_ms, with_coordinator, NativeHost};
+use crate::jwks::{now_ms, with_coordinator, with_inbound_thread, NativeHost};
 use crate::signature::{AwsLc, NativeVerifier};
 
 /// Metric ids, defined once per configuration (Envoy freezes stat creation
@@ -286,11 +286,22 @@ impl Config {
     ) -> Verdict {
         let seen = self.fetch.seen();
         let host = NativeHost { config: None };
-        let (keys, pulled_forward) = with_coordinator(self.id, &self.policy.jwks, false, |c| {
-            let early_retries = c.stats().early_retries;
-            let keys = c.keys(&host);
-            (keys, c.stats().early_retries > early_retries)
-        });
+        let verifier = self.verifier.as_ref();
+        // One visit to this worker's state: the keys, then the flow with the
+        // worker's recent tokens in front of the shared cache.
+        let (step, pulled_forward, cache_stats) =
+            with_inbound_thread(self.id, &self.policy.jwks, false, |thread| {
+                let early_retries = thread.coordinator.stats().early_retries;
+                let keys = thread.coordinator.keys(&host);
+                let pulled_forward = thread.coordinator.stats().early_retries > early_retries;
+                let mut cache = self.token_cache.handle_with(&mut thread.recent);
+                let step = if resume {
+                    flow.on_keys_changed(&self.policy, &keys, verifier, &mut cache, now_secs())
+                } else {
+                    flow.start_verify(&self.policy, &keys, verifier, &mut cache, now_secs())
+                };
+                (step, pulled_forward, cache.stats())
+            });
         if pulled_forward {
             // This request made a backed-off retry due now, but the main
             // thread's next tick was planned for the backoff (up to a second
@@ -298,15 +309,8 @@ impl Config {
             // whatever this request's own outcome.
             self.fetch.tick_now();
         }
-        let mut cache = self.token_cache.handle();
-        let verifier = self.verifier.as_ref();
-        let step = if resume {
-            flow.on_keys_changed(&self.policy, &keys, verifier, &mut cache, now_secs())
-        } else {
-            flow.start_verify(&self.policy, &keys, verifier, &mut cache, now_secs())
-        };
         // Counted per request (no root tick here): what this request's lookups did.
-        for (metric, delta) in cache_deltas(cache.stats(), CacheStats::default()) {
+        for (metric, delta) in cache_deltas(cache_stats, CacheStats::default()) {
             stream.add(self.metrics.id(metric), delta);
         }
         let decision = match step {

@@ -28,6 +28,7 @@ use entragate_core::host::{
     CalloutRequest, CalloutResponse, CalloutToken, Host, LogLevel, SharedStore, SharedValue,
     SharedWriteError, UnixMillis,
 };
+use entragate_core::inbound::cache::RecentTokens;
 use entragate_core::inbound::jwks::coordinator::JwksCoordinator;
 use entragate_core::inbound::jwks::JwksSettings;
 
@@ -156,21 +157,42 @@ impl Host for NativeHost {
     }
 }
 
-/// Runs `body` with this thread's JWKS coordinator for configuration `id`
+/// One thread's part of an inbound configuration: its JWKS coordinator (the
+/// fetching one on the main thread, a reader on a worker) and, used on
+/// workers, the tokens it recently found in the shared cache.
+pub struct InboundThread {
+    pub coordinator: JwksCoordinator,
+    pub recent: RecentTokens,
+}
+
+/// Runs `body` with this thread's [`InboundThread`] for configuration `id`
 /// (see [`crate::fetch::with_thread_state`]). `main` selects worker id 0
 /// (the fetching thread).
+pub fn with_inbound_thread<T>(
+    id: u64,
+    settings: &JwksSettings,
+    main: bool,
+    body: impl FnOnce(&mut InboundThread) -> T,
+) -> T {
+    crate::fetch::with_thread_state(
+        id,
+        main,
+        |worker_id| InboundThread {
+            coordinator: JwksCoordinator::new(settings.clone(), worker_id),
+            recent: RecentTokens::new(),
+        },
+        body,
+    )
+}
+
+/// [`with_inbound_thread`], for its coordinator only.
 pub fn with_coordinator<T>(
     id: u64,
     settings: &JwksSettings,
     main: bool,
     body: impl FnOnce(&mut JwksCoordinator) -> T,
 ) -> T {
-    crate::fetch::with_thread_state(
-        id,
-        main,
-        |worker_id| JwksCoordinator::new(settings.clone(), worker_id),
-        body,
-    )
+    with_inbound_thread(id, settings, main, |thread| body(&mut thread.coordinator))
 }
 
 /// The main thread's timer: a small thread that sleeps until the

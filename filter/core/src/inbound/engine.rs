@@ -31,7 +31,7 @@
 use crate::claims::validate::validate_claims;
 use crate::claims::Claims;
 use crate::error::AuthError;
-use crate::inbound::cache::{TokenDigest, TokenMemo};
+use crate::inbound::cache::{TokenKey, TokenMemo};
 use crate::inbound::config::FilterPolicy;
 use crate::inbound::jwks::KeyAvailability;
 use crate::inbound::policy::authorize::{authorize, Denial};
@@ -232,14 +232,15 @@ impl RequestFlow {
             Ok(token) => token,
             Err(e) => return self.done(Decision::deny(e)),
         };
-        // Hashing costs about as much as a lookup saves when the cache is off.
-        let digest = cache.is_enabled().then(|| TokenDigest::of(token));
-        if let (Some(digest), KeyAvailability::Ready(key_set)) = (&digest, keys) {
+        // Hashing costs about as much as a lookup saves when the cache is off;
+        // the key hashes the token only if a lookup needs the digest.
+        let cache_key = cache.is_enabled().then(|| TokenKey::new(token));
+        if let (Some(cache_key), KeyAvailability::Ready(key_set)) = (&cache_key, keys) {
             let peer = &self.input.peer_identities;
             if let Some(decision) = from_cache(
                 policy,
                 cache,
-                digest,
+                cache_key,
                 key_set,
                 now_secs,
                 &mut self.audit,
@@ -280,8 +281,8 @@ impl RequestFlow {
             Ok(claims) => {
                 self.audit.learn_claims(&claims);
                 let decision = decide(policy, rule, &claims, &self.input.peer_identities);
-                if let Some(digest) = digest {
-                    remember(policy, cache, digest, claims, key, now_secs);
+                if let Some(cache_key) = &cache_key {
+                    remember(policy, cache, cache_key, claims, key, now_secs);
                 }
                 decision
             }
@@ -296,17 +297,17 @@ impl RequestFlow {
 fn from_cache(
     policy: &FilterPolicy,
     cache: &mut dyn TokenMemo,
-    digest: &TokenDigest,
+    token: &TokenKey,
     key_set: &KeySet,
     now_secs: i64,
     audit: &mut AuditTrail,
     decide: impl FnOnce(&Claims) -> Decision,
 ) -> Option<Decision> {
-    let entry = cache.get(digest)?;
+    let entry = cache.get(token)?;
     // Compared in full (kid and material), so a key re-published under the
     // same kid with other material does not keep old tokens alive.
     if !key_set.keys.iter().any(|key| *key == *entry.key) {
-        cache.remove(digest);
+        cache.remove(token);
         return None;
     }
     match validate_claims(&entry.claims, &policy.verify, now_secs) {
@@ -315,7 +316,7 @@ fn from_cache(
             Some(decide(&entry.claims))
         }
         Err(e) => {
-            cache.remove(digest);
+            cache.remove(token);
             Some(Decision::deny(e))
         }
     }
@@ -326,7 +327,7 @@ fn from_cache(
 fn remember(
     policy: &FilterPolicy,
     cache: &mut dyn TokenMemo,
-    digest: TokenDigest,
+    token: &TokenKey,
     claims: Claims,
     key: &RsaPublicKey,
     now_secs: i64,
@@ -335,7 +336,7 @@ fn remember(
         return; // validate_claims requires exp; never cache without one
     };
     let leeway = i64::try_from(policy.verify.leeway_secs).unwrap_or(i64::MAX);
-    cache.insert(digest, claims, key, exp.saturating_add(leeway), now_secs);
+    cache.insert(token, claims, key, exp.saturating_add(leeway), now_secs);
 }
 
 /// Signature first, then claims. The signature is checked before any claim so

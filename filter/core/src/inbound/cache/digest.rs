@@ -2,10 +2,11 @@
 //!
 //! Hashing the whole compact JWS binds the key to every byte the signature and
 //! the claims came from, so two different tokens can never share an entry
-//! (short of a SHA-256 collision), and the cache never holds the bearer token
-//! itself. The digest is already uniformly distributed, so the hash map uses
+//! (short of a SHA-256 collision), and the shared cache never holds the bearer
+//! token itself (a worker's few recent tokens do: [`super::recent`]). The digest is already uniformly distributed, so the hash map uses
 //! its first eight bytes directly instead of hashing it a second time.
 
+use std::cell::OnceCell;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use sha2::{Digest, Sha256};
@@ -35,6 +36,57 @@ impl TokenDigest {
 impl std::fmt::Debug for TokenDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TokenDigest(..)")
+    }
+}
+
+/// A presented token as a cache key. Its SHA-256 is computed on first use
+/// only: a memo that recognises the token itself (a worker's
+/// [`super::RecentTokens`]) answers without hashing it, which is most of
+/// what a hot request costs the module.
+pub struct TokenKey<'a> {
+    /// `None` for a key known only by its digest.
+    token: Option<&'a str>,
+    digest: OnceCell<TokenDigest>,
+}
+
+impl<'a> TokenKey<'a> {
+    pub fn new(token: &'a str) -> TokenKey<'a> {
+        TokenKey {
+            token: Some(token),
+            digest: OnceCell::new(),
+        }
+    }
+
+    /// The token itself, if the key was made from one.
+    pub fn token(&self) -> Option<&'a str> {
+        self.token
+    }
+
+    pub fn digest(&self) -> &TokenDigest {
+        self.digest
+            .get_or_init(|| TokenDigest::of(self.token.unwrap_or_default()))
+    }
+
+    /// Whether the digest was computed (for tests of the paths that avoid it).
+    pub fn is_hashed(&self) -> bool {
+        self.digest.get().is_some()
+    }
+}
+
+/// A key known only by its digest (the per-worker cache's tests and tools).
+impl From<TokenDigest> for TokenKey<'static> {
+    fn from(digest: TokenDigest) -> TokenKey<'static> {
+        TokenKey {
+            token: None,
+            digest: OnceCell::from(digest),
+        }
+    }
+}
+
+/// Never prints the token or its digest.
+impl std::fmt::Debug for TokenKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(..)")
     }
 }
 

@@ -10,7 +10,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::digest::TokenDigest;
+use super::digest::{TokenDigest, TokenKey};
+use super::recent::RecentTokens;
 use super::token_cache::{CacheStats, CachedToken, TokenMemo, VerifiedTokenCache};
 use crate::claims::Claims;
 use crate::keys::{KeySet, RsaPublicKey};
@@ -62,6 +63,17 @@ impl SharedTokenCache {
     pub fn handle(&self) -> SharedCacheHandle<'_> {
         SharedCacheHandle {
             cache: self,
+            recent: None,
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// [`SharedTokenCache::handle`] with this worker's recent tokens in
+    /// front: a token among them is a hit without hashing or locking.
+    pub fn handle_with<'a>(&'a self, recent: &'a mut RecentTokens) -> SharedCacheHandle<'a> {
+        SharedCacheHandle {
+            cache: self,
+            recent: Some(recent),
             stats: CacheStats::default(),
         }
     }
@@ -102,6 +114,7 @@ fn lock(shard: &Mutex<VerifiedTokenCache>) -> MutexGuard<'_, VerifiedTokenCache>
 /// misses, insertions, evictions and invalidations.
 pub struct SharedCacheHandle<'a> {
     cache: &'a SharedTokenCache,
+    recent: Option<&'a mut RecentTokens>,
     stats: CacheStats,
 }
 
@@ -132,22 +145,39 @@ impl TokenMemo for SharedCacheHandle<'_> {
         self.cache.capacity > 0
     }
 
-    fn get(&mut self, digest: &TokenDigest) -> Option<Arc<CachedToken>> {
-        self.on_shard(digest, |shard| shard.get(digest)).flatten()
+    fn get(&mut self, token: &TokenKey) -> Option<Arc<CachedToken>> {
+        let presented = token.token();
+        if let (Some(recent), Some(presented)) = (self.recent.as_deref(), presented) {
+            if let Some(entry) = recent.find(presented) {
+                self.stats.hits += 1;
+                return Some(entry);
+            }
+        }
+        let digest = token.digest();
+        let entry = self.on_shard(digest, |shard| shard.get(digest)).flatten()?;
+        if let (Some(recent), Some(presented)) = (self.recent.as_deref_mut(), presented) {
+            recent.remember(presented, &entry);
+        }
+        Some(entry)
     }
 
-    fn remove(&mut self, digest: &TokenDigest) {
+    fn remove(&mut self, token: &TokenKey) {
+        if let (Some(recent), Some(presented)) = (self.recent.as_deref_mut(), token.token()) {
+            recent.forget(presented);
+        }
+        let digest = token.digest();
         self.on_shard(digest, |shard| shard.remove(digest));
     }
 
     fn insert(
         &mut self,
-        digest: TokenDigest,
+        token: &TokenKey,
         claims: Claims,
         key: &RsaPublicKey,
         usable_until: i64,
         now_secs: i64,
     ) {
+        let digest = *token.digest();
         self.on_shard(&digest, |shard| {
             shard.insert(digest, claims, key, usable_until, now_secs)
         });
@@ -170,7 +200,7 @@ mod tests {
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 let mut handle = cache.handle();
-                handle.insert(digest(1), claims("one"), &k, 2_300, 1_000);
+                handle.insert(&digest(1).into(), claims("one"), &k, 2_300, 1_000);
                 assert_eq!(handle.stats().insertions, 1);
             });
         });
@@ -178,7 +208,7 @@ mod tests {
             scope
                 .spawn(|| {
                     let mut handle = cache.handle();
-                    let entry = handle.get(&digest(1)).map(|e| e.claims.sub.clone());
+                    let entry = handle.get(&digest(1).into()).map(|e| e.claims.sub.clone());
                     (entry, handle.stats())
                 })
                 .join()
@@ -192,13 +222,41 @@ mod tests {
     }
 
     #[test]
+    fn a_workers_recent_token_is_a_hit_without_hash_or_lock() {
+        let cache = SharedTokenCache::new(64);
+        let k = key("a", 1);
+        cache
+            .handle()
+            .insert(&TokenKey::new("t.o.k"), claims("one"), &k, 2_300, 1_000);
+        let mut recent = RecentTokens::new();
+        // First lookup: from the shard (hashed), then remembered.
+        let first = TokenKey::new("t.o.k");
+        assert!(cache.handle_with(&mut recent).get(&first).is_some());
+        assert!(first.is_hashed());
+        assert_eq!(recent.len(), 1);
+        // Second: recognised by its bytes, counted as a hit, never hashed.
+        let second = TokenKey::new("t.o.k");
+        let mut handle = cache.handle_with(&mut recent);
+        let hit = handle.get(&second).and_then(|e| e.claims.sub.clone());
+        assert_eq!(hit.as_deref(), Some("one"));
+        assert!(!second.is_hashed());
+        assert_eq!((handle.stats().hits, handle.stats().misses), (1, 0));
+        // A different token is never answered from it.
+        assert!(handle.get(&TokenKey::new("t.o.x")).is_none());
+        // Removal (failed re-validation) forgets it in both places.
+        handle.remove(&second);
+        assert!(handle.get(&TokenKey::new("t.o.k")).is_none());
+        assert!(recent.is_empty());
+    }
+
+    #[test]
     fn capacity_is_shared_out_and_bounded() {
         let cache = SharedTokenCache::new(40);
         assert_eq!(cache.capacity(), 48); // 16 shards of 3
         let k = key("a", 1);
         let mut handle = cache.handle();
         for i in 0..1_000 {
-            handle.insert(digest(i), claims("x"), &k, 2_300, 1_000);
+            handle.insert(&digest(i).into(), claims("x"), &k, 2_300, 1_000);
         }
         assert!(cache.len() <= cache.capacity());
         assert!(handle.stats().evictions >= 1_000 - 48);
@@ -209,8 +267,8 @@ mod tests {
         let cache = SharedTokenCache::new(0);
         let mut handle = cache.handle();
         assert!(!handle.is_enabled());
-        handle.insert(digest(1), claims("one"), &key("a", 1), 2_300, 1_000);
-        assert!(handle.get(&digest(1)).is_none());
+        handle.insert(&digest(1).into(), claims("one"), &key("a", 1), 2_300, 1_000);
+        assert!(handle.get(&digest(1).into()).is_none());
         assert!(cache.is_empty());
     }
 
@@ -221,14 +279,14 @@ mod tests {
         let mut handle = cache.handle();
         for i in 0..100 {
             let k = if i % 2 == 0 { &old } else { &new };
-            handle.insert(digest(i), claims("x"), k, 2_300, 1_000);
+            handle.insert(&digest(i).into(), claims("x"), k, 2_300, 1_000);
         }
         let removed = cache.retain_keys(&KeySet {
             keys: vec![new.clone()],
         });
         assert_eq!(removed, 50);
-        assert!(handle.get(&digest(0)).is_none());
-        assert!(handle.get(&digest(1)).is_some());
+        assert!(handle.get(&digest(0).into()).is_none());
+        assert!(handle.get(&digest(1).into()).is_some());
     }
 
     // Threads (and unwinding) are not available in wasm32-wasip1, where the
@@ -240,7 +298,7 @@ mod tests {
         let k = key("a", 1);
         cache
             .handle()
-            .insert(digest(1), claims("one"), &k, 2_300, 1_000);
+            .insert(&digest(1).into(), claims("one"), &k, 2_300, 1_000);
         let shard = cache.shard(&digest(1)).unwrap();
         let _ = std::thread::scope(|scope| {
             scope
@@ -251,7 +309,7 @@ mod tests {
                 .join()
         });
         assert!(shard.is_poisoned());
-        assert!(cache.handle().get(&digest(1)).is_none());
+        assert!(cache.handle().get(&digest(1).into()).is_none());
         assert!(!shard.is_poisoned());
     }
 
@@ -269,8 +327,8 @@ mod tests {
         let shared = SharedTokenCache::new(4096);
         shared
             .handle()
-            .insert(digest(1), claims("one"), &k, 2_300, 1_000);
-        let d = digest(1);
+            .insert(&digest(1).into(), claims("one"), &k, 2_300, 1_000);
+        let d = TokenKey::from(digest(1));
         let time = |f: &mut dyn FnMut()| {
             let start = Instant::now();
             for _ in 0..HITS {
@@ -282,7 +340,12 @@ mod tests {
         let alone = time(&mut || assert!(shared.handle().get(&d).is_some()));
         let contended = std::thread::scope(|scope| {
             let runs: Vec<_> = (0..2)
-                .map(|_| scope.spawn(|| time(&mut || assert!(shared.handle().get(&d).is_some()))))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let d = TokenKey::from(digest(1));
+                        time(&mut || assert!(shared.handle().get(&d).is_some()))
+                    })
+                })
                 .collect();
             runs.into_iter().map(|r| r.join().unwrap()).sum::<f64>() / 2.0
         });

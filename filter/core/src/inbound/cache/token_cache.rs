@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::digest::{BuildDigestHasher, TokenDigest};
+use super::digest::{BuildDigestHasher, TokenDigest, TokenKey};
 use crate::claims::Claims;
 use crate::keys::{KeySet, RsaPublicKey};
 
@@ -78,14 +78,14 @@ pub trait TokenMemo {
     /// False when the cache is off (capacity 0): the engine then does not
     /// even hash the token.
     fn is_enabled(&self) -> bool;
-    /// The entry for `digest`, marking it recently used.
-    fn get(&mut self, digest: &TokenDigest) -> Option<Arc<CachedToken>>;
-    /// Drops the entry for `digest` (it failed re-validation).
-    fn remove(&mut self, digest: &TokenDigest);
+    /// The entry for `token`, marking it recently used.
+    fn get(&mut self, token: &TokenKey) -> Option<Arc<CachedToken>>;
+    /// Drops the entry for `token` (it failed re-validation).
+    fn remove(&mut self, token: &TokenKey);
     /// Remembers a token that passed signature and claim checks under `key`.
     fn insert(
         &mut self,
-        digest: TokenDigest,
+        token: &TokenKey,
         claims: Claims,
         key: &RsaPublicKey,
         usable_until: i64,
@@ -98,23 +98,23 @@ impl TokenMemo for VerifiedTokenCache {
         VerifiedTokenCache::is_enabled(self)
     }
 
-    fn get(&mut self, digest: &TokenDigest) -> Option<Arc<CachedToken>> {
-        VerifiedTokenCache::get(self, digest)
+    fn get(&mut self, token: &TokenKey) -> Option<Arc<CachedToken>> {
+        VerifiedTokenCache::get(self, token.digest())
     }
 
-    fn remove(&mut self, digest: &TokenDigest) {
-        VerifiedTokenCache::remove(self, digest);
+    fn remove(&mut self, token: &TokenKey) {
+        VerifiedTokenCache::remove(self, token.digest());
     }
 
     fn insert(
         &mut self,
-        digest: TokenDigest,
+        token: &TokenKey,
         claims: Claims,
         key: &RsaPublicKey,
         usable_until: i64,
         now_secs: i64,
     ) {
-        VerifiedTokenCache::insert(self, digest, claims, key, usable_until, now_secs);
+        VerifiedTokenCache::insert(self, *token.digest(), claims, key, usable_until, now_secs);
     }
 }
 
