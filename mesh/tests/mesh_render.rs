@@ -764,6 +764,16 @@ fn a_native_envoy_gateway_callee_allow_lists_the_module_it_uses_and_matches_the_
         text.contains("/etc/envoy/modules/libentragate_native.so must exist in the Envoy image"),
         "{text}"
     );
+    // The dynamicModule API has no failOpen: a FAIL_OPEN policy renders fail closed, and the header says so.
+    assert!(!text.contains("FAIL_OPEN"), "{text}");
+    let open = with(&["services.fraud-detector.sidecar.failure_policy=FAIL_OPEN"]);
+    let text = envoy_gateway::render(
+        &open,
+        open.service("fraud-detector").unwrap(),
+        &native_gateway(None),
+    )
+    .unwrap();
+    assert!(text.contains("FAIL_OPEN does not apply"), "{text}");
 }
 
 fn module_for_gateway() -> WasmModule {
