@@ -234,7 +234,8 @@ fn render_takes_an_oci_modules_digest_never_the_files_hash() {
 
 /// `--filter native`: the callee and the caller render with the dynamic module (no --wasm needed: Envoy
 /// finds the `.so` by name; the callee keeps its workload binding under mtls; the caller's agent key is
-/// created as for wasm); what the module cannot do yet is a usage error naming the option.
+/// created as for wasm), and so does the Envoy Gateway callee; what the module cannot do yet is a usage
+/// error naming the option.
 #[test]
 fn render_filter_native_renders_both_roles_and_refuses_what_the_module_cannot_do() {
     let dir = support::temp_dir("mesh-render-native");
@@ -284,10 +285,31 @@ fn render_filter_native_renders_both_roles_and_refuses_what_the_module_cannot_do
     );
     assert!(key_file.exists(), "the caller's agent key was created");
 
+    // Envoy Gateway: the dynamicModule policy and the EnvoyProxy that allow-lists it, no --wasm needed.
+    let out = render(&["--service", "fraud-detector", "--format", "envoy-gateway"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rendered = text(&out.stdout);
+    assert!(rendered.contains("dynamicModule:"), "{rendered}");
+    assert!(rendered.contains("kind: EnvoyProxy"), "{rendered}");
+    assert!(rendered.contains("VERSION CAVEAT"), "{rendered}");
+
     let out = render(&["--service", "fraud-detector", "--format", "istio"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("--filter native renders --format envoy only"),
+        text(&out.stderr).contains("--filter native renders --format envoy and envoy-gateway only"),
+        "{}",
+        text(&out.stderr)
+    );
+    // --native-image only means something for the Envoy Gateway rendering.
+    let out = render(&[
+        "--service",
+        "fraud-detector",
+        "--native-image",
+        "r.example/m:1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--native-image is for --format envoy-gateway"),
         "{}",
         text(&out.stderr)
     );

@@ -7,12 +7,11 @@
 //! | `--format istio` (WasmPlugin, ServiceEntry, DestinationRule) | PyPI `cloudcoil-models-istio`: pydantic models generated from Istio's CRDs |
 //! | `--format ecs` (task definition) | `RegisterTaskDefinition` through boto3 (botocore validates against AWS's ECS service model) against moto |
 //! | `docker-compose.yml` | `docker-compose config` (Debian `docker-compose`; no engine needed) |
+//! | `--format envoy-gateway` (wasm and native: EnvoyExtensionPolicy, EnvoyPatchPolicy, ClientTrafficPolicy, EnvoyProxy) | Envoy Gateway v1.9.0's CRD schemas pinned in `validators/envoy-gateway-crds.json` (no registry package carries them; `kubernetes-validate` only warns "Couldn't find schema" for its kinds): OpenAPI schema through PyPI `jsonschema`, unknown fields refused, CEL rules through PyPI `cel-python` |
 //!
-//! Envoy Gateway has no such validator (no registry package carries its CRD schemas or models, and
-//! `kubernetes-validate` only warns "Couldn't find schema" for its kinds): its upstream API rules are asserted
-//! here for what the CLI renders per transport mode, and in `mesh/tests/mesh_render.rs`. A missing
-//! validator skips the check, except under `ENTRAGATE_REQUIRE_ENVOY=1` (`cargo xtask test`, CI), where it
-//! fails: CI must not pass without running them.
+//! Envoy Gateway's API rules are also asserted here for what the CLI renders per transport mode, and in
+//! `mesh/tests/mesh_render.rs`. A missing validator skips the check, except under `ENTRAGATE_REQUIRE_ENVOY=1`
+//! (`cargo xtask test`, CI), where it fails: CI must not pass without running them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod support;
@@ -646,4 +645,93 @@ fn envoy_gateway_resources_follow_envoy_gateways_api_in_mtls_and_plaintext() {
         config["workload_binding"].is_null(),
         "no peer certificate to bind to"
     );
+}
+
+/// Every `--format envoy-gateway` rendering (wasm and native, each transport mode, with and without a module
+/// image) is accepted by Envoy Gateway's own CRD schemas and CEL rules (v1.9.0, pinned in
+/// `validators/envoy-gateway-crds.json`), as the API server would check them on `kubectl apply`; and the
+/// validator refuses a native rendering whose module name breaks the CRD's pattern (so it does check).
+#[test]
+fn envoy_gateway_renderings_pass_envoy_gateways_crd_schemas_and_cel_rules() {
+    let Some(python) = validator(entragate_tools::VALIDATORS.bin("python")) else {
+        return;
+    };
+    // A venv made before jsonschema and cel-python were pinned gets them (a no-op when the pins match).
+    entragate_tools::pip::ensure(&entragate_tools::VALIDATORS).unwrap();
+    let dir = support::temp_dir("envoy-gateway-crds");
+    let validate = |name: &str, rendered: &str| {
+        let file = write_temp(&dir, name, rendered);
+        Command::new(&python)
+            .arg(script("envoy_gateway_validate.py"))
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let base = [
+        "--format",
+        "envoy-gateway",
+        "--namespace",
+        "fintech",
+        "--gateway-namespace",
+        "envoy-gateway-system",
+    ];
+    let mut native_mtls = String::new();
+    for mode in ["mtls", "tls", "plaintext"] {
+        let set = format!("transport.mode={mode}");
+        let builds: [(&str, Vec<&str>); 3] = [
+            ("wasm", vec!["--wasm-url", OCI_URL]),
+            ("native", vec!["--filter", "native"]),
+            (
+                "native-image",
+                vec![
+                    "--filter",
+                    "native",
+                    "--native-image",
+                    "registry.example.com/entragate/native:0.1.0",
+                ],
+            ),
+        ];
+        for (build, extra) in builds {
+            let mut args: Vec<&str> = base.to_vec();
+            args.extend(extra);
+            args.extend(["--set", &set]);
+            let rendered = render("fraud-detector", &args);
+            let out = validate(&format!("{build}-{mode}.yaml"), &rendered);
+            let stdout = assert_ok(&format!("Envoy Gateway's CRDs ({build}, {mode})"), &out);
+            let kinds = if mode == "plaintext" { 2 } else { 3 } + usize::from(build != "wasm");
+            assert_eq!(stdout.matches(" ok ").count(), kinds, "{stdout}");
+            if build == "native" && mode == "mtls" {
+                native_mtls = rendered;
+            }
+        }
+    }
+    assert!(native_mtls.contains("kind: EnvoyProxy"), "{native_mtls}");
+    // It bites: a schema pattern, an unknown field and a CEL rule, each broken once.
+    for (from, to, expected) in [
+        (
+            "name: entragate-native",
+            "name: entragate_native",
+            "does not match",
+        ),
+        (
+            "filterName: entragate\n",
+            "filterName: entragate\n    failOpen: false\n",
+            "failOpen: unknown field",
+        ),
+        (
+            "type: Local",
+            "type: Remote",
+            "If type is Remote, remote field needs to be set",
+        ),
+    ] {
+        let broken = native_mtls.replace(from, to);
+        assert_ne!(broken, native_mtls, "{from:?} not in the rendering");
+        let out = validate("broken.yaml", &broken);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !out.status.success() && stdout.contains(expected),
+            "{expected:?}: {stdout}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

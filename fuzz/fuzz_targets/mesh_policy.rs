@@ -14,7 +14,7 @@
 use entragate_mesh as mesh;
 use libfuzzer_sys::fuzz_target;
 use mesh::render::envoy::{self, EnvoyOptions, FilterModule};
-use mesh::render::envoy_gateway::{self, GatewayOptions};
+use mesh::render::envoy_gateway::{self, GatewayFilter, GatewayOptions, NativeProxy};
 use mesh::render::istio::{self, KubeOptions};
 use mesh::render::wasm::WasmModule;
 
@@ -81,14 +81,25 @@ fuzz_target!(|data: &[u8]| {
             });
         }
         let gateway = GatewayOptions {
-            kube: kube.clone(),
+            namespace: kube.namespace.clone(),
+            filter: GatewayFilter::Wasm(kube.wasm.clone()),
             gateway: "eg".into(),
             gateway_namespace: "envoy-gateway-system".into(),
+        };
+        let native_gateway = GatewayOptions {
+            filter: GatewayFilter::Native(NativeProxy {
+                envoy_image: "envoyproxy/envoy:v1.40.0".into(),
+                module_image: None,
+            }),
+            ..gateway.clone()
         };
         if service.is_callee() {
             rendered("istio", name, || istio::render(&policy, service, &kube));
             rendered("envoy-gateway", name, || {
                 envoy_gateway::render(&policy, service, &gateway)
+            });
+            rendered("envoy-gateway (native)", name, || {
+                envoy_gateway::render(&policy, service, &native_gateway)
             });
         } else {
             // The Kubernetes formats render the validating (callee) side only

@@ -8,7 +8,7 @@ mod support;
 use entragate_core::config::FilterPolicy;
 use entragate_core::outbound::OutboundPolicy;
 use entragate_mesh::render::envoy::{self, EnvoyOptions, FilterModule};
-use entragate_mesh::render::envoy_gateway::{self, GatewayOptions};
+use entragate_mesh::render::envoy_gateway::{self, GatewayFilter, GatewayOptions, NativeProxy};
 use entragate_mesh::render::istio::{self, KubeOptions};
 use entragate_mesh::render::wasm::{sha256_hex, WasmModule};
 use entragate_mesh::{self as mesh, MeshPolicy, Override};
@@ -193,10 +193,10 @@ fn envoy_gateway_output_matches_the_golden_file_and_its_structure() {
     let policy = policy();
     let fraud = policy.service("fraud-detector").unwrap();
     let options = GatewayOptions {
-        kube: KubeOptions {
-            namespace: "fintech".into(),
-            wasm: module("https://artifacts.example.com/entragate/0.1.0/entragate_filter.wasm"),
-        },
+        namespace: "fintech".into(),
+        filter: GatewayFilter::Wasm(module(
+            "https://artifacts.example.com/entragate/0.1.0/entragate_filter.wasm",
+        )),
         gateway: "eg".into(),
         gateway_namespace: "envoy-gateway-system".into(),
     };
@@ -223,7 +223,10 @@ fn envoy_gateway_output_matches_the_golden_file_and_its_structure() {
     assert_eq!(str_at(wasm, "name"), "entragate");
     assert_eq!(str_at(wasm, "rootID"), "entragate");
     assert_eq!(str_at(wasm, "code.type"), "HTTP");
-    assert_eq!(str_at(wasm, "code.http.sha256"), options.kube.wasm.sha256);
+    assert_eq!(
+        str_at(wasm, "code.http.sha256"),
+        module("https://artifacts.example.com/entragate/0.1.0/entragate_filter.wasm").sha256
+    );
     assert_eq!(get(wasm, "failOpen").as_bool(), Some(false));
     let filter = compiled(get(wasm, "config"));
     assert_eq!(filter.realm, "fraud-detector");
@@ -266,7 +269,7 @@ fn envoy_gateway_output_matches_the_golden_file_and_its_structure() {
     // OCI images are `type: Image` whose sha256 "must match the digest of the OCI image"
     // (api/v1alpha1/wasm_types.go); a local file is refused (Envoy Gateway fetches modules itself).
     let mut image = options.clone();
-    image.kube.wasm = module("oci://registry.example.com/entragate/filter:0.1.0");
+    image.filter = GatewayFilter::Wasm(module("oci://registry.example.com/entragate/filter:0.1.0"));
     let text = envoy_gateway::render(&policy, fraud, &image).unwrap();
     let wasm = get(&documents(&text)[0], "spec.wasm.0").clone();
     assert_eq!(str_at(&wasm, "code.type"), "Image");
@@ -279,7 +282,7 @@ fn envoy_gateway_output_matches_the_golden_file_and_its_structure() {
     // The CRD's pattern for it (wasm_types.go): `^[a-f0-9]{64}$`.
     assert!(sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
     let mut file = options;
-    file.kube.wasm = module("/opt/entragate_filter.wasm");
+    file.filter = GatewayFilter::Wasm(module("/opt/entragate_filter.wasm"));
     assert!(envoy_gateway::render(&policy, fraud, &file)
         .unwrap_err()
         .contains("HTTP(S) or from an OCI"));
@@ -396,10 +399,8 @@ fn envoy_gateway_clusters_are_unique_per_callee() {
     );
     let policy = mesh::from_str(&two_callees, "mesh.yaml", &[]).unwrap();
     let options = GatewayOptions {
-        kube: KubeOptions {
-            namespace: "fintech".into(),
-            wasm: module("oci://registry.example.com/entragate/filter:0.1.0"),
-        },
+        namespace: "fintech".into(),
+        filter: GatewayFilter::Wasm(module("oci://registry.example.com/entragate/filter:0.1.0")),
         gateway: "eg".into(),
         gateway_namespace: "envoy-gateway-system".into(),
     };
@@ -619,4 +620,206 @@ fn a_native_caller_sidecar_loads_the_module_in_its_outbound_role() {
     let tp = policy.service("transaction-processor").unwrap();
     let text = envoy::render(&policy, tp, &native).unwrap();
     golden("transaction-processor.native.envoy.yaml", &text);
+}
+
+fn native_gateway(module_image: Option<&str>) -> GatewayOptions {
+    GatewayOptions {
+        namespace: "fintech".into(),
+        filter: GatewayFilter::Native(NativeProxy {
+            envoy_image: "envoyproxy/envoy:v1.40.0".into(),
+            module_image: module_image.map(str::to_string),
+        }),
+        gateway: "eg".into(),
+        gateway_namespace: "envoy-gateway-system".into(),
+    }
+}
+
+/// The `EnvoyProxy` allow-list entries' names and the `EnvoyExtensionPolicy` modules' names of a rendering.
+fn module_names(docs: &[Value]) -> (Vec<String>, Vec<String>) {
+    let names = |kind: &str, path: &str| -> Vec<String> {
+        docs.iter()
+            .filter(|d| str_at(d, "kind") == kind)
+            .flat_map(|d| get(d, path).as_sequence().cloned().unwrap_or_default())
+            .map(|entry| str_at(&entry, "name").to_string())
+            .collect()
+    };
+    (
+        names("EnvoyProxy", "spec.dynamicModules"),
+        names("EnvoyExtensionPolicy", "spec.dynamicModule"),
+    )
+}
+
+/// `--format envoy-gateway --filter native`: a `dynamicModule` extension with the same plugin JSON as the
+/// wasm extension (Envoy Gateway hands `config` to the module as JSON in a `StringValue`, the sidecar's
+/// `filter_config`), the callee role by `filterName`, and the `EnvoyProxy` that allow-lists the module under
+/// the name the policy uses and runs Envoy 1.40, with the version caveat at the top.
+#[test]
+fn a_native_envoy_gateway_callee_allow_lists_the_module_it_uses_and_matches_the_golden_file() {
+    let policy = policy();
+    let fraud = policy.service("fraud-detector").unwrap();
+    let options = native_gateway(Some("registry.example.com/entragate/native:0.1.0"));
+    let text = envoy_gateway::render(&policy, fraud, &options).unwrap();
+    golden("fraud-detector.native.envoy-gateway.yaml", &text);
+
+    // The caveat, before the first document.
+    let header: String = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for needle in [
+        "ABI v0.2.0, built for Envoy 1.40; runs on Envoy 1.40 and 1.41",
+        "Envoy Gateway >= 1.8",
+        "Envoy Gateway 1.9 runs Envoy 1.39",
+        "envoyproxy/envoy:v1.40.0",
+        "spec.infrastructure.parametersRef",
+        "Kubernetes >= 1.35",
+    ] {
+        assert!(
+            header.contains(needle),
+            "{needle:?} not in the header:\n{header}"
+        );
+    }
+
+    let docs = documents(&text);
+    let kinds: Vec<&str> = docs.iter().map(|d| str_at(d, "kind")).collect();
+    assert_eq!(
+        kinds,
+        [
+            "EnvoyExtensionPolicy",
+            "EnvoyPatchPolicy",
+            "ClientTrafficPolicy",
+            "EnvoyProxy"
+        ]
+    );
+    let extension = &docs[0];
+    assert!(
+        get(extension, "spec.wasm").is_null(),
+        "no wasm beside the module"
+    );
+    let module = get(extension, "spec.dynamicModule.0");
+    assert_eq!(str_at(module, "name"), envoy_gateway::GATEWAY_MODULE_NAME);
+    // The module chooses the callee role by filter_name, as the sidecar's `filter_name: entragate`.
+    assert_eq!(str_at(module, "filterName"), "entragate");
+    assert!(get(module, "failOpen").is_null() && get(module, "terminalFilter").is_null());
+    let filter = compiled(get(module, "config"));
+    assert_eq!(filter.realm, "fraud-detector");
+    // The Gateway terminates the caller's mTLS: the binding is kept, as for wasm.
+    assert!(get(module, "config.workload_binding.workloads").is_mapping());
+
+    // The same plugin JSON as the wasm extension of the same policy.
+    let wasm = GatewayOptions {
+        filter: GatewayFilter::Wasm(module_for_gateway()),
+        ..options.clone()
+    };
+    let wasm_docs = documents(&envoy_gateway::render(&policy, fraud, &wasm).unwrap());
+    assert_eq!(
+        get(module, "config"),
+        get(&wasm_docs[0], "spec.wasm.0.config")
+    );
+    // The JWKS cluster and the listener's TLS do not depend on the filter build.
+    assert_eq!(docs[1], wasm_docs[1]);
+    assert_eq!(docs[2], wasm_docs[2]);
+
+    let proxy = &docs[3];
+    assert_eq!(str_at(proxy, "metadata.namespace"), "envoy-gateway-system");
+    assert_eq!(
+        str_at(proxy, "metadata.name"),
+        envoy_gateway::NATIVE_ENVOY_PROXY
+    );
+    assert_eq!(str_at(proxy, "spec.provider.type"), "Kubernetes");
+    let deployment = get(proxy, "spec.provider.kubernetes.envoyDeployment");
+    assert_eq!(
+        str_at(deployment, "container.image"),
+        "envoyproxy/envoy:v1.40.0"
+    );
+    let entry = get(proxy, "spec.dynamicModules.0");
+    assert_eq!(str_at(entry, "source.type"), "Local");
+    assert_eq!(
+        str_at(entry, "source.local.path"),
+        "/etc/envoy/modules/libentragate_native.so"
+    );
+    assert_eq!(get(entry, "doNotClose").as_bool(), Some(true));
+    // The image volume is mounted where the allow-list entry says the module is.
+    assert_eq!(
+        str_at(deployment, "pod.volumes.0.image.reference"),
+        "registry.example.com/entragate/native:0.1.0"
+    );
+    let volume = str_at(deployment, "pod.volumes.0.name");
+    let mount = get(deployment, "container.volumeMounts.0");
+    assert_eq!(str_at(mount, "name"), volume);
+    assert!(
+        str_at(entry, "source.local.path").starts_with(&format!("{}/", str_at(mount, "mountPath")))
+    );
+    assert_eq!(get(mount, "readOnly").as_bool(), Some(true));
+
+    // Without a module image: no volume, and the header says where the Envoy image must hold the module.
+    let text = envoy_gateway::render(&policy, fraud, &native_gateway(None)).unwrap();
+    let docs = documents(&text);
+    let deployment = get(&docs[3], "spec.provider.kubernetes.envoyDeployment");
+    assert!(
+        get(deployment, "pod").is_null() && get(deployment, "container.volumeMounts").is_null()
+    );
+    assert!(
+        text.contains("/etc/envoy/modules/libentragate_native.so must exist in the Envoy image"),
+        "{text}"
+    );
+    // The dynamicModule API has no failOpen: a FAIL_OPEN policy renders fail closed, and the header says so.
+    assert!(!text.contains("FAIL_OPEN"), "{text}");
+    let open = with(&["services.fraud-detector.sidecar.failure_policy=FAIL_OPEN"]);
+    let text = envoy_gateway::render(
+        &open,
+        open.service("fraud-detector").unwrap(),
+        &native_gateway(None),
+    )
+    .unwrap();
+    assert!(text.contains("FAIL_OPEN does not apply"), "{text}");
+}
+
+fn module_for_gateway() -> WasmModule {
+    module("https://artifacts.example.com/entragate/0.1.0/entragate_filter.wasm")
+}
+
+/// Envoy Gateway rejects an `EnvoyExtensionPolicy` whose module is not in the `EnvoyProxy`'s allow-list
+/// (`internal/gatewayapi/envoyextensionpolicy.go`: "is not registered in the EnvoyProxy dynamicModules
+/// allowlist"): every module the policy names is allow-listed, in every mode and for every callee, and the
+/// name fits the CRD's pattern.
+#[test]
+fn every_module_the_native_gateway_policy_names_is_in_the_envoy_proxy_allow_list() {
+    for mode in ["mtls", "tls", "plaintext"] {
+        let policy = with(&[&format!("transport.mode={mode}")]);
+        for service in policy.services().iter().filter(|s| s.is_callee()) {
+            for image in [None, Some("registry.example.com/entragate/native:0.1.0")] {
+                let text = envoy_gateway::render(&policy, service, &native_gateway(image)).unwrap();
+                let (allowed, used) = module_names(&documents(&text));
+                assert!(!used.is_empty(), "{text}");
+                for name in &used {
+                    assert!(
+                        allowed.contains(name),
+                        "`{name}` is not allow-listed: {allowed:?}"
+                    );
+                    // dynamic_module_types.go: `^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`, 1..=253.
+                    assert!((1..=253).contains(&name.len()));
+                    assert!(name
+                        .bytes()
+                        .all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-')));
+                    assert!(!name.starts_with(['.', '-']) && !name.ends_with(['.', '-']));
+                }
+            }
+        }
+    }
+    // The check itself bites: a policy naming another module is caught.
+    let policy = policy();
+    let fraud = policy.service("fraud-detector").unwrap();
+    let text = envoy_gateway::render(&policy, fraud, &native_gateway(None)).unwrap();
+    let renamed = text.replace(
+        &format!(
+            "- name: {}\n    filterName",
+            envoy_gateway::GATEWAY_MODULE_NAME
+        ),
+        "- name: another-module\n    filterName",
+    );
+    assert_ne!(renamed, text, "the rename must hit the policy's entry");
+    let (allowed, used) = module_names(&documents(&renamed));
+    assert!(used.iter().any(|n| !allowed.contains(n)));
 }

@@ -6,8 +6,7 @@ mod support;
 
 use entragate_mesh::policy::{TransportMode, WorkloadIdentity};
 use entragate_mesh::render::envoy::{self, EnvoyOptions, FilterModule};
-use entragate_mesh::render::envoy_gateway::{self, GatewayOptions};
-use entragate_mesh::render::istio::KubeOptions;
+use entragate_mesh::render::envoy_gateway::{self, GatewayFilter, GatewayOptions};
 use entragate_mesh::render::transport;
 use entragate_mesh::render::wasm::{sha256_hex, WasmModule};
 use entragate_mesh::{self as mesh, MeshPolicy, Override};
@@ -298,13 +297,11 @@ fn envoy_gateway_carries_the_transport_of_each_mode() {
     let gateway = |sets: &[&str]| -> Vec<Value> {
         let policy = with(sets).unwrap();
         let options = GatewayOptions {
-            kube: KubeOptions {
-                namespace: "fintech".into(),
-                wasm: WasmModule {
-                    reference: "https://artifacts.example.com/entragate_filter.wasm".into(),
-                    sha256: sha256_hex(b"\0asm\x01\0\0\0"),
-                },
-            },
+            namespace: "fintech".into(),
+            filter: GatewayFilter::Wasm(WasmModule {
+                reference: "https://artifacts.example.com/entragate_filter.wasm".into(),
+                sha256: sha256_hex(b"\0asm\x01\0\0\0"),
+            }),
             gateway: "eg".into(),
             gateway_namespace: "envoy-gateway-system".into(),
         };

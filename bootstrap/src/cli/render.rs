@@ -7,7 +7,7 @@ use crate::{info, warn};
 use clap::{Args, ValueEnum};
 use entragate_mesh::render::ecs::{self, EcsOptions};
 use entragate_mesh::render::envoy::{self, EnvoyOptions, FilterModule};
-use entragate_mesh::render::envoy_gateway::{self, GatewayOptions};
+use entragate_mesh::render::envoy_gateway::{self, GatewayFilter, GatewayOptions, NativeProxy};
 use entragate_mesh::render::istio::{self, KubeOptions};
 use entragate_mesh::render::kubernetes::{self, KubernetesOptions};
 use entragate_mesh::render::wasm::{self, WasmModule};
@@ -34,8 +34,8 @@ pub enum Format {
 pub enum Filter {
     /// The proxy-wasm module (entragate_filter.wasm): every format, both roles.
     Wasm,
-    /// The Envoy dynamic module (libentragate_native.so, Envoy 1.40/1.41): --format envoy, both roles
-    /// (docs/native.md).
+    /// The Envoy dynamic module (libentragate_native.so, Envoy 1.40/1.41): --format envoy (both roles) and
+    /// envoy-gateway (docs/native.md).
     Native,
 }
 
@@ -95,6 +95,11 @@ pub struct RenderArgs {
     /// target references are local: Envoy Gateway ignores them in any other namespace) [default: --namespace].
     #[arg(long, value_name = "NS")]
     pub gateway_namespace: Option<String>,
+    /// envoy-gateway --filter native: an OCI image holding libentragate_native.so at its root, mounted into
+    /// the Gateway's Envoy as an image volume (Kubernetes >= 1.35). Without it the Envoy image (--envoy-image)
+    /// must hold the module at /etc/envoy/modules/libentragate_native.so.
+    #[arg(long, value_name = "IMAGE")]
+    pub native_image: Option<String>,
     #[command(flatten)]
     pub workload: WorkloadArgs,
 }
@@ -109,7 +114,7 @@ pub struct WorkloadArgs {
     /// the policy at /etc/entragate/mesh.yaml) (ecs, kubernetes).
     #[arg(long, value_name = "IMAGE")]
     pub bootstrap_image: Option<String>,
-    /// The Envoy image (ecs, kubernetes).
+    /// The Envoy image (ecs, kubernetes; envoy-gateway --filter native: the EnvoyProxy's, Envoy 1.40/1.41).
     #[arg(long, value_name = "IMAGE", default_value = workload::DEFAULT_ENVOY_IMAGE)]
     pub envoy_image: String,
     /// ecs: the role ECS pulls images and writes logs with.
@@ -201,11 +206,19 @@ fn copy_module(args: &RenderArgs) -> Result<WasmModule, Failure> {
 }
 
 pub fn run(args: RenderArgs) -> Result<(), Failure> {
-    if args.filter == Filter::Native && args.format != Format::Envoy {
+    if args.filter == Filter::Native && !matches!(args.format, Format::Envoy | Format::EnvoyGateway)
+    {
         // Istio (>= 1.31) has no API for dynamic modules yet (EnvoyFilter, docs/deploy.md); the others
         // embed an Envoy bootstrap rendered with --format envoy.
         return Err(Failure::Usage(
-            "--filter native renders --format envoy only (Istio and Envoy Gateway: docs/deploy.md, \"Native module\")".into(),
+            "--filter native renders --format envoy and envoy-gateway only (Istio: docs/deploy.md, \"The native module\")".into(),
+        ));
+    }
+    if args.native_image.is_some()
+        && (args.filter != Filter::Native || args.format != Format::EnvoyGateway)
+    {
+        return Err(Failure::Usage(
+            "--native-image is for --format envoy-gateway --filter native".into(),
         ));
     }
     let policy = args.policy.load()?;
@@ -265,16 +278,21 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
             files.push((format!("{}.istio.yaml", service.name), text, false));
         }
         Format::EnvoyGateway => {
-            let kube = KubeOptions {
-                namespace: args.namespace.clone(),
-                wasm: module(&args)?,
+            let filter = match args.filter {
+                // The module is loaded from the proxy's file system: nothing to hash or fetch.
+                Filter::Native => GatewayFilter::Native(NativeProxy {
+                    envoy_image: args.workload.envoy_image.clone(),
+                    module_image: args.native_image.clone(),
+                }),
+                Filter::Wasm => GatewayFilter::Wasm(module(&args)?),
             };
             let options = GatewayOptions {
+                namespace: args.namespace.clone(),
+                filter,
                 gateway_namespace: args
                     .gateway_namespace
                     .clone()
-                    .unwrap_or_else(|| kube.namespace.clone()),
-                kube,
+                    .unwrap_or_else(|| args.namespace.clone()),
                 gateway: args.gateway.clone(),
             };
             let text = envoy_gateway::render(&policy, service, &options).map_err(Failure::Usage)?;

@@ -31,6 +31,19 @@ pub enum FilterModule {
 /// The dynamic module's name: Envoy 1.40 loads `lib<name>.so` from `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`.
 pub const NATIVE_MODULE_NAME: &str = "entragate_native";
 
+/// The module's file name (`lib<name>.so`).
+pub fn native_module_file() -> String {
+    format!("lib{NATIVE_MODULE_NAME}.so")
+}
+
+/// Which Envoy the module loads in, for the rendered headers: the ABI it was built against and Envoy's
+/// promise that a module built for 1.X runs on 1.X and 1.(X+1).
+pub const NATIVE_VERSIONS: &str =
+    "the native dynamic module (ABI v0.2.0, built for Envoy 1.40; runs on Envoy 1.40 and 1.41)";
+
+/// Header line when the policy asks for FAIL_OPEN: stricter than asked, never weaker, said rather than silent.
+pub const NATIVE_FAILS_CLOSED: &str = "# sidecar.failure_policy FAIL_OPEN does not apply: the native module fails closed on its own failures (a panic answers 503).\n";
+
 /// What the policy does not say: the module and, for a caller, the agent key.
 #[derive(Clone, Debug)]
 pub struct EnvoyOptions {
@@ -140,7 +153,7 @@ fn header(policy: &MeshPolicy, service: &Service, filter: &FilterModule) -> Stri
             wasm.sha256
         ),
         FilterModule::Native => format!(
-            "# Filter: the native dynamic module (ABI v0.2.0, built for Envoy 1.40; runs on Envoy 1.40 and 1.41).\n\
+            "# Filter: {NATIVE_VERSIONS}.\n\
              # Envoy loads lib{NATIVE_MODULE_NAME}.so from the directory named by ENVOY_DYNAMIC_MODULES_SEARCH_PATH:\n\
              # set it in Envoy's environment (e.g. ENVOY_DYNAMIC_MODULES_SEARCH_PATH=/etc/envoy/modules) and ship the\n\
              # .so built for this architecture and glibc (docs/native.md, \"What to ship\").\n"
@@ -153,8 +166,7 @@ fn header(policy: &MeshPolicy, service: &Service, filter: &FilterModule) -> Stri
     if matches!(filter, FilterModule::Native)
         && service.sidecar.failure_policy == FailurePolicy::FailOpen
     {
-        // Stricter than asked, never weaker: said here rather than silently.
-        h.push_str("# sidecar.failure_policy FAIL_OPEN does not apply: the native module fails closed on its own failures (a panic answers 503).\n");
+        h.push_str(NATIVE_FAILS_CLOSED);
     }
     if service.is_caller() {
         h.push_str("# Carries the agent key: keep this file private (mode 0600) and the admin interface on loopback.\n");

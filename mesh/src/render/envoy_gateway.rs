@@ -2,7 +2,8 @@
 //!
 //! - `EnvoyExtensionPolicy` (`gateway.envoyproxy.io/v1alpha1`) targeting the service's `HTTPRoute`, with one
 //!   `wasm` extension: `name`, `rootID`, `code` (`type: HTTP` with `http.url`/`sha256`, or `type: Image` with
-//!   `image.url`/`sha256`), the plugin `config`, and `failOpen: false`;
+//!   `image.url`/`sha256`), the plugin `config`, and `failOpen: false`; with the native module
+//!   (`--filter native`) one `dynamicModule` instead (`name`, `filterName`, the same plugin `config`);
 //! - `EnvoyPatchPolicy` adding the cluster the filter's JWKS callouts use (Envoy Gateway generates cluster
 //!   names itself and none for wasm callouts). Upstream rules (envoyproxy/gateway
 //!   `api/v1alpha1/envoypatchpolicy_types.go`): the policy "and the TargetRef MUST be in the same namespace
@@ -23,6 +24,10 @@
 //!   is `RequireAndVerify`, and older Envoy Gateway CRDs do not know the field): a client without a
 //!   certificate of the mesh CA is refused during the handshake.
 //!
+//! - with the native module, the `EnvoyProxy` (Gateway's namespace) whose `spec.dynamicModules` allow-list
+//!   registers the module by the name the policy uses, with its path in the proxy container, and which runs an
+//!   Envoy that can load it (Envoy 1.40/1.41; Envoy Gateway 1.9 ships 1.39: the header states the caveat).
+//!
 //! Workload binding: the filter reads the peer certificate of the connection it runs on
 //! (`connection.uri_san_peer_certificate`). On Envoy Gateway that is the downstream connection of the
 //! Gateway's listener; with `clientValidation` the Gateway terminates the caller sidecar's mTLS there, so
@@ -30,8 +35,9 @@
 //! `mtls`. It would not hold behind anything that terminates TLS before the Gateway (a TLS-terminating load
 //! balancer): docs/deploy.md says so.
 
-use super::istio::KubeOptions;
+use super::envoy::{self, NATIVE_VERSIONS};
 use super::transport;
+use super::wasm::WasmModule;
 use super::yaml::{self, b, list, map, s};
 use crate::plugin::{self, INBOUND_ROOT_ID};
 use crate::policy::{FailurePolicy, MeshPolicy, Service, TransportMode, WorkloadIdentity};
@@ -41,14 +47,57 @@ use serde_yaml_ng::Value;
 /// verifies callers' certificates against.
 pub const MESH_CA_CONFIG_MAP: &str = "entragate-mesh-ca";
 
-/// Where Envoy Gateway runs: namespace (of the HTTPRoute) and module as for Istio, plus the `Gateway` to
-/// patch and its namespace.
+/// Where Envoy Gateway runs: the HTTPRoute's namespace, the filter build, and the `Gateway` to patch and its
+/// namespace.
 #[derive(Clone, Debug)]
 pub struct GatewayOptions {
-    pub kube: KubeOptions,
+    /// The namespace of the service's `HTTPRoute` (and of the `EnvoyExtensionPolicy`).
+    pub namespace: String,
+    pub filter: GatewayFilter,
     pub gateway: String,
     pub gateway_namespace: String,
 }
+
+/// The filter build the Gateway's Envoy runs.
+#[derive(Clone, Debug)]
+pub enum GatewayFilter {
+    /// The proxy-wasm module, fetched by Envoy Gateway over HTTP(S) or from an OCI registry.
+    Wasm(WasmModule),
+    /// The native dynamic module, loaded from the proxy's file system (`docs/native.md`).
+    Native(NativeProxy),
+}
+
+/// How the Gateway's Envoy gets an Envoy that can load the native module, and the module itself.
+#[derive(Clone, Debug)]
+pub struct NativeProxy {
+    /// The Envoy container image (1.40 or 1.41: the module's ABI); `envoyproxy/envoy:v1.40.0` by default.
+    pub envoy_image: String,
+    /// An OCI image holding `libentragate_native.so` at its root, mounted as an image volume (Kubernetes >=
+    /// 1.35, as Envoy Gateway's dynamic-modules task does). Without it the Envoy image must hold the module
+    /// at [`native_module_path`] itself (a custom image built on the Envoy one).
+    pub module_image: Option<String>,
+}
+
+/// The module's name in the `EnvoyProxy` allow-list and in the `EnvoyExtensionPolicy` that refers to it (one
+/// constant for both: Envoy Gateway rejects a policy whose module is not in the allow-list). Envoy Gateway's
+/// pattern for it is `^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$` (`api/v1alpha1/dynamic_module_types.go`): no `_`, so
+/// not [`envoy::NATIVE_MODULE_NAME`].
+pub const GATEWAY_MODULE_NAME: &str = "entragate-native";
+
+/// The `EnvoyProxy` rendered for the native module (one per Gateway: every callee behind it renders the same).
+pub const NATIVE_ENVOY_PROXY: &str = "entragate-native";
+
+/// Where the module is in the Envoy container (the image volume's mount point).
+pub const NATIVE_MODULE_DIR: &str = "/etc/envoy/modules";
+
+/// The module's absolute path in the Envoy container (`source.local.path` of the allow-list entry).
+pub fn native_module_path() -> String {
+    format!("{NATIVE_MODULE_DIR}/{}", envoy::native_module_file())
+}
+
+/// The Envoy image Envoy Gateway 1.9 runs by default (`DefaultEnvoyProxyImage`, `api/v1alpha1/shared_types.go`
+/// at v1.9.0): Envoy 1.39, which cannot load a module built for 1.40.
+pub const GATEWAY_DEFAULT_ENVOY_IMAGE: &str = "docker.io/envoyproxy/envoy:distroless-v1.39.0";
 
 /// The JWKS cluster the patch policy adds for `service`: unique per callee, so several callees' patch
 /// policies on one Gateway never add the same cluster twice.
@@ -67,32 +116,6 @@ pub fn render(
             service.name
         ));
     }
-    let wasm = &options.kube.wasm;
-    let code = if let Some(image) = wasm.reference.strip_prefix("oci://") {
-        map([
-            ("type", s("Image")),
-            (
-                "image",
-                map([("url", s(image)), ("sha256", s(wasm.sha256.clone()))]),
-            ),
-        ])
-    } else if wasm.reference.starts_with("https://") || wasm.reference.starts_with("http://") {
-        map([
-            ("type", s("HTTP")),
-            (
-                "http",
-                map([
-                    ("url", s(wasm.reference.clone())),
-                    ("sha256", s(wasm.sha256.clone())),
-                ]),
-            ),
-        ])
-    } else {
-        return Err(format!(
-            "Envoy Gateway fetches modules over HTTP(S) or from an OCI registry: pass --wasm-url https://... or oci://..., not `{}`",
-            wasm.reference
-        ));
-    };
     let cluster = jwks_cluster_name(service);
     let mut config = plugin::inbound(policy.identity_provider(), service, &cluster);
     let mode = policy.transport().mode;
@@ -101,10 +124,14 @@ pub fn render(
         plugin::bind_workloads(&mut config, policy, service);
     }
     plugin::check_inbound(&config, service).map_err(|e| e.to_string())?;
+    let (key, extension) = match &options.filter {
+        GatewayFilter::Wasm(wasm) => ("wasm", wasm_extension(service, &config, wasm)?),
+        GatewayFilter::Native(_) => ("dynamicModule", native_extension(&config)?),
+    };
     let extension = resource(
         "EnvoyExtensionPolicy",
         format!("entragate-{}", service.name),
-        &options.kube.namespace,
+        &options.namespace,
         map([
             (
                 "targetRefs",
@@ -114,19 +141,7 @@ pub fn render(
                     ("name", s(service.name.clone())),
                 ])]),
             ),
-            (
-                "wasm",
-                list(vec![map([
-                    ("name", s(INBOUND_ROOT_ID)),
-                    ("rootID", s(INBOUND_ROOT_ID)),
-                    ("code", code),
-                    ("config", yaml::from_json(&config)?),
-                    (
-                        "failOpen",
-                        b(service.sidecar.failure_policy == FailurePolicy::FailOpen),
-                    ),
-                ])]),
-            ),
+            (key, list(vec![extension])),
         ]),
     );
     let patch = resource(
@@ -178,8 +193,173 @@ pub fn render(
         "# Envoy Gateway resources of `{}`, generated by `bootstrap render` from the mesh policy; re-render, do not edit.\n",
         service.name
     );
+    if let GatewayFilter::Native(proxy) = &options.filter {
+        out.push_str(&native_header(service, options, proxy));
+        documents.push(native_envoy_proxy(options, proxy));
+    }
     out.push_str(&yaml::documents(&documents)?);
     Ok(out)
+}
+
+/// `spec.wasm[0]`: the module fetched by Envoy Gateway, in its callee role.
+fn wasm_extension(
+    service: &Service,
+    config: &serde_json::Value,
+    wasm: &WasmModule,
+) -> Result<Value, String> {
+    let code = if let Some(image) = wasm.reference.strip_prefix("oci://") {
+        map([
+            ("type", s("Image")),
+            (
+                "image",
+                map([("url", s(image)), ("sha256", s(wasm.sha256.clone()))]),
+            ),
+        ])
+    } else if wasm.reference.starts_with("https://") || wasm.reference.starts_with("http://") {
+        map([
+            ("type", s("HTTP")),
+            (
+                "http",
+                map([
+                    ("url", s(wasm.reference.clone())),
+                    ("sha256", s(wasm.sha256.clone())),
+                ]),
+            ),
+        ])
+    } else {
+        return Err(format!(
+            "Envoy Gateway fetches modules over HTTP(S) or from an OCI registry: pass --wasm-url https://... or oci://..., not `{}`",
+            wasm.reference
+        ));
+    };
+    Ok(map([
+        ("name", s(INBOUND_ROOT_ID)),
+        ("rootID", s(INBOUND_ROOT_ID)),
+        ("code", code),
+        ("config", yaml::from_json(config)?),
+        (
+            "failOpen",
+            b(service.sidecar.failure_policy == FailurePolicy::FailOpen),
+        ),
+    ]))
+}
+
+/// `spec.dynamicModule[0]` (`api/v1alpha1/dynamic_module_types.go`, Envoy Gateway >= 1.8): the allow-listed
+/// module by name, the callee role by `filterName` (passed to the module as Envoy's `filter_name`, as the
+/// sidecar's `filter_name: entragate`), and the same plugin JSON as an object: Envoy Gateway serialises
+/// `config` to JSON and hands it to the module as a `google.protobuf.StringValue`
+/// (`internal/xds/translator/dynamicmodule.go`), which is what the sidecar's `filter_config` carries.
+/// No `failOpen` (the API has none; the module fails closed) and no `terminalFilter` (the route's backend
+/// answers).
+fn native_extension(config: &serde_json::Value) -> Result<Value, String> {
+    Ok(map([
+        ("name", s(GATEWAY_MODULE_NAME)),
+        ("filterName", s(INBOUND_ROOT_ID)),
+        ("config", yaml::from_json(config)?),
+    ]))
+}
+
+/// The `EnvoyProxy` (in the Gateway's namespace) that registers the module and runs an Envoy that loads it:
+/// `spec.dynamicModules` allow-lists [`GATEWAY_MODULE_NAME`] at [`native_module_path`] (`doNotClose`, as
+/// the sidecar's `do_not_close`: the module keeps process-wide state), the Envoy container's `image`
+/// replaces Envoy Gateway's default, and with a module image the pod mounts it as an image volume (as
+/// Envoy Gateway's dynamic-modules task does).
+fn native_envoy_proxy(options: &GatewayOptions, proxy: &NativeProxy) -> Value {
+    let mut container = map([("image", s(proxy.envoy_image.clone()))]);
+    let mut deployment = map([]);
+    if let Some(image) = &proxy.module_image {
+        yaml::insert(
+            &mut deployment,
+            "pod",
+            map([(
+                "volumes",
+                list(vec![map([
+                    ("name", s(NATIVE_ENVOY_PROXY)),
+                    (
+                        "image",
+                        map([
+                            ("reference", s(image.clone())),
+                            ("pullPolicy", s("IfNotPresent")),
+                        ]),
+                    ),
+                ])]),
+            )]),
+        );
+        yaml::insert(
+            &mut container,
+            "volumeMounts",
+            list(vec![map([
+                ("name", s(NATIVE_ENVOY_PROXY)),
+                ("mountPath", s(NATIVE_MODULE_DIR)),
+                ("readOnly", b(true)),
+            ])]),
+        );
+    }
+    yaml::insert(&mut deployment, "container", container);
+    resource(
+        "EnvoyProxy",
+        NATIVE_ENVOY_PROXY.to_string(),
+        &options.gateway_namespace,
+        map([
+            (
+                "provider",
+                map([
+                    ("type", s("Kubernetes")),
+                    ("kubernetes", map([("envoyDeployment", deployment)])),
+                ]),
+            ),
+            (
+                "dynamicModules",
+                list(vec![map([
+                    ("name", s(GATEWAY_MODULE_NAME)),
+                    (
+                        "source",
+                        map([
+                            ("type", s("Local")),
+                            ("local", map([("path", s(native_module_path()))])),
+                        ]),
+                    ),
+                    ("doNotClose", b(true)),
+                ])]),
+            ),
+        ]),
+    )
+}
+
+/// What the native rendering needs from the operator, at the top of the file: the Envoy version caveat,
+/// where the module must be, and how the `EnvoyProxy` is attached.
+fn native_header(service: &Service, options: &GatewayOptions, proxy: &NativeProxy) -> String {
+    let mut h = format!(
+        "# Filter: {NATIVE_VERSIONS}.\n\
+         # VERSION CAVEAT: needs Envoy Gateway >= 1.8 (EnvoyExtensionPolicy spec.dynamicModule, EnvoyProxy spec.dynamicModules),\n\
+         # and Envoy Gateway 1.9 runs Envoy 1.39 ({GATEWAY_DEFAULT_ENVOY_IMAGE}), which cannot load the module:\n\
+         # the EnvoyProxy below replaces the Envoy image with {} (spec.provider.kubernetes.envoyDeployment.container.image).\n\
+         # Envoy Gateway's xDS is made and tested for its own Envoy: test this pairing before production, and drop the\n\
+         # image override once your Envoy Gateway ships Envoy 1.40 or 1.41 (a newer Envoy needs a module built for it).\n",
+        proxy.envoy_image
+    );
+    h.push_str(&match &proxy.module_image {
+        Some(image) => format!(
+            "# The module: the image volume {image} (libentragate_native.so at its root; image volumes need Kubernetes >= 1.35),\n\
+             # mounted at {NATIVE_MODULE_DIR}. Ship the .so built for the nodes' architecture (docs/native.md, \"What to ship\").\n"
+        ),
+        None => format!(
+            "# The module: {} must exist in the Envoy image (a custom image built on {}), or be\n\
+             # mounted there (an image volume: --native-image; or an init container copying it into a shared volume).\n",
+            native_module_path(),
+            proxy.envoy_image
+        ),
+    });
+    h.push_str(&format!(
+        "# Attach the EnvoyProxy `{NATIVE_ENVOY_PROXY}` to the Gateway `{}`: spec.infrastructure.parametersRef\n\
+         # (group gateway.envoyproxy.io, kind EnvoyProxy, name {NATIVE_ENVOY_PROXY}), or to its GatewayClass (spec.parametersRef).\n\
+         # Unless its spec.mergeType is set, it replaces the GatewayClass's EnvoyProxy settings: merge yours into it.\n",
+        options.gateway
+    ));
+    if service.sidecar.failure_policy == FailurePolicy::FailOpen {
+        h.push_str(envoy::NATIVE_FAILS_CLOSED);
+    }
+    h
 }
 
 const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";

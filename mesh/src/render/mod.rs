@@ -4,7 +4,8 @@
 //!   JWKS and agent clusters, admin on loopback);
 //! - [`istio`]: a `WasmPlugin` and the `ServiceEntry`/`DestinationRule` for the Entra host;
 //! - [`envoy_gateway`]: an `EnvoyExtensionPolicy`, the `EnvoyPatchPolicy` adding the JWKS cluster and, unless
-//!   plaintext, the `ClientTrafficPolicy` with the callee listener's TLS and mTLS settings;
+//!   plaintext, the `ClientTrafficPolicy` with the callee listener's TLS and mTLS settings (with the native
+//!   module, a `dynamicModule` extension and the `EnvoyProxy` that allow-lists it);
 //! - [`ecs`] and [`kubernetes`]: the service with its sidecars ([`workload`]) as an ECS task definition or
 //!   as Kubernetes objects.
 //!

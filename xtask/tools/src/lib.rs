@@ -47,12 +47,16 @@ pub const WASMTIME: PipTool = PipTool {
 /// The platforms' own schema validators for what `bootstrap render` produces (bootstrap/tests/platforms.rs):
 /// Kubernetes objects against the Kubernetes OpenAPI schemas, Istio resources against pydantic models
 /// generated from Istio's CRDs (1.24.2.1 is the newest release that installs on Python 3.11; ECS task
-/// definitions are checked by botocore's service model through moto, in the moto venv).
+/// definitions are checked by botocore's service model through moto, in the moto venv), and Envoy Gateway
+/// resources against its CRD schemas pinned in the repository (`bootstrap/tests/validators/
+/// envoy-gateway-crds.json`): `jsonschema` for the OpenAPI schema, `cel-python` for the CRDs' CEL rules.
 pub const VALIDATORS: PipTool = PipTool {
     venv: "validators-venv",
     requirements: &[
         "kubernetes-validate==1.37.0",
         "cloudcoil-models-istio==1.24.2.1",
+        "jsonschema==4.26.0",
+        "cel-python==0.5.0",
     ],
 };
 
