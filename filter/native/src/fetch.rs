@@ -151,11 +151,14 @@ impl MainFetch {
     }
 
     /// Main thread: a scheduled tick of this configuration's coordinators.
-    /// Returns whether one of them adopted a new document.
+    /// `publish` runs before any waiter is woken (a woken request must find
+    /// what the tick adopted). Returns whether one of them adopted a new
+    /// document.
     pub fn on_tick<C: MainThreadFetcher>(
         &self,
         scope: ConfigScope,
         coordinators: &mut [C],
+        publish: impl FnOnce(&[C]),
     ) -> bool {
         let mut host = NativeHost {
             config: Some(scope),
@@ -179,6 +182,7 @@ impl MainFetch {
                 ),
             );
         }
+        publish(coordinators);
         self.wake(if wake_all { Wake::All } else { Wake::Routine });
         self.ticker.tick_in(next_tick_ms);
         changed
@@ -188,12 +192,14 @@ impl MainFetch {
     /// coordinator that waits for it. The caller ticks next (so the
     /// coordinators plan a refresh or a retry at once). Returns whether a
     /// fetch succeeded (`Some(true)`) or failed (`Some(false)`) with it.
+    /// `publish` runs before the waiters are woken, as for [`MainFetch::on_tick`].
     pub fn on_callout<C: MainThreadFetcher>(
         &self,
         scope: ConfigScope,
         coordinators: &mut [C],
         callout_id: u64,
         response: CalloutResponse,
+        publish: impl FnOnce(&[C]),
     ) -> Option<bool> {
         let token = CalloutToken::try_from(callout_id).ok()?;
         let coordinator = coordinators.iter_mut().find(|c| c.waits_for(token))?;
@@ -206,6 +212,7 @@ impl MainFetch {
             Some(false) => scope.increment(self.fetch_failed),
             None => {}
         }
+        publish(coordinators);
         if answer.settled {
             self.wake(Wake::All);
         }

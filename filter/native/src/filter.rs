@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use entragate_core::error::AuthError;
@@ -17,7 +18,7 @@ use entragate_core::inbound::audit::denial_log_line;
 use entragate_core::inbound::cache::{CacheStats, SharedTokenCache};
 use entragate_core::inbound::config::FilterPolicy;
 use entragate_core::inbound::engine::{Decision, RequestFlow, Step};
-use entragate_core::inbound::jwks::coordinator::KeyAvailability;
+use entragate_core::inbound::jwks::coordinator::JwksCoordinator;
 use entragate_core::inbound::jwks::JwksStats;
 use entragate_core::inbound::metrics::{
     cache_deltas, jwks_request_deltas, InboundMetric, MetricIds,
@@ -31,7 +32,7 @@ use entragate_core::host::CalloutResponse;
 
 use crate::envoy::{log, ConfigScope, Stream};
 use crate::fetch::MainFetch;
-use crate::jwks::{now_ms, with_coordinator, with_inbound_thread, NativeHost};
+use crate::jwks::{now_ms, with_coordinator, with_inbound_thread, NativeHost, PublishedKeys};
 use crate::signature::{AwsLc, NativeVerifier};
 
 /// Metric ids, defined once per configuration (Envoy freezes stat creation
@@ -123,6 +124,9 @@ pub struct Config {
     /// wasm): a token verified on one worker is a hit on all of them, and
     /// `token_cache_size` bounds the whole Envoy's memory for it.
     token_cache: SharedTokenCache,
+    /// The one key set of this configuration in the process: the main
+    /// thread's, adopted by every worker.
+    keys: PublishedKeys,
 }
 
 // Envoy calls a configuration's hooks from every worker thread, through raw
@@ -193,20 +197,17 @@ impl Config {
             fetch,
             verifier,
             token_cache,
+            keys: PublishedKeys::default(),
         })
     }
 
     /// Main thread: a scheduled tick of the fetching coordinator.
     pub fn on_main_tick(&self, scope: ConfigScope) {
-        let (changed, keys_loaded) = with_coordinator(self.id, &self.policy.jwks, true, |c| {
-            let changed = self.fetch.on_tick(scope, std::slice::from_mut(c));
-            (changed, c.keys_loaded())
+        let keys_loaded = with_coordinator(self.id, &self.policy.jwks, true, |c| {
+            self.fetch
+                .on_tick(scope, std::slice::from_mut(c), |c| self.publish(c));
+            c.keys_loaded()
         });
-        if changed {
-            self.drop_tokens_of_removed_keys(&NativeHost {
-                config: Some(scope),
-            });
-        }
         // The main thread's coordinator holds the one key set every worker adopts.
         scope.set_gauge(
             self.metrics.id(InboundMetric::JwksKeysLoaded),
@@ -214,17 +215,24 @@ impl Config {
         );
     }
 
-    /// Main thread, after the key set changed: tokens verified with a key the
-    /// IdP no longer publishes leave the shared cache now (hits re-check the
-    /// key anyway; this frees their memory instead of waiting for eviction).
-    fn drop_tokens_of_removed_keys(&self, host: &NativeHost) {
-        let keys = with_coordinator(self.id, &self.policy.jwks, true, |c| c.keys(host));
-        if let KeyAvailability::Ready(keys) = keys {
+    /// Main thread, before any waiter is woken: hands the fetched key set to
+    /// every worker. Only when the keys themselves changed (not at each
+    /// refresh that found the same keys) do tokens verified with a key the
+    /// IdP no longer publishes leave the shared cache (hits re-check the key
+    /// anyway; this frees their memory instead of waiting for eviction).
+    fn publish(&self, coordinators: &[JwksCoordinator]) {
+        for shared in coordinators.iter().filter_map(JwksCoordinator::shared_keys) {
+            let keys = Arc::clone(&shared.keys);
+            if !self.keys.publish(shared) {
+                continue;
+            }
             let dropped = self.token_cache.retain_keys(&keys);
             if dropped > 0 {
                 log(
                     LogLevel::Info,
-                    &format!("entragate: key set changed; {dropped} cached token(s) of removed keys dropped"),
+                    &format!(
+                        "entragate: key set changed; {dropped} cached token(s) of removed keys dropped"
+                    ),
                 );
             }
         }
@@ -232,15 +240,12 @@ impl Config {
 
     /// Main thread: the answer to a JWKS (or discovery) callout.
     pub fn on_main_callout(&self, scope: ConfigScope, id: u64, response: CalloutResponse) {
-        let succeeded = with_coordinator(self.id, &self.policy.jwks, true, |c| {
+        with_coordinator(self.id, &self.policy.jwks, true, |c| {
             self.fetch
-                .on_callout(scope, std::slice::from_mut(c), id, response)
+                .on_callout(scope, std::slice::from_mut(c), id, response, |c| {
+                    self.publish(c)
+                })
         });
-        if succeeded == Some(true) {
-            self.drop_tokens_of_removed_keys(&NativeHost {
-                config: Some(scope),
-            });
-        }
         // Let the coordinator plan what comes next (refresh, retry) now.
         self.on_main_tick(scope);
     }
@@ -291,6 +296,7 @@ impl Config {
         // worker's recent tokens in front of the shared cache.
         let (step, pulled_forward, cache_stats) =
             with_inbound_thread(self.id, &self.policy.jwks, false, |thread| {
+                self.keys.bring_up_to_date(&mut thread.coordinator);
                 let early_retries = thread.coordinator.stats().early_retries;
                 let keys = thread.coordinator.keys(&host);
                 let pulled_forward = thread.coordinator.stats().early_retries > early_retries;

@@ -29,7 +29,7 @@ use entragate_core::host::{
     SharedWriteError, UnixMillis,
 };
 use entragate_core::inbound::cache::RecentTokens;
-use entragate_core::inbound::jwks::coordinator::JwksCoordinator;
+use entragate_core::inbound::jwks::coordinator::{JwksCoordinator, SharedKeys};
 use entragate_core::inbound::jwks::JwksSettings;
 
 use crate::envoy::{log, ConfigScheduler, ConfigScope};
@@ -157,6 +157,58 @@ impl Host for NativeHost {
     }
 }
 
+/// The main thread's key set of one configuration, shared by every worker:
+/// one parsed key set per Envoy (the store's record stays the fetch protocol's,
+/// as in wasm, but no worker decodes it).
+#[derive(Default)]
+pub struct PublishedKeys {
+    /// The published set's generation (0: none yet), read on every request
+    /// without the lock.
+    generation: AtomicU64,
+    keys: Mutex<Option<SharedKeys>>,
+}
+
+impl PublishedKeys {
+    /// Main thread: publishes `shared` if it is newer. True if its key
+    /// material differs from the set it replaces (a refresh that found the
+    /// same keys is only newer).
+    pub fn publish(&self, shared: SharedKeys) -> bool {
+        let mut slot = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if slot
+            .as_ref()
+            .is_some_and(|published| published.generation >= shared.generation)
+        {
+            return false;
+        }
+        let changed = slot
+            .as_ref()
+            .is_none_or(|published| *published.keys != *shared.keys);
+        let generation = shared.generation;
+        *slot = Some(shared);
+        // After the set is in: a worker that sees this generation finds it.
+        self.generation.store(generation, Ordering::Release);
+        changed
+    }
+
+    /// Worker: lets `coordinator` adopt the published set when it is newer
+    /// than the one it holds (one atomic load per request; the lock only
+    /// after a fetch).
+    pub fn bring_up_to_date(&self, coordinator: &mut JwksCoordinator) {
+        let published = self.generation.load(Ordering::Acquire);
+        if published == 0
+            || coordinator
+                .local_generation()
+                .is_some_and(|held| held >= published)
+        {
+            return;
+        }
+        let shared = self.keys.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(shared) = shared {
+            coordinator.adopt(&shared);
+        }
+    }
+}
+
 /// One thread's part of an inbound configuration: its JWKS coordinator (the
 /// fetching one on the main thread, a reader on a worker) and, used on
 /// workers, the tokens it recently found in the shared cache.
@@ -178,7 +230,12 @@ pub fn with_inbound_thread<T>(
         id,
         main,
         |worker_id| InboundThread {
-            coordinator: JwksCoordinator::new(settings.clone(), worker_id),
+            // Workers take the main thread's key set ([`PublishedKeys`]).
+            coordinator: if main {
+                JwksCoordinator::new(settings.clone(), worker_id)
+            } else {
+                JwksCoordinator::adopting(settings.clone(), worker_id)
+            },
             recent: RecentTokens::new(),
         },
         body,
@@ -339,6 +396,63 @@ pub fn scope(config_envoy_ptr: *mut c_void) -> ConfigScope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shared(generation: u64, kids: &[&str]) -> SharedKeys {
+        use entragate_core::keys::{KeySet, RsaPublicKey};
+        let keys = kids
+            .iter()
+            .map(|kid| RsaPublicKey {
+                kid: (*kid).to_string(),
+                x5t: None,
+                n: vec![0xc3; 256],
+                e: vec![1, 0, 1],
+            })
+            .collect();
+        SharedKeys {
+            generation,
+            fetched_at_ms: now_ms(),
+            keys: Arc::new(KeySet { keys }),
+        }
+    }
+
+    #[test]
+    fn workers_adopt_the_one_published_key_set_and_only_new_keys_count_as_a_change() {
+        let published = PublishedKeys::default();
+        let settings = JwksSettings::new("idp", "idp.test", "/keys");
+        let mut worker = JwksCoordinator::adopting(settings, 1);
+        published.bring_up_to_date(&mut worker);
+        assert_eq!(worker.local_generation(), None, "nothing published yet");
+
+        let first = shared(1, &["k1"]);
+        assert!(
+            published.publish(first.clone()),
+            "the first set is a change"
+        );
+        published.bring_up_to_date(&mut worker);
+        let held = worker.shared_keys().unwrap();
+        assert!(
+            Arc::ptr_eq(&held.keys, &first.keys),
+            "the same set, not a copy"
+        );
+
+        // A refresh that found the same keys: newer, adopted, but no change
+        // (so the shared token cache is not scanned).
+        let refreshed = shared(2, &["k1"]);
+        assert!(!published.publish(refreshed.clone()));
+        published.bring_up_to_date(&mut worker);
+        assert_eq!(worker.local_generation(), Some(2));
+        assert!(
+            !published.publish(shared(1, &["k9"])),
+            "an older set is ignored"
+        );
+        assert!(
+            published.publish(shared(3, &["k2"])),
+            "a rotation is a change"
+        );
+        published.bring_up_to_date(&mut worker);
+        assert_eq!(worker.keys_loaded(), 1);
+        assert_eq!(worker.local_generation(), Some(3));
+    }
 
     #[test]
     fn a_read_after_a_write_sees_it_even_with_a_copy_in_front() {

@@ -143,14 +143,15 @@ impl OutboundConfig {
     /// Main thread: a scheduled tick of the fetching coordinators.
     pub fn on_main_tick(&self, scope: ConfigScope) {
         self.with_coordinators(true, |coordinators| {
-            self.fetch.on_tick(scope, coordinators);
+            self.fetch.on_tick(scope, coordinators, |_| {});
         });
     }
 
     /// Main thread: the agent's answer to a token callout.
     pub fn on_main_callout(&self, scope: ConfigScope, id: u64, response: CalloutResponse) {
         self.with_coordinators(true, |coordinators| {
-            self.fetch.on_callout(scope, coordinators, id, response);
+            self.fetch
+                .on_callout(scope, coordinators, id, response, |_| {});
         });
         self.on_main_tick(scope);
     }

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -109,7 +110,7 @@ impl Fixture {
         });
         flow.start_verify(
             &self.policy,
-            &KeyAvailability::Ready(Rc::new(self.keys.clone())),
+            &KeyAvailability::Ready(Rc::new(Arc::new(self.keys.clone()))),
             &self.verifier,
             &mut self.cache,
             now,

@@ -37,6 +37,7 @@
 //! the fake host in any order.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::parse::{parse_discovery, parse_jwks, JwksError, ParsedJwks};
 use super::record::{
@@ -73,7 +74,7 @@ pub const EARLY_RETRY_INTERVAL_MS: u64 = 1_000;
 /// request pulled the retry forward).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyAvailability {
-    Ready(Rc<KeySet>),
+    Ready(KeysRef),
     /// Park the request (bounded by `request_wait_ms`) and switch the root tick
     /// to [`FAST_TICK_MS`]; resume when a tick or callout says waiters should re-check.
     Pending,
@@ -153,12 +154,26 @@ pub enum Phase {
     Keys,
 }
 
+/// A worker's handle on a key set: counted without atomics on every request
+/// (`Rc`), on a set other threads of the process may share (`Arc`, see
+/// [`SharedKeys`]).
+pub type KeysRef = Rc<Arc<KeySet>>;
+
 /// This worker's copy of the shared key set.
 #[derive(Debug, Clone)]
 struct LocalKeys {
     generation: u64,
     fetched_at_ms: UnixMillis,
-    keys: Rc<KeySet>,
+    keys: KeysRef,
+}
+
+/// A coordinator's key set, handed to other threads of the same process
+/// (the native host: one parsed key set per Envoy, not one per worker).
+#[derive(Debug, Clone)]
+pub struct SharedKeys {
+    pub generation: u64,
+    pub fetched_at_ms: UnixMillis,
+    pub keys: Arc<KeySet>,
 }
 
 /// The JWKS hooks of the generic fetcher, and this worker's copy of the keys.
@@ -173,6 +188,9 @@ pub struct JwksDocument {
     forced_refreshes: u64,
     early_retries: u64,
     keys_loaded: usize,
+    /// Set by [`JwksCoordinator::adopting`]: keys arrive by
+    /// [`JwksCoordinator::adopt`], never from the shared record.
+    adopts: bool,
 }
 
 /// The JWKS state machine of one worker. See the module docs for the steps.
@@ -194,10 +212,51 @@ impl JwksCoordinator {
             forced_refreshes: 0,
             early_retries: 0,
             keys_loaded: 0,
+            adopts: false,
         };
         JwksCoordinator {
             fetcher: Fetcher::new(document, state),
         }
+    }
+
+    /// A coordinator whose keys come from another thread's
+    /// ([`JwksCoordinator::shared_keys`] given to [`JwksCoordinator::adopt`])
+    /// instead of being decoded from the shared record: a host whose threads
+    /// share memory keeps one key set, and a request no longer reads the
+    /// record's generation. Everything else (waiting, early retries, forced
+    /// refreshes through the shared state) is unchanged.
+    pub fn adopting(settings: JwksSettings, worker_id: u32) -> JwksCoordinator {
+        let mut coordinator = JwksCoordinator::new(settings, worker_id);
+        coordinator.fetcher.parts_mut().0.adopts = true;
+        coordinator
+    }
+
+    /// This coordinator's key set, for other threads to [`adopt`](Self::adopt).
+    pub fn shared_keys(&self) -> Option<SharedKeys> {
+        self.fetcher.document().local.as_ref().map(|l| SharedKeys {
+            generation: l.generation,
+            fetched_at_ms: l.fetched_at_ms,
+            keys: Arc::clone(&l.keys),
+        })
+    }
+
+    /// Takes another thread's key set if it is newer than this one's.
+    pub fn adopt(&mut self, shared: &SharedKeys) {
+        let (document, _) = self.fetcher.parts_mut();
+        if document
+            .local
+            .as_ref()
+            .is_some_and(|l| l.generation >= shared.generation)
+        {
+            return;
+        }
+        document.seen_generation = document.seen_generation.max(shared.generation);
+        document.keys_loaded = shared.keys.len();
+        document.local = Some(LocalKeys {
+            generation: shared.generation,
+            fetched_at_ms: shared.fetched_at_ms,
+            keys: Rc::new(Arc::clone(&shared.keys)),
+        });
     }
 
     pub fn names(&self) -> &RecordNames {
@@ -302,6 +361,9 @@ impl JwksDocument {
     /// Adopt the shared key set if its generation moved. Returns true if the
     /// local set changed.
     fn sync_local_copy(&mut self, host: &dyn Host) -> bool {
+        if self.adopts {
+            return false;
+        }
         let Some(shared) = host
             .shared_get(&self.names.generation)
             .data
@@ -333,7 +395,7 @@ impl JwksDocument {
                 self.local = Some(LocalKeys {
                     generation: record.generation,
                     fetched_at_ms: record.fetched_at_ms,
-                    keys: Rc::new(set),
+                    keys: Rc::new(Arc::new(set)),
                 });
                 true
             }
@@ -347,7 +409,7 @@ impl JwksDocument {
         }
     }
 
-    fn fresh_keys(&self, now: UnixMillis) -> Option<Rc<KeySet>> {
+    fn fresh_keys(&self, now: UnixMillis) -> Option<KeysRef> {
         let local = self.local.as_ref()?;
         let age = now.saturating_sub(local.fetched_at_ms);
         (age <= self.settings.max_stale_ms).then(|| Rc::clone(&local.keys))
@@ -536,7 +598,7 @@ impl Document for JwksDocument {
         self.local = Some(LocalKeys {
             generation,
             fetched_at_ms: now,
-            keys: Rc::new(parsed.key_set),
+            keys: Rc::new(Arc::new(parsed.key_set)),
         });
         self.seen_generation = self.seen_generation.max(generation);
         self.keys_loaded = keys;

@@ -812,3 +812,44 @@ fn logs_never_contain_key_material() {
         }
     }
 }
+
+#[test]
+fn an_adopting_worker_shares_the_fetchers_key_set_and_never_reads_the_record() {
+    let envoy = FakeEnvoy::new(T0);
+    let mut ws = workers(&envoy, 1, &settings());
+    boot(&envoy, &mut ws, &["k1", "k2"]);
+    let mut reader = Worker {
+        host: envoy.host(1),
+        coord: JwksCoordinator::adopting(settings(), 1),
+    };
+    envoy.take_reads();
+    // Nothing adopted yet: it waits like any worker without keys (the state
+    // record says a fetch succeeded, so it is not asked to fetch).
+    assert!(!matches!(reader.keys(), KeyAvailability::Ready(_)));
+    let shared = ws[0].coord.shared_keys().expect("the fetcher has keys");
+    reader.coord.adopt(&shared);
+    let KeyAvailability::Ready(keys) = reader.keys() else {
+        panic!("adopted keys are ready");
+    };
+    // The very same set in memory, not a copy decoded from the record.
+    assert!(Arc::ptr_eq(&keys, &shared.keys));
+    assert_eq!(reader.coord.keys_loaded(), 2);
+    assert!(
+        envoy
+            .take_reads()
+            .iter()
+            .all(|(key, _)| *key != reader.coord.names().generation
+                && *key != reader.coord.names().keys),
+        "an adopting worker reads neither the generation nor the keys record"
+    );
+    // An older set is never adopted over a newer one.
+    let older = SharedKeys {
+        generation: shared.generation - 1,
+        ..shared.clone()
+    };
+    reader.coord.adopt(&older);
+    assert_eq!(reader.coord.local_generation(), Some(shared.generation));
+    // Adopted keys age like fetched ones: past max_stale they are not used.
+    envoy.advance(settings().max_stale_ms + 1);
+    assert!(!matches!(reader.keys(), KeyAvailability::Ready(_)));
+}
