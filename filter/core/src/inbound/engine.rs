@@ -37,7 +37,7 @@ use crate::inbound::jwks::KeyAvailability;
 use crate::inbound::policy::authorize::{authorize, Denial};
 use crate::inbound::policy::routes::Rule;
 use crate::keys::{KeySet, RsaPublicKey};
-use crate::token::extract::bearer_token;
+use crate::token::extract::{bearer_token, bearer_token_shape};
 use crate::token::jws::{decode, DecodedJws};
 use crate::token::signature::SignatureVerifier;
 
@@ -222,25 +222,24 @@ impl RequestFlow {
             });
         }
 
-        let values: Vec<&str> = self
-            .input
-            .authorization
-            .iter()
-            .map(String::as_str)
-            .collect();
-        let token = match bearer_token(&values, policy.verify.max_token_bytes) {
-            Ok(token) => token,
-            Err(e) => return self.done(Decision::deny(e)),
-        };
-        // Hashing costs about as much as a lookup saves when the cache is off;
-        // the key hashes the token only if a lookup needs the digest.
-        let cache_key = cache.is_enabled().then(|| TokenKey::new(token));
-        if let (Some(cache_key), KeyAvailability::Ready(key_set)) = (&cache_key, keys) {
+        let authorization = &self.input.authorization;
+        let max_token_bytes = policy.verify.max_token_bytes;
+        // A token verified before is looked up before the per-byte checks of
+        // `bearer_token`: the same bytes passed them then. (Hashing costs
+        // about as much as a lookup saves when the cache is off; the key
+        // hashes the token only if a lookup needs the digest.)
+        let mut cache_key = None;
+        if let (true, Some(shape), KeyAvailability::Ready(key_set)) = (
+            cache.is_enabled(),
+            bearer_token_shape(authorization, max_token_bytes),
+            keys,
+        ) {
+            let key = TokenKey::new(shape);
             let peer = &self.input.peer_identities;
             if let Some(decision) = from_cache(
                 policy,
                 cache,
-                cache_key,
+                &key,
                 key_set,
                 now_secs,
                 &mut self.audit,
@@ -248,7 +247,16 @@ impl RequestFlow {
             ) {
                 return self.done(decision);
             }
+            cache_key = Some(key);
         }
+        let token = match bearer_token(authorization, max_token_bytes) {
+            Ok(token) => token,
+            Err(e) => return self.done(Decision::deny(e)),
+        };
+        // The key of the lookup above (its digest, if computed, is reused).
+        let cache_key = cache_key
+            .filter(|key| key.token() == Some(token))
+            .or_else(|| cache.is_enabled().then(|| TokenKey::new(token)));
         let jws = match decode(token, &policy.verify) {
             Ok(jws) => jws,
             Err(e) => return self.done(Decision::deny(e)),

@@ -37,13 +37,13 @@ const BEARER: &str = "Bearer";
 /// [`AuthError::AuthorizationSchemeNotBearer`], [`AuthError::TokenTooLong`],
 /// [`AuthError::TokenNotCompactJws`] (`Bearer` without a token) and
 /// [`AuthError::TokenNotBase64Url`] (a character no JWS can contain).
-pub fn bearer_token<'a>(
-    authorization_values: &[&'a str],
+pub fn bearer_token<S: AsRef<str>>(
+    authorization_values: &[S],
     max_token_bytes: usize,
-) -> Result<&'a str, AuthError> {
+) -> Result<&str, AuthError> {
     let value = match authorization_values {
         [] => return Err(AuthError::TokenMissing),
-        [value] => *value,
+        [value] => value.as_ref(),
         _ => return Err(AuthError::AuthorizationHeaderDuplicated),
     };
     if value.bytes().all(|b| b == b' ') {
@@ -74,6 +74,25 @@ pub fn bearer_token<'a>(
         return Err(AuthError::TokenNotBase64Url);
     }
     Ok(token)
+}
+
+/// The token [`bearer_token`] would return, without its per-byte checks
+/// (alphabet, folded credential lists): one value, the `Bearer` scheme, a
+/// non-empty token within the length limit. Only for recognising a token
+/// verified before: the same bytes passed every check then, so a hit needs
+/// none of them again. Anything else goes through [`bearer_token`], which
+/// decides (and names the error) exactly as if this had not been called.
+pub fn bearer_token_shape<S: AsRef<str>>(
+    authorization_values: &[S],
+    max_token_bytes: usize,
+) -> Option<&str> {
+    let [value] = authorization_values else {
+        return None;
+    };
+    let (scheme, rest) = value.as_ref().split_once(' ')?;
+    let token = rest.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case(BEARER) && !token.is_empty() && token.len() <= max_token_bytes)
+        .then_some(token)
 }
 
 /// True for `cred1, cred2` where a later element has the `scheme SP token` shape.
@@ -122,6 +141,34 @@ mod tests {
     }
 
     #[test]
+    fn the_shape_is_the_token_bearer_token_returns_whenever_it_returns_one() {
+        let cases: &[&[&str]] = &[
+            &["Bearer a.b.c"],
+            &["bearer   a.b.c"],
+            &["Bearer a.b.c, Bearer x.y.z"],
+            &["Bearer a+b.c"],
+            &["Basic a.b.c"],
+            &["Bearer "],
+            &["Bearer"],
+            &[""],
+            &["Bearer a.b.c", "Bearer a.b.c"],
+            &[],
+        ];
+        for values in cases {
+            let shape = bearer_token_shape(values, 16);
+            if let Ok(token) = bearer_token(values, 16) {
+                assert_eq!(shape, Some(token), "{values:?}");
+            }
+            if shape.is_none() {
+                assert!(bearer_token(values, 16).is_err(), "{values:?}");
+            }
+        }
+        // Only the cheap checks: a shape is not a verdict.
+        assert_eq!(bearer_token_shape(&["Bearer a+b.c"], 16), Some("a+b.c"));
+        assert_eq!(bearer_token_shape(&["Bearer a.b.c"], 4), None, "too long");
+    }
+
+    #[test]
     fn one_bad_byte_anywhere_in_a_long_token_is_found() {
         let good = "aZ09-_.".repeat(300);
         assert!(all_jws_bytes(&good));
@@ -165,7 +212,8 @@ mod tests {
     #[test]
     fn the_token_borrows_from_the_header_value() {
         let header = format!("Bearer {TOKEN}");
-        let token = bearer_token(&[header.as_str()], MAX).unwrap();
+        let values = [header.as_str()];
+        let token = bearer_token(&values, MAX).unwrap();
         assert!(std::ptr::eq(token, &header[7..]));
     }
 
