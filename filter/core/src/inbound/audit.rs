@@ -299,6 +299,49 @@ mod tests {
         assert_eq!(token_fingerprint(&input), None);
     }
 
+    /// `cargo test -p entragate-core --profile release-native --lib -- --ignored --nocapture audit_record_bench`:
+    /// the module's share of publishing an allowed request's record (the fingerprint of a
+    /// 1 KB `Authorization` value and the record itself), without the host's writes.
+    #[test]
+    #[ignore = "benchmark: prints numbers, asserts nothing about speed"]
+    fn audit_record_bench() {
+        use std::hint::black_box;
+        use std::time::Instant;
+        // The fastest of many short batches: on a shared machine a long run
+        // mostly measures the scheduler.
+        const BATCHES: u32 = 50;
+        const RUNS: u32 = 4_000;
+        let authorization = format!("Bearer {}", "e".repeat(1017));
+        let input = RequestInput {
+            method: "POST".into(),
+            path: "/fraud/analyze".into(),
+            authorization: vec![authorization],
+            peer_identities: Vec::new(),
+        };
+        let trail = trail();
+        let decision = Decision::Allow {
+            set_headers: vec![],
+            caller: trail.caller.clone(),
+        };
+        let time = |f: &mut dyn FnMut() -> usize| {
+            (0..BATCHES)
+                .map(|_| {
+                    let start = Instant::now();
+                    for _ in 0..RUNS {
+                        black_box(f());
+                    }
+                    start.elapsed().as_nanos() as f64 / f64::from(RUNS)
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let hash = time(&mut || token_fingerprint(black_box(&input)).map_or(0, |h| h.len()));
+        let fp = token_fingerprint(&input);
+        let record = time(&mut || {
+            audit_record(black_box(&decision), black_box(&trail), fp.as_deref()).len()
+        });
+        println!("audit: token_fingerprint {hash:.0} ns, audit_record {record:.0} ns");
+    }
+
     #[test]
     fn the_denial_line_drops_the_query_and_escapes_what_the_caller_wrote() {
         let input = RequestInput {
