@@ -315,8 +315,7 @@ extern "C" {
     /// buffers arrive by value in `%rsi`/`%rdx` (key pointer, length) and
     /// `%rcx`/`%r8` (value), which it passes on to a shared helper with no
     /// state type (`%r9` = 0, so `ReadOnly`) and no upstream sharing; the
-    /// helper wraps the value in a string accessor and calls `setData`. A key
-    /// is set once per stream: Envoy refuses to overwrite a read-only entry.
+    /// helper wraps the value in a string accessor and calls `setData`.
     pub fn envoy_dynamic_module_callback_http_set_filter_state_bytes(
         filter_envoy_ptr: *mut c_void,
         key: ModuleBuffer,

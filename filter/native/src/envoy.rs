@@ -463,9 +463,8 @@ pub fn log(level: LogLevel, message: &str) {
 /// The callee's audit record.
 impl Stream {
     /// Stores `value` in the stream's filter state under `key` (for the access
-    /// log's `%FILTER_STATE(<key>:PLAIN)%`). Envoy copies both; set each key at
-    /// most once per stream (Envoy keeps the entry read-only). False when
-    /// Envoy has no stream info to hold it.
+    /// log's `%FILTER_STATE(<key>:PLAIN)%`), read-only to other filters. Envoy
+    /// copies both. False when Envoy has no stream info to hold it.
     pub fn set_filter_state(self, key: &str, value: &str) -> bool {
         // SAFETY: live filter pointer; both buffers borrowed for the call
         // (Envoy copies the key and the value into its own string).

@@ -400,8 +400,8 @@ impl Config {
 /// Publishes the decision's audit fields as filter state under the keys the wasm
 /// filter's properties get (`wasm.entragate_*`), so one access-log format reads
 /// both hosts (`%FILTER_STATE(wasm.entragate_decision:PLAIN)%`). Called once per
-/// request, when it is decided (Envoy keeps each entry read-only). Best effort,
-/// as in wasm: a refused write loses an audit field, never the decision.
+/// request, when it is decided. Best effort, as in wasm: a refused write loses
+/// an audit field, never the decision.
 fn publish_audit(
     stream: Stream,
     decision: &Decision,
