@@ -48,6 +48,17 @@ impl FilterHost {
         format!("{}{name}", self.stat_prefix())
     }
 
+    /// Envoy's prefix for the filter's counters on `/stats/prometheus`: it strips
+    /// `wasmcustom` (the wasm extension registers it as a custom stat namespace),
+    /// but renders the module's `dynamicmodulescustom` like any of its own stats
+    /// (`envoy_` + the namespace): checked against 1.40.0 by `audit_log`.
+    pub fn prometheus_prefix(self) -> &'static str {
+        match self {
+            FilterHost::Wasm => "",
+            FilterHost::Native => "envoy_dynamicmodulescustom_",
+        }
+    }
+
     /// Envoy's log component of the filter's own lines.
     pub fn log_component(self) -> &'static str {
         match self {

@@ -3,12 +3,18 @@
 //! `envoy/callee.yaml` writes it into a JSON access log. A real Envoy serves an
 //! allowed request, three refusals and an anonymous route; each access-log
 //! line must carry the decision's fields, and no line may carry the token.
+//!
+//! Both hosts publish under the same keys, so the same format and the same
+//! assertions hold for each (`ENTRAGATE_FILTER_HOST`): the wasm filter through
+//! proxy-wasm `set_property` (Envoy adds `wasm.`), the dynamic module through
+//! `set_filter_state_bytes` with the full key (its fixture,
+//! `fixtures/native-callee.yaml`, carries callee.yaml's access log unchanged).
 
 mod support;
 
 use std::time::Duration;
 
-use entragate_tests::{ids, wait_for};
+use entragate_tests::{ids, wait_for, FilterHost};
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
 use support::{require_envoy, Callee, OTHER_CALLER};
@@ -124,7 +130,9 @@ async fn the_access_log_records_every_decision_and_never_the_token() {
     assert_eq!(field(health, "rule"), Some("health"));
     assert_eq!(field(health, "caller"), None);
 
-    // The documented Prometheus names (docs/configuration.md, "Metrics").
+    // The documented Prometheus names (docs/configuration.md, "Metrics"), with
+    // each host's prefix.
+    let host = FilterHost::from_env();
     let prometheus = entragate_tests::http_client()
         .get(format!("http://{}/stats/prometheus", callee.envoy.admin()))
         .send()
@@ -142,9 +150,11 @@ async fn the_access_log_records_every_decision_and_never_the_token() {
         ("entragate_denied_issued_in_future", 0),
         ("entragate_jwks_fetch_ok", 1),
     ] {
-        // Envoy strips its `wasmcustom` namespace and adds no `envoy_` prefix.
+        // Each host's prefix: none for wasm (Envoy strips `wasmcustom` and adds
+        // no `envoy_`), `envoy_dynamicmodulescustom_` for the module.
         let value = prometheus.lines().find_map(|l| {
-            l.strip_prefix(metric)?
+            l.strip_prefix(host.prometheus_prefix())?
+                .strip_prefix(metric)?
                 .strip_prefix("{} ")?
                 .trim()
                 .parse::<u64>()
@@ -152,7 +162,8 @@ async fn the_access_log_records_every_decision_and_never_the_token() {
         });
         assert!(
             value.is_some_and(|v| v >= at_least),
-            "{metric} missing or below {at_least} in /stats/prometheus:\n{}",
+            "{}{metric} missing or below {at_least} in /stats/prometheus:\n{}",
+            host.prometheus_prefix(),
             prometheus
                 .lines()
                 .filter(|l| l.contains("entragate"))

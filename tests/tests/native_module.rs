@@ -106,6 +106,12 @@ fn vars(module: &Path, upstream_port: u16, config: &Value) -> TemplateVars {
         .json_string("PLUGIN_CONFIG", config)
 }
 
+/// [`vars`] for a configuration only validated, never started: no upstream, and the
+/// access log (which `Envoy::start` puts beside Envoy's log) nowhere.
+fn validate_vars(module: &Path, config: &Value) -> TemplateVars {
+    vars(module, 9, config).set("ACCESS_LOG_PATH", "/dev/null")
+}
+
 /// `envoy --mode validate -l info` on `config`: (success, combined output).
 fn validate_verbose(config: &str) -> (bool, String) {
     validate_with_search_path(config, None)
@@ -220,7 +226,8 @@ fn module_loads_in_validate_mode_with_the_pinned_abi() {
     let Some(module) = native_module("module_loads_in_validate_mode_with_the_pinned_abi") else {
         return;
     };
-    let config = entragate_tests::render(TEMPLATE, &vars(&module, 9, &plugin_config())).unwrap();
+    let config =
+        entragate_tests::render(TEMPLATE, &validate_vars(&module, &plugin_config())).unwrap();
     let (ok, output) = validate_verbose(&config);
     assert!(ok, "validate failed:\n{output}");
     // A different ABI string only logs a warning in 1.40, so check for the match.
@@ -232,7 +239,7 @@ fn module_loads_in_validate_mode_with_the_pinned_abi() {
     // The plugin JSON is compiled at load: a bad one rejects the configuration.
     let mut bad = plugin_config();
     bad["tenant_id"] = json!("not-a-guid");
-    let config = entragate_tests::render(TEMPLATE, &vars(&module, 9, &bad)).unwrap();
+    let config = entragate_tests::render(TEMPLATE, &validate_vars(&module, &bad)).unwrap();
     let (ok, output) = validate_verbose(&config);
     assert!(!ok, "a bad plugin config must be rejected:\n{output}");
     assert!(

@@ -98,6 +98,7 @@ pub fn run() -> Result<(), String> {
             // the workload binding: the module reads the mTLS peer's SANs; the callers' outbound role).
             let suites = [
                 "callee_filter",
+                "audit_log",
                 "attack_corpus",
                 "fast_paths",
                 "mesh_mtls",

@@ -305,3 +305,20 @@ extern "C" {
         result: *mut EnvoyBuffer,
     ) -> bool;
 }
+
+// The callee's audit record (kept apart from the blocks above).
+extern "C" {
+    /// `bool ..._http_set_filter_state_bytes(filter_envoy_ptr, module_buffer key,
+    /// module_buffer value)`: stores `value` in the stream's filter state under
+    /// `key`, where `%FILTER_STATE(<key>:PLAIN)%` prints it in the access log.
+    /// False without stream info. Its layout in the 1.40.0 binary: the two
+    /// buffers arrive by value in `%rsi`/`%rdx` (key pointer, length) and
+    /// `%rcx`/`%r8` (value), which it passes on to a shared helper with no
+    /// state type (`%r9` = 0, so `ReadOnly`) and no upstream sharing; the
+    /// helper wraps the value in a string accessor and calls `setData`.
+    pub fn envoy_dynamic_module_callback_http_set_filter_state_bytes(
+        filter_envoy_ptr: *mut c_void,
+        key: ModuleBuffer,
+        value: ModuleBuffer,
+    ) -> bool;
+}

@@ -460,6 +460,24 @@ pub fn log(level: LogLevel, message: &str) {
     }
 }
 
+/// The callee's audit record.
+impl Stream {
+    /// Stores `value` in the stream's filter state under `key` (for the access
+    /// log's `%FILTER_STATE(<key>:PLAIN)%`), read-only to other filters. Envoy
+    /// copies both. False when Envoy has no stream info to hold it.
+    pub fn set_filter_state(self, key: &str, value: &str) -> bool {
+        // SAFETY: live filter pointer; both buffers borrowed for the call
+        // (Envoy copies the key and the value into its own string).
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
+                self.0,
+                ModuleBuffer::of(key.as_bytes()),
+                ModuleBuffer::of(value.as_bytes()),
+            )
+        }
+    }
+}
+
 /// The outbound role's reads (kept apart from the inbound ones above).
 impl Stream {
     /// The upstream cluster the route chose for this request, if any (the

@@ -194,3 +194,12 @@ extern "C" fn envoy_dynamic_module_callback_http_get_cluster_name(
 ) -> bool {
     false
 }
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_set_filter_state_bytes(
+    _filter_envoy_ptr: *mut c_void,
+    _key: ModuleBuffer,
+    _value: ModuleBuffer,
+) -> bool {
+    false
+}

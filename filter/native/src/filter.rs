@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use entragate_core::error::AuthError;
-use entragate_core::fingerprint::fingerprint;
 use entragate_core::host::LogLevel;
-use entragate_core::inbound::audit::denial_log_line;
+use entragate_core::inbound::audit::{audit_record, denial_log_line, token_fingerprint};
 use entragate_core::inbound::cache::{CacheStats, SharedTokenCache};
 use entragate_core::inbound::config::FilterPolicy;
 use entragate_core::inbound::engine::{Decision, RequestFlow, Step};
@@ -369,6 +368,10 @@ impl Config {
     }
 
     fn apply(&self, stream: Stream, decision: &Decision, flow: &RequestFlow) -> bool {
+        let input = flow.input();
+        // The first `Authorization` value is only ever hashed, once, for the audit record and the log line.
+        let token_hash = token_fingerprint(input);
+        publish_audit(stream, decision, flow, token_hash.as_deref());
         match decision {
             Decision::Allow { set_headers, .. } => {
                 let mut headers = stream;
@@ -388,8 +391,6 @@ impl Config {
                         .get(denial.error.spec().counter)
                         .copied(),
                 );
-                let input = flow.input();
-                let token_hash = input.authorization.first().map(|a| fingerprint(a));
                 log(
                     LogLevel::Info,
                     &denial_log_line(input, response.status, denial.error, token_hash.as_deref()),
@@ -403,6 +404,22 @@ impl Config {
                 false
             }
         }
+    }
+}
+
+/// Publishes the decision's audit fields as filter state under the keys the wasm
+/// filter's properties get (`wasm.entragate_*`), so one access-log format reads
+/// both hosts (`%FILTER_STATE(wasm.entragate_decision:PLAIN)%`). Called once per
+/// request, when it is decided. Best effort, as in wasm: a refused write loses
+/// an audit field, never the decision.
+fn publish_audit(
+    stream: Stream,
+    decision: &Decision,
+    flow: &RequestFlow,
+    token_fingerprint: Option<&str>,
+) {
+    for (field, value) in audit_record(decision, flow.audit(), token_fingerprint) {
+        stream.set_filter_state(field.filter_state_key(), &value);
     }
 }
 

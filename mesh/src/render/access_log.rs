@@ -2,8 +2,9 @@
 //! platforms collect logs), with entragate's decision fields next to Envoy's own.
 //!
 //! The decision fields are derived from the filter's own table ([`AuditField::ALL`]: the filter state
-//! `wasm.entragate_<name>` becomes the JSON key `<name>`), so a field added to the filter is logged without
-//! touching the renderer. `envoy/callee.yaml` writes the same keys (checked by `tests/tests/audit_log.rs`).
+//! `wasm.entragate_<name>` ([`AuditField::filter_state_key`], the same key on both hosts) becomes the JSON
+//! key `<name>`), so a field added to the filter is logged without touching the renderer. `envoy/callee.yaml`
+//! writes the same keys (checked by `tests/tests/audit_log.rs`).
 
 use entragate_core::audit::AuditField;
 use serde_yaml_ng::Value;
@@ -31,7 +32,10 @@ pub fn inbound_access_log() -> Value {
         let key = property.strip_prefix("entragate_").unwrap_or(property);
         fields.push((
             key.to_string(),
-            s(format!("%FILTER_STATE(wasm.{property}:PLAIN)%")),
+            s(format!(
+                "%FILTER_STATE({}:PLAIN)%",
+                field.filter_state_key()
+            )),
         ));
     }
     let json_format = Value::Mapping(

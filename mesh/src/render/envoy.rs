@@ -159,10 +159,6 @@ fn header(policy: &MeshPolicy, service: &Service, filter: &FilterModule) -> Stri
              # .so built for this architecture and glibc (docs/native.md, \"What to ship\").\n"
         ),
     });
-    if matches!(filter, FilterModule::Native) && service.is_callee() {
-        // Only a callee's listener has the decision access log.
-        h.push_str("# The module does not write the audit filter state yet: the access log's decision fields stay empty.\n");
-    }
     if matches!(filter, FilterModule::Native)
         && service.sidecar.failure_policy == FailurePolicy::FailOpen
     {

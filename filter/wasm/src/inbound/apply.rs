@@ -1,8 +1,7 @@
 //! Writes a decision back to the (effective) request context.
 
-use entragate_core::fingerprint::fingerprint;
 use entragate_core::host::LogLevel;
-use entragate_core::inbound::audit::{audit_record, denial_log_line};
+use entragate_core::inbound::audit::{audit_record, denial_log_line, token_fingerprint};
 use entragate_core::inbound::engine::{Decision, RequestFlow};
 use entragate_core::inbound::request::set_identity_headers;
 use entragate_core::response::denial_response;
@@ -23,10 +22,7 @@ pub fn apply_decision(
 ) -> bool {
     let input = flow.input();
     // The first `Authorization` value is only ever hashed, once, for the audit record and the log line.
-    let token_hash = input
-        .authorization
-        .first()
-        .map(|authorization| fingerprint(authorization));
+    let token_hash = token_fingerprint(input);
     publish_audit(decision, flow, token_hash.as_deref());
     match decision {
         Decision::Allow { set_headers, .. } => {
@@ -48,8 +44,9 @@ pub fn apply_decision(
     }
 }
 
-/// Publishes the decision's audit fields as filter state (`wasm.<property>`),
-/// where Envoy access logs read them (`%FILTER_STATE(wasm.entragate_decision:PLAIN)%`).
+/// Publishes the decision's audit fields as filter state: Envoy stores each property
+/// under `wasm.<property>` (`AuditField::filter_state_key`), where access logs read it
+/// (`%FILTER_STATE(wasm.entragate_decision:PLAIN)%`).
 /// Best effort: a failed hostcall loses an audit field, never the decision.
 fn publish_audit(decision: &Decision, flow: &RequestFlow, token_fingerprint: Option<&str>) {
     for (field, value) in audit_record(decision, flow.audit(), token_fingerprint) {
