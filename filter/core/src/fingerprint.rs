@@ -9,8 +9,13 @@ use sha2::{Digest, Sha256};
 /// First 12 hex characters of SHA-256 of `secret` (48 bits: enough to correlate,
 /// useless for replay).
 pub fn fingerprint(secret: &str) -> String {
+    fingerprint_of_sha256(&Sha256::digest(secret.as_bytes()).into())
+}
+
+/// [`fingerprint`] of a secret whose SHA-256 is already known (the
+/// verified-token cache's key), without hashing it again.
+pub fn fingerprint_of_sha256(digest: &[u8; 32]) -> String {
     use std::fmt::Write as _;
-    let digest = Sha256::digest(secret.as_bytes());
     let mut out = String::with_capacity(12);
     // Written in place: every request with a token is fingerprinted for the audit record.
     for byte in digest.iter().take(6) {
@@ -39,6 +44,13 @@ pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn of_a_known_digest_is_the_same_fingerprint() {
+        let secret = "eyJhbGciOiJSUzI1NiJ9.payload.signature";
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        assert_eq!(fingerprint_of_sha256(&digest), fingerprint(secret));
+    }
 
     #[test]
     fn is_short_stable_and_not_the_input() {

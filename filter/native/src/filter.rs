@@ -370,7 +370,7 @@ impl Config {
     fn apply(&self, stream: Stream, decision: &Decision, flow: &RequestFlow) -> bool {
         let input = flow.input();
         // The first `Authorization` value is only ever hashed, once, for the audit record and the log line.
-        let token_hash = token_fingerprint(input);
+        let token_hash = token_fingerprint(input, flow.audit());
         publish_audit(stream, decision, flow, token_hash.as_deref());
         match decision {
             Decision::Allow { set_headers, .. } => {

@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use crate::error::AuthError;
 use crate::fingerprint::{fingerprint, loggable_path};
 use crate::inbound::engine::{AuditTrail, Decision, RequestInput};
+use crate::token::extract::bearer_token_shape;
 
 /// One published field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,13 +90,17 @@ impl AuditField {
 }
 
 /// The request's token as the audit record and the denial log line name it: the
-/// [`crate::fingerprint::fingerprint`] of its first `Authorization` value (hashed once per decision,
-/// by each adapter, for both).
-pub fn token_fingerprint(input: &RequestInput) -> Option<String> {
-    input
-        .authorization
-        .first()
-        .map(|authorization| fingerprint(authorization))
+/// [`crate::fingerprint::fingerprint`] of the bearer token of its first `Authorization` value (the
+/// text after `Bearer `, so one token is one fingerprint however the scheme was spelled), or of the
+/// whole value when it has no bearer shape. Taken from the flow when it already knows it (a cache
+/// hit names its token without hashing it); otherwise hashed here, once per decision, for both.
+pub fn token_fingerprint(input: &RequestInput, trail: &AuditTrail) -> Option<String> {
+    if let Some(known) = &trail.token_fingerprint {
+        return Some(known.clone());
+    }
+    let value = input.authorization.first()?;
+    let token = bearer_token_shape(std::slice::from_ref(value), usize::MAX);
+    Some(fingerprint(token.unwrap_or(value)))
 }
 
 /// The fields of one decision that have a value, in [`AuditField::ALL`] order.
@@ -186,6 +191,7 @@ mod tests {
             tenant: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
             roles: vec!["Fraud.Scan".into(), "Fraud.Read".into()],
             token_verified: true,
+            token_fingerprint: None,
         }
     }
 
@@ -287,16 +293,39 @@ mod tests {
     }
 
     #[test]
-    fn the_token_fingerprint_is_of_the_first_authorization_value() {
+    fn the_token_fingerprint_is_of_the_first_values_token_or_of_the_value() {
         let mut input = RequestInput {
             method: "GET".into(),
             path: "/".into(),
             authorization: vec!["Bearer a.b.c".into(), "Bearer d.e.f".into()],
             peer_identities: Vec::new(),
         };
-        assert_eq!(token_fingerprint(&input), Some(fingerprint("Bearer a.b.c")));
+        let trail = AuditTrail::default();
+        assert_eq!(
+            token_fingerprint(&input, &trail),
+            Some(fingerprint("a.b.c"))
+        );
+        input.authorization[0] = "bearer   a.b.c".into();
+        assert_eq!(
+            token_fingerprint(&input, &trail),
+            Some(fingerprint("a.b.c")),
+            "one token, one fingerprint"
+        );
+        input.authorization[0] = "Basic dXNlcjpwdw==".into();
+        assert_eq!(
+            token_fingerprint(&input, &trail),
+            Some(fingerprint("Basic dXNlcjpwdw=="))
+        );
+        let known = AuditTrail {
+            token_fingerprint: Some("0123456789ab".into()),
+            ..AuditTrail::default()
+        };
+        assert_eq!(
+            token_fingerprint(&input, &known).as_deref(),
+            Some("0123456789ab")
+        );
         input.authorization.clear();
-        assert_eq!(token_fingerprint(&input), None);
+        assert_eq!(token_fingerprint(&input, &trail), None);
     }
 
     /// `cargo test -p entragate-core --profile release-native --lib -- --ignored --nocapture audit_record_bench`:
@@ -334,8 +363,10 @@ mod tests {
                 })
                 .fold(f64::INFINITY, f64::min)
         };
-        let hash = time(&mut || token_fingerprint(black_box(&input)).map_or(0, |h| h.len()));
-        let fp = token_fingerprint(&input);
+        let hash = time(&mut || {
+            token_fingerprint(black_box(&input), &AuditTrail::default()).map_or(0, |h| h.len())
+        });
+        let fp = token_fingerprint(&input, &AuditTrail::default());
         let record = time(&mut || {
             audit_record(black_box(&decision), black_box(&trail), fp.as_deref()).len()
         });

@@ -105,6 +105,10 @@ pub struct AuditTrail {
     /// True once a token's signature and claims were verified (now or, for a
     /// cache hit, earlier); false for anonymous routes and early refusals.
     pub token_verified: bool,
+    /// The presented token's fingerprint, when the flow knew it without
+    /// hashing the token again (a cache hit, or the digest a lookup made);
+    /// see [`crate::inbound::audit::token_fingerprint`].
+    pub token_fingerprint: Option<String>,
 }
 
 impl AuditTrail {
@@ -247,6 +251,9 @@ impl RequestFlow {
             ) {
                 return self.done(decision);
             }
+            if key.is_hashed() {
+                self.audit.token_fingerprint = Some(key.digest().fingerprint());
+            }
             cache_key = Some(key);
         }
         let token = match bearer_token(authorization, max_token_bytes) {
@@ -318,6 +325,7 @@ fn from_cache(
         cache.remove(token);
         return None;
     }
+    audit.token_fingerprint = Some(entry.fingerprint.clone());
     match validate_claims(&entry.claims, &policy.verify, now_secs) {
         Ok(()) => {
             audit.learn_claims(&entry.claims);

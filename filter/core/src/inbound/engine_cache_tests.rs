@@ -102,19 +102,31 @@ impl Fixture {
 
     /// A request on a connection whose peer certificate names `peer`.
     fn run_from(&mut self, peer: &[&str], path: &str, token: &str, now: i64) -> Step {
+        self.flow_from(peer, path, token, now).1
+    }
+
+    /// The flow after its decision, for its audit trail.
+    fn flow_from(
+        &mut self,
+        peer: &[&str],
+        path: &str,
+        token: &str,
+        now: i64,
+    ) -> (RequestFlow, Step) {
         let mut flow = RequestFlow::new(RequestInput {
             method: "GET".into(),
             path: path.into(),
             authorization: vec![format!("Bearer {token}")],
             peer_identities: peer.iter().map(|p| p.to_string()).collect(),
         });
-        flow.start_verify(
+        let step = flow.start_verify(
             &self.policy,
             &KeyAvailability::Ready(Rc::new(Arc::new(self.keys.clone()))),
             &self.verifier,
             &mut self.cache,
             now,
-        )
+        );
+        (flow, step)
     }
 
     fn signature_checks(&self) -> u32 {
@@ -131,6 +143,26 @@ fn denied_with(step: &Step) -> Option<AuthError> {
         Step::Done(Decision::Deny(denial)) => Some(denial.error),
         _ => None,
     }
+}
+
+#[test]
+fn a_miss_and_a_hit_name_the_token_by_the_same_fingerprint_without_hashing_it_again() {
+    let mut f = Fixture::new(16);
+    let token = token();
+    let (miss, step) = f.flow_from(&[], "/scan/1", &token, IAT + 10);
+    assert!(allowed(&step));
+    let (hit, step) = f.flow_from(&[], "/scan/1", &token, IAT + 11);
+    assert!(allowed(&step));
+    assert_eq!(f.signature_checks(), 1, "the second was a hit");
+    let expected = crate::fingerprint::fingerprint(&token);
+    assert_eq!(
+        miss.audit().token_fingerprint.as_deref(),
+        Some(expected.as_str())
+    );
+    assert_eq!(
+        hit.audit().token_fingerprint.as_deref(),
+        Some(expected.as_str())
+    );
 }
 
 #[test]

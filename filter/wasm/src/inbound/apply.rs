@@ -22,7 +22,7 @@ pub fn apply_decision(
 ) -> bool {
     let input = flow.input();
     // The first `Authorization` value is only ever hashed, once, for the audit record and the log line.
-    let token_hash = token_fingerprint(input);
+    let token_hash = token_fingerprint(input, flow.audit());
     publish_audit(decision, flow, token_hash.as_deref());
     match decision {
         Decision::Allow { set_headers, .. } => {

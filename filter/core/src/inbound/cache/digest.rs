@@ -24,6 +24,11 @@ impl TokenDigest {
         &self.0
     }
 
+    /// The token's [`crate::fingerprint::fingerprint`], from this digest.
+    pub fn fingerprint(&self) -> String {
+        crate::fingerprint::fingerprint_of_sha256(&self.0)
+    }
+
     /// The first eight bytes, as the map's hash.
     fn prefix(&self) -> u64 {
         let mut prefix = [0u8; 8];

@@ -117,6 +117,7 @@ mod tests {
             claims: claims(sub),
             key: Arc::new(key("a", 1)),
             usable_until: 2_300,
+            fingerprint: "0123456789ab".into(),
         }
     }
 

@@ -33,6 +33,9 @@ pub struct CachedToken {
     /// `exp + leeway`, seconds: past this the entry is useless and is the
     /// first to go. (Hits re-validate the claims anyway.)
     pub usable_until: i64,
+    /// The token's fingerprint for the audit record, from the digest it is
+    /// kept under: a hit names its token without hashing it.
+    pub fingerprint: String,
 }
 
 /// Cumulative counters, for metrics.
@@ -217,6 +220,7 @@ impl VerifiedTokenCache {
             claims,
             key: self.intern(key),
             usable_until,
+            fingerprint: digest.fingerprint(),
         });
         self.stats.insertions += 1;
         if let Some(slot) = self
