@@ -231,3 +231,54 @@ fn ensure_cargo_zigbuild() -> Result<PathBuf, String> {
     }
     Ok(binary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check on the plain build (`cargo xtask test` builds it before the
+    /// tests run; skipped when it is absent): checked as the other
+    /// architecture it is refused for its ELF machine; as its own, it exports
+    /// every hook and can only be refused for its glibc (on a machine with a
+    /// glibc newer than 2.28, such as Debian 12's 2.36, it is).
+    #[test]
+    fn the_portable_check_refuses_what_cannot_ship() {
+        let module = match artifact_path() {
+            Ok(path) if path.exists() => path,
+            _ => {
+                eprintln!("SKIPPED: no plain build (cargo xtask build-native)");
+                return;
+            }
+        };
+        let host = Arch::ALL
+            .into_iter()
+            .find(|arch| arch.name() == std::env::consts::ARCH);
+        let Some(host) = host else {
+            eprintln!("SKIPPED: no portable build for {}", std::env::consts::ARCH);
+            return;
+        };
+        match check_portable(&module, host) {
+            Ok(needed) => println!("the plain build needs only glibc {needed}"),
+            Err(refusal) => assert!(
+                refusal.contains(&format!("newer than the {PORTABLE_GLIBC}")),
+                "{refusal}"
+            ),
+        }
+        for other in Arch::ALL.into_iter().filter(|arch| *arch != host) {
+            let refusal = check_portable(&module, other).expect_err("wrong machine accepted");
+            assert!(
+                refusal.contains(&format!("not {}", other.elf_machine())),
+                "{refusal}"
+            );
+        }
+    }
+
+    #[test]
+    fn arch_names_round_trip() {
+        for arch in Arch::ALL {
+            assert_eq!(Arch::parse(arch.name()), Some(arch));
+            assert!(arch.triple().starts_with(arch.name()));
+        }
+        assert_eq!(Arch::parse("arm64"), None);
+    }
+}
