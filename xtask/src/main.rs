@@ -7,7 +7,8 @@
 //! Tasks:
 //! - `setup`      install the wasm target, Envoy and the pinned tools of `xtask/tools` (cached in `.cache/`)
 //! - `build-wasm` build the filter for `wasm32-wasip1` and report its size
-//! - `build-native` build the filter as an Envoy dynamic module (`.so`)
+//! - `build-native` build the filter as an Envoy dynamic module (`.so`); `--portable [--arch x86_64|aarch64]`:
+//!   the one to ship, linked against glibc 2.28 and checked (default x86_64)
 //! - `test`       setup, fmt, clippy, build-wasm, then the whole test suite
 //! - `demo`       the FinTech story on loopback (`--keep-running` to keep it up until Ctrl-C)
 //! - `bench`      entragate vs Envoy's jwt_authn (`--smoke` for CI); see docs/performance.md
@@ -28,7 +29,7 @@ mod wasm_opt;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: cargo xtask <setup|build-wasm|build-native [--portable]|test|demo|bench [--smoke]|fuzz [--smoke]|soak [--minutes N]>";
+    "usage: cargo xtask <setup|build-wasm|build-native [--portable [--arch x86_64|aarch64]]|test|demo|bench [--smoke]|fuzz [--smoke]|soak [--minutes N]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,11 +41,17 @@ fn main() -> ExitCode {
         }
         Some("build-native") => {
             println!("== build-native");
-            match args.get(1).map(String::as_str) {
-                Some("--portable") => native::build_portable().map(|_| ()),
-                None => native::build().map(|_| ()),
-                Some(other) => Err(format!(
-                    "build-native: unknown argument `{other}` (only --portable)"
+            match args.get(1..).unwrap_or_default() {
+                [] => native::build().map(|_| ()),
+                [flag] if flag == "--portable" => native::build_portable(native::Arch::X86_64).map(|_| ()),
+                [flag, arch_flag, arch] if flag == "--portable" && arch_flag == "--arch" => {
+                    match native::Arch::parse(arch) {
+                        Some(arch) => native::build_portable(arch).map(|_| ()),
+                        None => Err(format!("build-native: unknown architecture `{arch}` (x86_64 or aarch64)")),
+                    }
+                }
+                other => Err(format!(
+                    "build-native: unexpected arguments {other:?} (build-native [--portable [--arch x86_64|aarch64]])"
                 )),
             }
         }

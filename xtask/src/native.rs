@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use entragate_tools as tools;
+use entragate_tools::{self as tools, elf};
 
-use crate::cmd;
+use crate::{cmd, setup};
 
 pub const PACKAGE: &str = "entragate-native";
 pub const PROFILE: &str = "release-native";
@@ -69,13 +69,66 @@ pub fn test_panic_artifact_path() -> Result<PathBuf, String> {
 /// binary needs 2.30, so a module that needs no more than this loads wherever
 /// that Envoy runs (a module built on this Debian 12 machine needs 2.34).
 pub const PORTABLE_GLIBC: &str = "2.28";
-const PORTABLE_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// `cargo xtask build-native --portable`: the module linked against glibc
-/// [`PORTABLE_GLIBC`] with Zig (`cargo-zigbuild`), whatever glibc this machine
-/// has, then checked: no symbol may need a newer glibc. This is the module to
-/// ship; the plain build is for tests on this machine.
-pub fn build_portable() -> Result<PathBuf, String> {
+/// The architectures the portable module is built for: one `.so` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
+
+    /// The `--arch` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|arch| arch.name() == name)
+    }
+
+    /// The Rust target: also the folder under `target/` the module lands in.
+    pub fn triple(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// `e_machine` as `readelf -h` prints it.
+    fn elf_machine(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "Advanced Micro Devices X86-64",
+            Arch::Aarch64 => "AArch64",
+        }
+    }
+}
+
+/// Where `cargo xtask build-native --portable --arch <arch>` leaves the module.
+pub fn portable_artifact_path(arch: Arch) -> Result<PathBuf, String> {
+    Ok(cmd::target_dir()?
+        .join(arch.triple())
+        .join(PROFILE)
+        .join(ARTIFACT))
+}
+
+/// `cargo xtask build-native --portable [--arch <arch>]`: the module for
+/// `arch`, linked against glibc [`PORTABLE_GLIBC`] with Zig
+/// (`cargo-zigbuild`) whatever glibc this machine has, then checked by
+/// [`check_portable`]. This is the module to ship; the plain build is for
+/// tests on this machine.
+///
+/// Zig is the C compiler of AWS-LC too (its `cc` builder, no CMake; on Linux
+/// its assembly is `.S` files the C compiler assembles, no NASM), so the same
+/// command cross-builds: only the Rust standard library of the target is
+/// added (`rustup target add`).
+pub fn build_portable(arch: Arch) -> Result<PathBuf, String> {
+    setup::ensure_rust_target(arch.triple())?;
     let zig = tools::pip::ensure(&tools::ZIG).map_err(|e| format!("installing Zig: {e}"))?;
     let zigbuild = ensure_cargo_zigbuild()?;
     // cargo-zigbuild finds Zig as `python3 -m ziglang` from the venv.
@@ -87,7 +140,7 @@ pub fn build_portable() -> Result<PathBuf, String> {
         ),
     )
     .map_err(|e| format!("PATH: {e}"))?;
-    let target = format!("{PORTABLE_TARGET}.{PORTABLE_GLIBC}");
+    let target = format!("{}.{PORTABLE_GLIBC}", arch.triple());
     cmd::run(
         Command::new(&zigbuild)
             .args([
@@ -102,20 +155,55 @@ pub fn build_portable() -> Result<PathBuf, String> {
             .current_dir(cmd::repo_root())
             .env("PATH", path),
     )?;
-    let module = cmd::target_dir()?
-        .join(PORTABLE_TARGET)
-        .join(PROFILE)
-        .join(ARTIFACT);
-    let needed = newest_glibc(&module)?;
-    if version_key(&needed) > version_key(PORTABLE_GLIBC) {
+    let module = portable_artifact_path(arch)?;
+    let needed = check_portable(&module, arch)?;
+    let task = format!("build-native --portable --arch {}", arch.name());
+    cmd::report_size(&task, &module)?;
+    println!(
+        "{task}: {} module, needs glibc >= {needed} (Envoy 1.40.0 itself needs 2.30), exports the {} hooks Envoy 1.40 requires",
+        arch.elf_machine(),
+        elf::DYNAMIC_MODULE_HOOKS.len()
+    );
+    Ok(module)
+}
+
+/// What makes `module` shippable for `arch`, read from the file (the same
+/// check for every architecture, since one of them cannot be loaded here): it
+/// is an ELF for `arch`, no symbol needs a glibc newer than
+/// [`PORTABLE_GLIBC`], and it exports every hook Envoy 1.40 resolves. Returns
+/// the newest glibc it needs.
+pub fn check_portable(module: &Path, arch: Arch) -> Result<String, String> {
+    let machine = elf::machine(module)?;
+    if machine != arch.elf_machine() {
+        return Err(format!(
+            "{} is a {machine} ELF, not {}",
+            module.display(),
+            arch.elf_machine()
+        ));
+    }
+    let symbols = elf::dynamic_symbols(module)?;
+    let needed = elf::newest_glibc(&symbols)
+        .ok_or_else(|| format!("{}: no GLIBC symbol versions found", module.display()))?;
+    if elf::version_key(&needed) > elf::version_key(PORTABLE_GLIBC) {
         return Err(format!(
             "{} needs GLIBC_{needed}, newer than the {PORTABLE_GLIBC} it was built for",
             module.display()
         ));
     }
-    cmd::report_size("build-native --portable", &module)?;
-    println!("build-native --portable: needs glibc >= {needed} (Envoy 1.40.0 itself needs 2.30)");
-    Ok(module)
+    let exported = elf::envoy_symbols(&symbols, true);
+    let missing: Vec<&str> = elf::DYNAMIC_MODULE_HOOKS
+        .iter()
+        .copied()
+        .filter(|hook| !exported.contains(*hook))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "{} does not export {}",
+            module.display(),
+            missing.join(", ")
+        ));
+    }
+    Ok(needed)
 }
 
 /// `cargo-zigbuild` at the pinned version, installed under `.cache/` once.
@@ -144,38 +232,53 @@ fn ensure_cargo_zigbuild() -> Result<PathBuf, String> {
     Ok(binary)
 }
 
-/// The newest `GLIBC_x.y` symbol version `module` needs (`objdump -T`).
-fn newest_glibc(module: &Path) -> Result<String, String> {
-    let output = Command::new("objdump")
-        .arg("-T")
-        .arg(module)
-        .output()
-        .map_err(|e| format!("objdump: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("objdump -T {} failed", module.display()));
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
-        .filter_map(|word| word.strip_prefix("GLIBC_"))
-        .filter(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
-        .max_by_key(|v| version_key(v))
-        .map(str::to_string)
-        .ok_or_else(|| format!("{}: no GLIBC symbol versions found", module.display()))
-}
-
-/// `2.28` -> `[2, 28]`, for comparing versions numerically.
-fn version_key(version: &str) -> Vec<u32> {
-    version.split('.').filter_map(|p| p.parse().ok()).collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::version_key;
+    use super::*;
+
+    /// The check on the plain build (`cargo xtask test` builds it before the
+    /// tests run; skipped when it is absent): checked as the other
+    /// architecture it is refused for its ELF machine; as its own, it exports
+    /// every hook and can only be refused for its glibc (on a machine with a
+    /// glibc newer than 2.28, such as Debian 12's 2.36, it is).
+    #[test]
+    fn the_portable_check_refuses_what_cannot_ship() {
+        let module = match artifact_path() {
+            Ok(path) if path.exists() => path,
+            _ => {
+                eprintln!("SKIPPED: no plain build (cargo xtask build-native)");
+                return;
+            }
+        };
+        let host = Arch::ALL
+            .into_iter()
+            .find(|arch| arch.name() == std::env::consts::ARCH);
+        let Some(host) = host else {
+            eprintln!("SKIPPED: no portable build for {}", std::env::consts::ARCH);
+            return;
+        };
+        match check_portable(&module, host) {
+            Ok(needed) => println!("the plain build needs only glibc {needed}"),
+            Err(refusal) => assert!(
+                refusal.contains(&format!("newer than the {PORTABLE_GLIBC}")),
+                "{refusal}"
+            ),
+        }
+        for other in Arch::ALL.into_iter().filter(|arch| *arch != host) {
+            let refusal = check_portable(&module, other).expect_err("wrong machine accepted");
+            assert!(
+                refusal.contains(&format!("not {}", other.elf_machine())),
+                "{refusal}"
+            );
+        }
+    }
 
     #[test]
-    fn glibc_versions_compare_numerically() {
-        assert!(version_key("2.34") > version_key("2.28"));
-        assert!(version_key("2.9") < version_key("2.28"));
-        assert_eq!(version_key("2.28"), vec![2, 28]);
+    fn arch_names_round_trip() {
+        for arch in Arch::ALL {
+            assert_eq!(Arch::parse(arch.name()), Some(arch));
+            assert!(arch.triple().starts_with(arch.name()));
+        }
+        assert_eq!(Arch::parse("arm64"), None);
     }
 }

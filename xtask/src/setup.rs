@@ -21,7 +21,7 @@ const DOCKER_COMPOSE_PACKAGE: &str = "docker-compose";
 
 pub fn run() -> Result<Setup, String> {
     println!("== setup");
-    ensure_wasm_target()?;
+    ensure_rust_target(WASM_TARGET)?;
     let root = cmd::repo_root();
     let envoy = ensure_envoy(&root)?;
     println!(
@@ -80,14 +80,16 @@ fn ensure_docker_compose() {
     }
 }
 
-fn ensure_wasm_target() -> Result<(), String> {
+/// Adds the Rust standard library for `target` (`rustup target add`) unless it is there: the wasm target, and
+/// the portable native module's architectures.
+pub fn ensure_rust_target(target: &str) -> Result<(), String> {
     let installed = cmd::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
-    if installed.lines().any(|line| line.trim() == WASM_TARGET) {
-        println!("setup: rust target {WASM_TARGET} already installed");
+    if installed.lines().any(|line| line.trim() == target) {
+        println!("setup: rust target {target} already installed");
         return Ok(());
     }
-    println!("setup: installing rust target {WASM_TARGET}");
-    cmd::run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+    println!("setup: installing rust target {target}");
+    cmd::run(Command::new("rustup").args(["target", "add", target]))
 }
 
 fn ensure_envoy(root: &Path) -> Result<PathBuf, String> {

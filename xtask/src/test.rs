@@ -40,6 +40,18 @@ pub fn run() -> Result<(), String> {
         native::build_test_panic().map(|_| ())
     });
     step(&mut steps, "build-native", || native::build().map(|_| ()));
+    // The modules to ship, one per architecture, each built against glibc
+    // 2.28 and checked (ELF machine, glibc symbol versions, exported hooks).
+    // The x86_64 one is what the native-host suites below load; the aarch64
+    // one is only checked: there is no aarch64 Envoy (or emulator) here.
+    let mut portable = None;
+    step(&mut steps, "build-native --portable x86_64", || {
+        portable = Some(native::build_portable(native::Arch::X86_64)?);
+        Ok(())
+    });
+    step(&mut steps, "build-native --portable aarch64", || {
+        native::build_portable(native::Arch::Aarch64).map(|_| ())
+    });
     // The pure core runs inside Envoy's V8 as wasm: run its unit tests compiled
     // to wasm32-wasip1 too (under Wasmtime), not only natively.
     step(&mut steps, "core tests as wasm", || {
@@ -87,7 +99,11 @@ pub fn run() -> Result<(), String> {
         // The callee and caller suites again with the dynamic module as the
         // filter of every callee and caller they start (issue 12): the
         // binaries the step above built, same profile and features, so
-        // nothing is compiled again.
+        // nothing is compiled again. The module is the portable x86_64 one,
+        // the one shipped, with `native_module` run against it too (the step
+        // above ran that suite against the plain build); the plain build only
+        // if the portable build failed (that step already failed the run).
+        let native_host_module = portable.clone().unwrap_or_else(|| native_path.clone());
         step(&mut steps, "test (native host)", || {
             let mut command = cmd::cargo();
             // `--workspace` as above, not `-p entragate-tests`: a narrower
@@ -97,6 +113,7 @@ pub fn run() -> Result<(), String> {
             // mesh_mtls: every sidecar as `bootstrap render --filter native` renders it (the callee with
             // the workload binding: the module reads the mTLS peer's SANs; the callers' outbound role).
             let suites = [
+                "native_module",
                 "callee_filter",
                 "audit_log",
                 "attack_corpus",
@@ -116,6 +133,7 @@ pub fn run() -> Result<(), String> {
             filter.push("(binary(mesh_e2e) & test(runs_end_to_end))".into());
             command.args(["-E", &filter.join(" | ")]);
             with_env(&mut command);
+            command.env(native::ENV, &native_host_module);
             cmd::run(command.env("ENTRAGATE_FILTER_HOST", "native"))
         });
         // nextest does not run doctests. After nextest, so that they link against the libraries it just
@@ -158,7 +176,7 @@ pub fn run() -> Result<(), String> {
     println!("== summary");
     for s in &steps {
         let verdict = if s.ok { "ok    " } else { "FAILED" };
-        println!("{verdict} {:<16} {:>7.1}s", s.name, s.seconds);
+        println!("{verdict} {:<32} {:>7.1}s", s.name, s.seconds);
     }
     println!("total {:.1}s", started.elapsed().as_secs_f64());
     let failed: Vec<&str> = steps.iter().filter(|s| !s.ok).map(|s| s.name).collect();

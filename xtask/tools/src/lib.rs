@@ -6,7 +6,11 @@
 //! (`cargo test -p entragate-bootstrap`) installs what it needs on first use through the same
 //! [`pip::ensure`], so there is one version of each tool and one installer, safe across parallel test
 //! binaries. The one launcher of moto is [`moto::MotoServer`].
+//!
+//! [`elf`] reads a built module with binutils: what xtask checks in the module to ship and the tests check in
+//! the one they load.
 
+pub mod elf;
 pub mod envoy;
 pub mod moto;
 pub mod pip;
