@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use entragate_core::error::AuthError;
 use entragate_core::host::LogLevel;
-use entragate_core::inbound::audit::{audit_record, denial_log_line, token_fingerprint};
+use entragate_core::inbound::audit::{audit_record, denial_log_line, wanted_fingerprint};
 use entragate_core::inbound::cache::{CacheStats, SharedTokenCache};
 use entragate_core::inbound::config::FilterPolicy;
 use entragate_core::inbound::engine::{Decision, RequestFlow, Step};
@@ -369,9 +369,12 @@ impl Config {
 
     fn apply(&self, stream: Stream, decision: &Decision, flow: &RequestFlow) -> bool {
         let input = flow.input();
-        // The first `Authorization` value is only ever hashed, once, for the audit record and the log line.
-        let token_hash = token_fingerprint(input, flow.audit());
-        publish_audit(stream, decision, flow, token_hash.as_deref());
+        let audit_fields = self.policy.audit_fields;
+        // Hashed at most once, for the audit record and the log line.
+        let token_hash = wanted_fingerprint(audit_fields, decision, input, flow.audit());
+        if audit_fields {
+            publish_audit(stream, decision, flow, token_hash.as_deref());
+        }
         match decision {
             Decision::Allow { set_headers, .. } => {
                 let mut headers = stream;

@@ -103,6 +103,20 @@ pub fn token_fingerprint(input: &RequestInput, trail: &AuditTrail) -> Option<Str
     Some(fingerprint(token.unwrap_or(value)))
 }
 
+/// The fingerprint an adapter needs for a decision: for the audit record when
+/// it is published (`audit_fields`), and for a refusal's log line; `None`,
+/// without hashing anything, when neither is wanted.
+pub fn wanted_fingerprint(
+    audit_fields: bool,
+    decision: &Decision,
+    input: &RequestInput,
+    trail: &AuditTrail,
+) -> Option<String> {
+    (audit_fields || matches!(decision, Decision::Deny(_)))
+        .then(|| token_fingerprint(input, trail))
+        .flatten()
+}
+
 /// The fields of one decision that have a value, in [`AuditField::ALL`] order.
 /// `token_fingerprint` is [`crate::fingerprint::fingerprint`] of the request's first `Authorization`
 /// value (the adapter computes it once, for this record and its own log line). Values borrow from the

@@ -1,7 +1,7 @@
 //! Writes a decision back to the (effective) request context.
 
 use entragate_core::host::LogLevel;
-use entragate_core::inbound::audit::{audit_record, denial_log_line, token_fingerprint};
+use entragate_core::inbound::audit::{audit_record, denial_log_line, wanted_fingerprint};
 use entragate_core::inbound::engine::{Decision, RequestFlow};
 use entragate_core::inbound::request::set_identity_headers;
 use entragate_core::response::denial_response;
@@ -13,17 +13,20 @@ use crate::refusals::send_reply;
 
 /// Applies `decision` (the outcome of `flow`) to the current effective
 /// context. Returns true when the request may continue upstream (the caller
-/// resumes or returns `Continue`).
+/// resumes or returns `Continue`). `audit_fields`: the policy's switch.
 pub fn apply_decision(
     decision: &Decision,
     realm: &str,
+    audit_fields: bool,
     metrics: &Metrics,
     flow: &RequestFlow,
 ) -> bool {
     let input = flow.input();
-    // The first `Authorization` value is only ever hashed, once, for the audit record and the log line.
-    let token_hash = token_fingerprint(input, flow.audit());
-    publish_audit(decision, flow, token_hash.as_deref());
+    // Hashed at most once, for the audit record and the log line.
+    let token_hash = wanted_fingerprint(audit_fields, decision, input, flow.audit());
+    if audit_fields {
+        publish_audit(decision, flow, token_hash.as_deref());
+    }
     match decision {
         Decision::Allow { set_headers, .. } => {
             set_identity_headers(&mut RequestHeaderMap, set_headers);

@@ -48,7 +48,13 @@ impl HttpContext for AuthRequest {
         let mut flow = RequestFlow::new(input);
         match worker.run(&mut flow, false) {
             Outcome::Decided(decision) => {
-                if apply_decision(&decision, &worker.policy.realm, &worker.metrics, &flow) {
+                if apply_decision(
+                    &decision,
+                    &worker.policy.realm,
+                    worker.policy.audit_fields,
+                    &worker.metrics,
+                    &flow,
+                ) {
                     Action::Continue
                 } else {
                     Action::Pause

@@ -42,13 +42,14 @@ impl AuthRoot {
     /// Decides the waiters that can be decided and writes each decision to its
     /// request context. Borrows are released before touching other contexts.
     fn resume_waiters(&self, keys_settled: bool) {
-        let Some((decided, realm, metrics)) = with_worker(&self.worker, |worker| {
+        let Some((decided, realm, audit_fields, metrics)) = with_worker(&self.worker, |worker| {
             if worker.waiters.is_empty() {
                 return None;
             }
             Some((
                 worker.drain_waiters(keys_settled),
                 worker.policy.realm.clone(),
+                worker.policy.audit_fields,
                 worker.metrics.clone(),
             ))
         })
@@ -59,7 +60,7 @@ impl AuthRoot {
             .into_iter()
             .map(|(context_id, waiter, decision)| (context_id, (waiter.flow, decision)));
         resume_requests(self.context_id, decided, |(flow, decision)| {
-            apply_decision(&decision, &realm, &metrics, &flow)
+            apply_decision(&decision, &realm, audit_fields, &metrics, &flow)
         });
     }
 }

@@ -36,10 +36,12 @@ const CONNECTIONS: u32 = 16;
 /// `entragate_anon` is the entragate listener on an anonymous route: the
 /// cost of the wasm filter itself, without any token work.
 /// `entragate_native*`: the same core and configuration as an Envoy dynamic
-/// module (docs/native.md). `mesh_plain` and `mesh_mtls` go through a second Envoy (the caller's sidecar) to
+/// module (docs/native.md); `entragate_native_noaudit` without publishing
+/// the audit record (`audit_fields: false`: no access log reads it here, and
+/// `jwt_authn` publishes nothing). `mesh_plain` and `mesh_mtls` go through a second Envoy (the caller's sidecar) to
 /// `entragate` in clear or over mTLS ([`mesh`]): their difference is the TLS
 /// cost per request on kept-alive connections.
-const HOT_CASES: [&str; 9] = [
+const HOT_CASES: [&str; 10] = [
     "noauth",
     "jwt",
     "jwt_cache",
@@ -47,6 +49,7 @@ const HOT_CASES: [&str; 9] = [
     "entragate_anon",
     "entragate_native",
     "entragate_native_anon",
+    "entragate_native_noaudit",
     "mesh_plain",
     "mesh_mtls",
 ];
@@ -260,6 +263,7 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
     facts.first_ok_jwt_ms = jwt?;
     first_ok(&envoy, "entragate_pure", &hot_token, start).await?;
     first_ok(&envoy, "entragate_native", &hot_token, start).await?;
+    first_ok(&envoy, "entragate_native_noaudit", &hot_token, start).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     facts.rss_with_filter_idle_kib = rss_kib(envoy.pid());
     facts.signature_path = signature_paths(&envoy.logs());
@@ -290,7 +294,12 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
             run_wrk(&caller_script, &url(&envoy, case)?, warm).await?;
         }
     }
-    for case in ["entragate", "entragate_pure", "entragate_native"] {
+    for case in [
+        "entragate",
+        "entragate_pure",
+        "entragate_native",
+        "entragate_native_noaudit",
+    ] {
         if !options.selected(case) {
             continue;
         }
@@ -420,7 +429,7 @@ async fn bench(options: &Options, wasm: &Path) -> anyhow::Result<()> {
 }
 
 fn template_vars(idp: &Idp, wasm: &Path, certs: &Path) -> TemplateVars {
-    let config = |pure: bool| -> Value {
+    let config = |pure: bool, audit_fields: bool| -> Value {
         let mut config = json!({
             "tenant_id": idp.tenant_id(),
             "audiences": [ids::API_APP_ID],
@@ -433,6 +442,9 @@ fn template_vars(idp: &Idp, wasm: &Path, certs: &Path) -> TemplateVars {
         if pure {
             config["signature_verifier"] = json!("pure");
         }
+        if !audit_fields {
+            config["audit_fields"] = json!(false);
+        }
         config
     };
     TemplateVars::new()
@@ -444,8 +456,9 @@ fn template_vars(idp: &Idp, wasm: &Path, certs: &Path) -> TemplateVars {
         .set("ROLE", ids::CLIENT_ROLE)
         .set("WASM_PATH", wasm.display())
         .set("CERT_DIR", certs.display())
-        .json_string("ENTRAGATE_CONFIG", &config(false))
-        .json_string("ENTRAGATE_PURE_CONFIG", &config(true))
+        .json_string("ENTRAGATE_CONFIG", &config(false, true))
+        .json_string("ENTRAGATE_PURE_CONFIG", &config(true, true))
+        .json_string("ENTRAGATE_NOAUDIT_CONFIG", &config(false, false))
         .json_string(
             "CALLER_CONFIG",
             &json!({

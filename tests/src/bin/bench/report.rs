@@ -207,6 +207,18 @@ pub fn render(results: &Results, facts: &Facts) -> String {
         "<= 1.1",
     );
     ratio(
+        "hot, by CPU/request: entragate_native without audit fields / jwt_authn+cache",
+        by_cpu("hot", "entragate_native_noaudit"),
+        by_cpu("hot", "jwt_cache"),
+        "(audit record off)",
+    );
+    ratio(
+        "hot, by CPU/request: entragate_native without audit fields / no-auth",
+        by_cpu("hot", "entragate_native_noaudit"),
+        by_cpu("hot", "noauth"),
+        "(audit record off)",
+    );
+    ratio(
         "hot: entragate_native anonymous route / no-auth",
         rate("hot", "entragate_native_anon"),
         rate("hot", "noauth"),

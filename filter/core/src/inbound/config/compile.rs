@@ -107,6 +107,7 @@ impl TryFrom<RawConfig> for FilterPolicy {
             token_cache_size,
             signature_verifier,
             workload_binding,
+            audit_fields: raw.audit_fields.unwrap_or(true),
         })
     }
 }

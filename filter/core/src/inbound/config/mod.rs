@@ -39,6 +39,10 @@ pub struct FilterPolicy {
     pub signature_verifier: SignatureBackend,
     /// Which rules require the token's caller to be the mTLS peer's app ([`crate::inbound::binding`]).
     pub workload_binding: Option<crate::inbound::binding::WorkloadBinding>,
+    /// Publish each decision's audit record as filter state
+    /// ([`crate::inbound::audit`]): on by default; off saves its host writes
+    /// where no access log reads them.
+    pub audit_fields: bool,
 }
 
 impl FilterPolicy {

@@ -59,6 +59,8 @@ pub struct RawConfig {
     pub signature_verifier: Option<String>,
     /// Over mTLS: the token's caller must be the app running as the peer workload. Default none.
     pub workload_binding: Option<crate::inbound::binding::RawWorkloadBinding>,
+    /// Publish each decision's audit record as filter state for access logs. Default true.
+    pub audit_fields: Option<bool>,
 }
 
 /// Issuer base URLs (`issuer_base` object).

@@ -823,6 +823,16 @@ fn claim_headers() {
 }
 
 #[test]
+fn audit_fields_are_published_unless_switched_off() {
+    assert!(accepted(&minimal()).audit_fields);
+    assert!(!accepted(&with(&minimal(), "/audit_fields", json!(false))).audit_fields);
+    rejected(
+        &with(&minimal(), "/audit_fields", json!("no")),
+        "audit_fields",
+    );
+}
+
+#[test]
 fn performance_settings() {
     use crate::options::SignatureBackend;
 
