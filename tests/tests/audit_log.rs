@@ -178,3 +178,47 @@ async fn the_access_log_records_every_decision_and_never_the_token() {
         }
     }
 }
+
+/// `audit_fields: false` (for Envoys whose access log does not read them): the
+/// same decisions, and no audit field in the access log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_fields_off_publishes_nothing_and_decides_the_same() {
+    if !require_envoy("audit_log_off") {
+        return;
+    }
+    let callee = Callee::start_with(|config| config["audit_fields"] = false.into(), |_| {}).await;
+    callee.wait_for_keys().await;
+    let good = callee.idp.app_token_v2().build();
+    assert_eq!(callee.analyze(Some(&good)).await.status(), StatusCode::OK);
+    assert_eq!(
+        callee.analyze(None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let lines: Vec<Map<String, Value>> = wait_for(Duration::from_secs(10), "access log", || {
+        let text = callee.envoy.access_log();
+        async move {
+            let lines: Vec<Map<String, Value>> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            (lines.len() >= 2).then_some(lines)
+        }
+    })
+    .await
+    .expect("two access-log lines");
+    for (path, status) in [("/fraud/analyze", 200), ("/fraud/analyze", 401)] {
+        let l = line(&lines, path, status);
+        for name in [
+            "decision",
+            "reason",
+            "rule",
+            "caller",
+            "tenant",
+            "roles",
+            "token_sha256",
+        ] {
+            assert_eq!(field(l, name), None, "{name} in {l:?}");
+        }
+    }
+}
