@@ -22,6 +22,8 @@
 
 use std::sync::Arc;
 
+use subtle::ConstantTimeEq;
+
 use super::token_cache::CachedToken;
 
 /// Tokens remembered per worker: the callers a sidecar serves at once are
@@ -96,15 +98,7 @@ impl RecentTokens {
 /// documentation). Lengths are not secret: an Entra token's length follows
 /// from its claims, which any caller of the same app sees in its own.
 fn same_bytes(held: &str, presented: &str) -> bool {
-    if held.len() != presented.len() {
-        return false;
-    }
-    let difference = held
-        .bytes()
-        .zip(presented.bytes())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    // The optimiser may not turn the fold into an early exit through this.
-    std::hint::black_box(difference) == 0
+    held.as_bytes().ct_eq(presented.as_bytes()).into()
 }
 
 #[cfg(test)]
