@@ -34,8 +34,6 @@ pub struct TickSummary {
     pub failed: bool,
     /// Every waiter should look again (new document, a fetch settled, a failure).
     pub wake_all: bool,
-    /// This coordinator adopted a newer document.
-    pub changed: bool,
     pub started_fetch: bool,
     pub next_tick_ms: u64,
 }
@@ -45,7 +43,6 @@ impl TickSummary {
         TickSummary {
             failed: outcome.failure.is_some(),
             wake_all: outcome.changed || outcome.recheck_waiters || outcome.failure.is_some(),
-            changed: outcome.changed,
             started_fetch: outcome.started_fetch,
             next_tick_ms: outcome.next_tick_ms,
         }
@@ -152,27 +149,24 @@ impl MainFetch {
 
     /// Main thread: a scheduled tick of this configuration's coordinators.
     /// `publish` runs before any waiter is woken (a woken request must find
-    /// what the tick adopted). Returns whether one of them adopted a new
-    /// document.
+    /// what the tick adopted).
     pub fn on_tick<C: MainThreadFetcher>(
         &self,
         scope: ConfigScope,
         coordinators: &mut [C],
         publish: impl FnOnce(&[C]),
-    ) -> bool {
+    ) {
         let mut host = NativeHost {
             config: Some(scope),
         };
         let mut next_tick_ms = SLOW_TICK_MS;
         let mut wake_all = false;
-        let mut changed = false;
         for coordinator in coordinators.iter_mut() {
             let tick = coordinator.tick(&mut host);
             if tick.failed {
                 scope.increment(self.fetch_failed);
             }
             wake_all |= tick.wake_all;
-            changed |= tick.changed;
             next_tick_ms = next_tick_ms.min(tick.next_tick_ms);
             log(
                 LogLevel::Debug,
@@ -185,14 +179,11 @@ impl MainFetch {
         publish(coordinators);
         self.wake(if wake_all { Wake::All } else { Wake::Routine });
         self.ticker.tick_in(next_tick_ms);
-        changed
     }
 
     /// Main thread: the answer to a config-level callout, given to the
     /// coordinator that waits for it. The caller ticks next (so the
-    /// coordinators plan a refresh or a retry at once). Returns whether a
-    /// fetch succeeded (`Some(true)`) or failed (`Some(false)`) with it.
-    /// `publish` runs before the waiters are woken, as for [`MainFetch::on_tick`].
+    /// coordinators plan a refresh or a retry at once). `publish` runs before the waiters are woken, as for [`MainFetch::on_tick`].
     pub fn on_callout<C: MainThreadFetcher>(
         &self,
         scope: ConfigScope,
@@ -200,9 +191,13 @@ impl MainFetch {
         callout_id: u64,
         response: CalloutResponse,
         publish: impl FnOnce(&[C]),
-    ) -> Option<bool> {
-        let token = CalloutToken::try_from(callout_id).ok()?;
-        let coordinator = coordinators.iter_mut().find(|c| c.waits_for(token))?;
+    ) {
+        let Ok(token) = CalloutToken::try_from(callout_id) else {
+            return;
+        };
+        let Some(coordinator) = coordinators.iter_mut().find(|c| c.waits_for(token)) else {
+            return;
+        };
         let mut host = NativeHost {
             config: Some(scope),
         };
@@ -216,7 +211,6 @@ impl MainFetch {
         if answer.settled {
             self.wake(Wake::All);
         }
-        answer.succeeded
     }
 
     /// Wakes this configuration's waiters that `which` selects.
