@@ -37,6 +37,23 @@ fn field<'a>(line: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty() && *v != "-")
 }
 
+/// The access log's JSON lines, once there are at least `count`: Envoy
+/// flushes file access logs periodically, so this polls.
+async fn access_log_lines(callee: &Callee, count: usize) -> Vec<Map<String, Value>> {
+    wait_for(Duration::from_secs(10), "access log", || {
+        let text = callee.envoy.access_log();
+        async move {
+            let lines: Vec<Map<String, Value>> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            (lines.len() >= count).then_some(lines)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{count} access-log lines: {e}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_access_log_records_every_decision_and_never_the_token() {
     if !require_envoy("audit_log") {
@@ -72,19 +89,7 @@ async fn the_access_log_records_every_decision_and_never_the_token() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
-    // Envoy flushes file access logs periodically: poll until all five lines are there.
-    let lines: Vec<Map<String, Value>> = wait_for(Duration::from_secs(10), "access log", || {
-        let text = callee.envoy.access_log();
-        async move {
-            let lines: Vec<Map<String, Value>> = text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect();
-            (lines.len() >= 5).then_some(lines)
-        }
-    })
-    .await
-    .expect("five access-log lines");
+    let lines = access_log_lines(&callee, 5).await;
     let text = callee.envoy.access_log();
     println!("access log:\n{text}");
 
@@ -195,18 +200,7 @@ async fn audit_fields_off_publishes_nothing_and_decides_the_same() {
         StatusCode::UNAUTHORIZED
     );
 
-    let lines: Vec<Map<String, Value>> = wait_for(Duration::from_secs(10), "access log", || {
-        let text = callee.envoy.access_log();
-        async move {
-            let lines: Vec<Map<String, Value>> = text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect();
-            (lines.len() >= 2).then_some(lines)
-        }
-    })
-    .await
-    .expect("two access-log lines");
+    let lines = access_log_lines(&callee, 2).await;
     for (path, status) in [("/fraud/analyze", 200), ("/fraud/analyze", 401)] {
         let l = line(&lines, path, status);
         for name in [
