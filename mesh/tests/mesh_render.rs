@@ -7,6 +7,7 @@ mod support;
 
 use entragate_core::config::FilterPolicy;
 use entragate_core::outbound::OutboundPolicy;
+use entragate_mesh::policy::Service;
 use entragate_mesh::render::envoy::{self, EnvoyOptions, FilterModule};
 use entragate_mesh::render::envoy_gateway::{self, GatewayFilter, GatewayOptions, NativeProxy};
 use entragate_mesh::render::istio::{self, KubeOptions};
@@ -449,6 +450,21 @@ fn with(sets: &[&str]) -> MeshPolicy {
     mesh::from_str(EXAMPLE, "mesh.yaml", &overrides).unwrap()
 }
 
+/// The plugin JSON of `service`'s first listener rendered with the wasm filter: what every native rendering
+/// of the same policy must carry.
+fn wasm_plugin_json(policy: &MeshPolicy, service: &Service, agent_key: Option<&str>) -> String {
+    let wasm = EnvoyOptions {
+        filter: FilterModule::Wasm(module("/opt/entragate_filter.wasm")),
+        agent_key: agent_key.map(str::to_string),
+    };
+    let text = envoy::render(policy, service, &wasm).unwrap();
+    str_at(
+        get(&documents(&text)[0], "static_resources.listeners.0"),
+        "filter_chains.0.filters.0.typed_config.http_filters.0.typed_config.config.configuration.value",
+    )
+    .to_string()
+}
+
 const NATIVE: EnvoyOptions = EnvoyOptions {
     filter: FilterModule::Native,
     agent_key: None,
@@ -486,17 +502,7 @@ fn a_native_callee_sidecar_loads_the_dynamic_module_with_the_same_plugin_json() 
     let json = str_at(filter, "filter_config.value");
 
     // The same plugin JSON as the wasm rendering of the same policy.
-    let wasm = EnvoyOptions {
-        filter: FilterModule::Wasm(module("/opt/entragate_filter.wasm")),
-        agent_key: None,
-    };
-    let wasm_text = envoy::render(&policy, fraud, &wasm).unwrap();
-    let wasm_doc = &documents(&wasm_text)[0];
-    let wasm_json = str_at(
-        wasm_doc,
-        "static_resources.listeners.0.filter_chains.0.filters.0.typed_config.http_filters.0.typed_config.config.configuration.value",
-    );
-    assert_eq!(json, wasm_json);
+    assert_eq!(json, wasm_plugin_json(&policy, fraud, None));
     FilterPolicy::from_json(json.as_bytes()).unwrap();
 
     // FAIL_OPEN is a wasm VM setting: the module fails closed, and the header says so.
@@ -554,17 +560,7 @@ fn a_native_callee_keeps_the_workload_binding_and_matches_the_golden_file() {
         "{text}"
     );
 
-    let wasm = EnvoyOptions {
-        filter: FilterModule::Wasm(module("/opt/entragate_filter.wasm")),
-        agent_key: None,
-    };
-    let wasm_text = envoy::render(&policy, fraud, &wasm).unwrap();
-    let wasm_doc = &documents(&wasm_text)[0];
-    let wasm_json = str_at(
-        wasm_doc,
-        "static_resources.listeners.0.filter_chains.0.filters.0.typed_config.http_filters.0.typed_config.config.configuration.value",
-    );
-    assert_eq!(json, wasm_json);
+    assert_eq!(json, wasm_plugin_json(&policy, fraud, None));
 }
 
 /// `--filter native` for a caller: the module in its outbound role (`filter_name: entragate_outbound`, as
@@ -598,17 +594,7 @@ fn a_native_caller_sidecar_loads_the_module_in_its_outbound_role() {
     assert_eq!(str_at(filter, "filter_name"), "entragate_outbound");
     let json = str_at(filter, "filter_config.value");
 
-    let wasm = EnvoyOptions {
-        filter: FilterModule::Wasm(module("/opt/entragate_filter.wasm")),
-        agent_key: Some(AGENT_KEY.into()),
-    };
-    let wasm_text = envoy::render(&plain, tp, &wasm).unwrap();
-    let wasm_json = str_at(
-        get(&documents(&wasm_text)[0], "static_resources.listeners.0"),
-        "filter_chains.0.filters.0.typed_config.http_filters.0.typed_config.config.configuration.value",
-    )
-    .to_string();
-    assert_eq!(json, wasm_json);
+    assert_eq!(json, wasm_plugin_json(&plain, tp, Some(AGENT_KEY)));
     let outbound_policy = OutboundPolicy::from_json(json.as_bytes()).unwrap();
     assert_eq!(
         outbound_policy.select("fraud-detector", Some("fraud_detector")),
