@@ -243,20 +243,13 @@ impl JwksCoordinator {
     /// Takes another thread's key set if it is newer than this one's.
     pub fn adopt(&mut self, shared: &SharedKeys) {
         let (document, _) = self.fetcher.parts_mut();
-        if document
-            .local
-            .as_ref()
-            .is_some_and(|l| l.generation >= shared.generation)
-        {
-            return;
+        if !document.holds_as_new(shared.generation) {
+            document.hold(
+                shared.generation,
+                shared.fetched_at_ms,
+                Arc::clone(&shared.keys),
+            );
         }
-        document.seen_generation = document.seen_generation.max(shared.generation);
-        document.keys_loaded = shared.keys.len();
-        document.local = Some(LocalKeys {
-            generation: shared.generation,
-            fetched_at_ms: shared.fetched_at_ms,
-            keys: Rc::new(Arc::clone(&shared.keys)),
-        });
     }
 
     pub fn names(&self) -> &RecordNames {
@@ -358,6 +351,26 @@ impl JwksCoordinator {
 }
 
 impl JwksDocument {
+    /// Whether the key set held is already of `generation` or newer.
+    fn holds_as_new(&self, generation: u64) -> bool {
+        self.local
+            .as_ref()
+            .is_some_and(|l| l.generation >= generation)
+    }
+
+    /// Holds `keys` (of `generation`, fetched at `fetched_at_ms`) as this
+    /// worker's set: whether fetched here, decoded from the shared record,
+    /// or adopted from another thread.
+    fn hold(&mut self, generation: u64, fetched_at_ms: UnixMillis, keys: Arc<KeySet>) {
+        self.seen_generation = self.seen_generation.max(generation);
+        self.keys_loaded = keys.len();
+        self.local = Some(LocalKeys {
+            generation,
+            fetched_at_ms,
+            keys: Rc::new(keys),
+        });
+    }
+
     /// Adopt the shared key set if its generation moved. Returns true if the
     /// local set changed.
     fn sync_local_copy(&mut self, host: &dyn Host) -> bool {
@@ -383,20 +396,10 @@ impl JwksDocument {
             .and_then(|r| r.to_key_set().map(|set| (r, set)));
         match loaded {
             Ok((record, set)) => {
-                if self
-                    .local
-                    .as_ref()
-                    .is_some_and(|l| l.generation >= record.generation)
-                {
+                if self.holds_as_new(record.generation) {
                     return false;
                 }
-                self.seen_generation = self.seen_generation.max(record.generation);
-                self.keys_loaded = set.len();
-                self.local = Some(LocalKeys {
-                    generation: record.generation,
-                    fetched_at_ms: record.fetched_at_ms,
-                    keys: Rc::new(Arc::new(set)),
-                });
+                self.hold(record.generation, record.fetched_at_ms, Arc::new(set));
                 true
             }
             Err(e) => {
@@ -595,13 +598,7 @@ impl Document for JwksDocument {
         let (generation, parsed) = stored;
         let summary = parsed.summary();
         let (keys, skipped) = (parsed.key_set.len(), parsed.skipped.len());
-        self.local = Some(LocalKeys {
-            generation,
-            fetched_at_ms: now,
-            keys: Rc::new(Arc::new(parsed.key_set)),
-        });
-        self.seen_generation = self.seen_generation.max(generation);
-        self.keys_loaded = keys;
+        self.hold(generation, now, Arc::new(parsed.key_set));
         host.log(
             LogLevel::Info,
             &format!("jwks: fetched {summary} (generation {generation})"),
